@@ -1,0 +1,21 @@
+"""softmax_spark: distributed softmax (multinomial logistic) regression on Apache Spark.
+
+The numpy core (``model``, ``loss``, ``model_io``, ``optim``) imports no Spark; the Spark parts
+(``SoftmaxRegression``) are imported lazily.
+"""
+
+from .errors import InputError, ModelFormatError
+from .model import SoftmaxModel
+from .model_io import load_model, save_model
+
+__version__ = "0.1.0"
+
+__all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelFormatError", "SoftmaxRegression"]
+
+
+def __getattr__(name):
+    if name == "SoftmaxRegression":
+        from .estimator import SoftmaxRegression
+
+        return SoftmaxRegression
+    raise AttributeError(name)

@@ -1,0 +1,435 @@
+"""Ingest: Parquet → validated, executor-local numpy block files, once per training run.
+
+One ``mapInArrow`` pass turns each input partition into three files in the executor's Spark
+local directory (``X`` raw rows of shape (n_rows, n_features) in ``dtype``, ``y`` class indices,
+``w`` sample weights), validating as it goes (finite values, equal lengths, non-null labels,
+known classes) and summarising (rows per class, weighted column sums and squares, the largest
+squared row norm). It returns one small *descriptor* per partition; the descriptors are persisted
+as a Spark RDD, so every later pass is scheduled where its descriptor — and so its block file —
+lives, and opens the file memory-mapped: no data crosses the JVM ↔ Python boundary after ingest.
+
+A pass that lands on a machine without the file reports the partition as missing (never wrong
+sums); ``distributed.DistributedLoss`` then rebuilds the blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .features import FeatureSpec, features_to_numpy, labels_to_python, weights_to_numpy
+from .model import labels_to_index
+
+__all__ = ["BlockDescriptor", "DataSummary", "read_parquet", "check_columns", "discover_classes", "ingest"]
+
+
+@dataclass(frozen=True)
+class BlockDescriptor:
+    """Where one partition's blocks live and what they hold (small; pickled to tasks)."""
+
+    partition: int
+    host: str
+    path: str  # file prefix: <path>.X, <path>.y.npy, <path>.w.npy
+    n_rows: int
+    n_features: int
+    dtype: str
+    has_weights: bool
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path + ".X") and os.path.exists(self.path + ".y.npy")
+
+    def open(self):
+        """(X memory-mapped of shape (n_rows, n_features), y_index of shape (n_rows,), weights or None)."""
+        X = np.memmap(self.path + ".X", dtype=self.dtype, mode="r", shape=(self.n_rows, self.n_features))
+        y_index = np.load(self.path + ".y.npy", allow_pickle=False)
+        w = np.load(self.path + ".w.npy", allow_pickle=False) if self.has_weights else None
+        return X, y_index, w
+
+    def remove(self) -> None:
+        for suffix in (".X", ".y.npy", ".w.npy"):
+            try:
+                os.remove(self.path + suffix)
+            except FileNotFoundError:
+                pass
+
+
+@dataclass
+class DataSummary:
+    """What the ingest pass learnt about the training data (merged over partitions)."""
+
+    n_rows: int
+    n_features: int
+    classes: list
+    class_counts: np.ndarray  # of shape (n_classes,), rows per class
+    class_weight_sums: np.ndarray  # of shape (n_classes,), Σ s_i per class
+    weight_sum: float
+    col_mean: np.ndarray  # of shape (n_features,), weighted
+    col_var: np.ndarray  # of shape (n_features,), weighted population variance
+    covariance: np.ndarray | None  # of shape (n_features, n_features), weighted; None if D is large
+    max_sq_norm: float  # max_i ‖x_i‖²
+    mean_sq_norm: float  # Σ s_i ‖x_i‖² / Σ s_i
+    n_partitions: int
+
+    def to_dict(self) -> dict:
+        return {
+            "rows": self.n_rows,
+            "features": self.n_features,
+            "classes": list(self.classes),
+            "class_counts": [int(c) for c in self.class_counts],
+            "weight_sum": self.weight_sum,
+            "partitions": self.n_partitions,
+        }
+
+
+def read_parquet(spark, path: str):
+    """spark.read.parquet with a one-line error for a missing path."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(path)
+    except AnalysisException as exc:
+        text = str(exc)
+        if "PATH_NOT_FOUND" in text or "does not exist" in text:
+            raise InputError(f"input path {path} does not exist") from None
+        if "UNABLE_TO_INFER_SCHEMA" in text:
+            raise InputError(f"input path {path} holds no Parquet data (empty directory?)") from None
+        raise InputError(f"cannot read Parquet at {path}: {text.splitlines()[0]}") from None
+
+
+def check_columns(df, spec: FeatureSpec, label_col: str | None, weight_col: str | None) -> None:
+    """Every named column exists (else name it and list those that do) and has a usable type."""
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import types as T
+
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    wanted = spec.columns + [c for c in (label_col, weight_col) if c]
+    for name in wanted:
+        if name not in fields:
+            raise InputError(f"column '{name}' not found; the input has columns: {', '.join(fields)}")
+    if spec.features_col:
+        typ = fields[spec.features_col]
+        ok = isinstance(typ, VectorUDT) or (
+            isinstance(typ, T.ArrayType) and isinstance(typ.elementType, T.NumericType)
+        )
+        if not ok:
+            raise InputError(
+                f"column '{spec.features_col}' is {typ.simpleString()}, expected array<double>, "
+                "array<float> or a dense ml Vector"
+            )
+    for name in spec.feature_cols or ():
+        if not isinstance(fields[name], (T.NumericType, T.BooleanType)):
+            raise InputError(f"column '{name}' is {fields[name].simpleString()}, expected a numeric column")
+    if weight_col and not isinstance(fields[weight_col], T.NumericType):
+        raise InputError(f"column '{weight_col}' is {fields[weight_col].simpleString()}, expected numeric weights")
+    if label_col:
+        typ = fields[label_col]
+        if isinstance(typ, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)) or type(typ).__name__.endswith("UDT"):
+            raise InputError(f"column '{label_col}' is {typ.simpleString()}, expected an orderable label (int, string, …)")
+
+
+def discover_classes(df, label_col: str) -> list:
+    """The sorted distinct non-null labels (scikit-learn's ``classes_`` rule)."""
+    from .model import sorted_classes
+
+    values = [row[0] for row in df.select(label_col).distinct().collect() if row[0] is not None]
+    try:
+        return sorted_classes(values)
+    except TypeError:
+        raise InputError(f"column '{label_col}' mixes label types that cannot be ordered") from None
+
+
+_DESCRIPTOR_SCHEMA = (
+    "partition int, host string, path string, n_rows long, n_features int, dtype string, "
+    "has_weights boolean, class_counts array<long>, class_weight_sums array<double>, "
+    "weight_sum double, col_mean array<double>, col_m2 array<double>, max_sq_norm double, "
+    "sq_norm_sum double"
+)
+
+
+FULL_COVARIANCE_MAX_FEATURES = 512  # above this only the diagonal is kept (D² floats per partition)
+
+
+def batch_moments(X: np.ndarray, w: np.ndarray | None):
+    """(Σ w, weighted column mean, M2) of one block, where M2 = Σ w (x − mean)(x − mean)ᵀ of
+    shape (D, D) when D ≤ FULL_COVARIANCE_MAX_FEATURES, else its diagonal of shape (D,).
+    Centred first, so a column like 1000 ± 1e-3 keeps its variance (no cancellation)."""
+    total = float(X.shape[0]) if w is None else float(w.sum())
+    if total <= 0:
+        return None
+    mean = X.mean(axis=0) if w is None else (w @ X) / total
+    centred = X - mean
+    weighted = centred if w is None else centred * w[:, None]
+    if X.shape[1] <= FULL_COVARIANCE_MAX_FEATURES:
+        return total, mean, weighted.T @ centred
+    return total, mean, np.einsum("ij,ij->j", weighted, centred)
+
+
+def merge_moments(a, b):
+    """Chan et al.'s pairwise merge of (Σ w, mean, M2) moments; ``None`` is the empty set."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    wa, ma, m2a = a
+    wb, mb, m2b = b
+    total = wa + wb
+    if total == 0:
+        return a
+    delta = mb - ma
+    cross = np.outer(delta, delta) if np.ndim(m2a) == 2 else delta * delta
+    return total, ma + delta * (wb / total), m2a + m2b + cross * (wa * wb / total)
+
+
+def _descriptor_arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("partition", pa.int32()), ("host", pa.string()), ("path", pa.string()), ("n_rows", pa.int64()),
+        ("n_features", pa.int32()), ("dtype", pa.string()), ("has_weights", pa.bool_()),
+        ("class_counts", pa.list_(pa.int64())), ("class_weight_sums", pa.list_(pa.float64())),
+        ("weight_sum", pa.float64()), ("col_mean", pa.list_(pa.float64())), ("col_m2", pa.list_(pa.float64())),
+        ("max_sq_norm", pa.float64()), ("sq_norm_sum", pa.float64()),
+    ])
+
+
+def _local_dir() -> str:
+    """The executor's Spark local directory (set for Python workers), else the temp dir."""
+    dirs = os.environ.get("SPARK_LOCAL_DIRS", "")
+    return dirs.split(",")[0] if dirs else tempfile.gettempdir()
+
+
+def _ingest_partition_fn(spec, label_col, weight_col, classes, dtype, run_id, n_features_expected):
+    """The function run by ``mapInArrow`` on each partition (closure over the plan, no Spark refs)."""
+    import pyarrow as pa
+
+    def ingest_partition(batches):
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        partition = ctx.partitionId() if ctx else 0
+        attempt = ctx.attemptNumber() if ctx else 0
+        where = f"partition {partition}"
+        root = os.path.join(_local_dir(), f"softmax_spark-{run_id}")
+        os.makedirs(root, exist_ok=True)
+        final = os.path.join(root, f"part-{partition:05d}")
+        tmp = f"{final}.attempt-{attempt}-{uuid.uuid4().hex[:8]}"
+        n_classes = len(classes)
+        n_rows, n_features = 0, n_features_expected
+        class_counts = np.zeros(n_classes, dtype=np.int64)
+        class_wsums = np.zeros(n_classes)
+        max_sq, sq_sum = 0.0, 0.0
+        moments = None
+        ys, ws = [], []
+        try:
+            with open(tmp + ".X", "wb") as xfile:
+                for batch in batches:
+                    if batch.num_rows == 0:
+                        continue
+                    X = features_to_numpy(batch, spec, dtype, where, n_rows, n_features)
+                    if n_features is None:
+                        n_features = X.shape[1]
+                    labels = labels_to_python(batch.column(label_col), label_col, where, n_rows)
+                    try:
+                        y = labels_to_index(labels, classes)
+                    except ValueError:
+                        known = set(classes)
+                        bad = next(i for i, v in enumerate(labels) if v not in known)
+                        raise InputError(
+                            f"column '{label_col}': label {labels[bad]!r} at {where} row {n_rows + bad} "
+                            f"is not one of the classes {list(classes)}"
+                        ) from None
+                    if weight_col:
+                        w = weights_to_numpy(batch.column(weight_col), weight_col, where, n_rows)
+                        ws.append(w)
+                    else:
+                        w = None
+                    Xd = X.astype(np.float64, copy=False)
+                    sq = np.einsum("ij,ij->i", Xd, Xd)
+                    class_wsums += np.bincount(y, weights=w, minlength=n_classes)
+                    sq_sum += float(sq.sum() if w is None else w @ sq)
+                    moments = merge_moments(moments, batch_moments(Xd, w))
+                    max_sq = max(max_sq, float(sq.max()))
+                    class_counts += np.bincount(y, minlength=n_classes)
+                    ys.append(y.astype(np.int32))
+                    xfile.write(np.ascontiguousarray(X).tobytes())
+                    n_rows += X.shape[0]
+            if n_rows == 0:
+                os.remove(tmp + ".X")
+                return
+            np.save(tmp + ".y.npy", np.concatenate(ys), allow_pickle=False)
+            if weight_col:
+                np.save(tmp + ".w.npy", np.concatenate(ws), allow_pickle=False)
+            # rename last: a retried or speculative attempt replaces the files whole
+            for suffix in (".y.npy", ".w.npy", ".X"):
+                if os.path.exists(tmp + suffix):
+                    os.replace(tmp + suffix, final + suffix)
+        except BaseException:
+            for suffix in (".X", ".y.npy", ".w.npy"):
+                if os.path.exists(tmp + suffix):
+                    os.remove(tmp + suffix)
+            raise
+        yield pa.RecordBatch.from_pylist(
+            schema=_descriptor_arrow_schema(),
+            mapping=[
+                {
+                    "partition": partition,
+                    "host": socket.gethostname(),
+                    "path": final,
+                    "n_rows": n_rows,
+                    "n_features": n_features,
+                    "dtype": np.dtype(dtype).name,
+                    "has_weights": bool(weight_col),
+                    "class_counts": class_counts.tolist(),
+                    "class_weight_sums": class_wsums.tolist(),
+                    "weight_sum": moments[0] if moments else 0.0,
+                    "col_mean": moments[1].tolist() if moments else [0.0] * n_features,
+                    "col_m2": moments[2].ravel().tolist() if moments else [],
+                    "max_sq_norm": max_sq,
+                    "sq_norm_sum": sq_sum,
+                }
+            ]
+        )
+
+    return ingest_partition
+
+
+def ingest(
+    df,
+    spec: FeatureSpec,
+    label_col: str,
+    classes: list,
+    weight_col: str | None = None,
+    dtype: str = "float64",
+    n_partitions: int | None = None,
+    n_features: int | None = None,
+):
+    """Build the executor-local blocks; returns an ``IngestedData``.
+
+    ``n_partitions``: coalesce to at most this many partitions first (a few large partitions
+    beat many small ones: each task costs ~50 ms).
+    """
+    from pyspark import StorageLevel
+
+    from .distributed import raise_task_error
+
+    columns = spec.columns + [label_col] + ([weight_col] if weight_col else [])
+    df = df.select(*columns)
+    if n_partitions and df.rdd.getNumPartitions() > n_partitions:
+        df = df.coalesce(n_partitions)
+    run_id = uuid.uuid4().hex[:12]
+    fn = _ingest_partition_fn(spec, label_col, weight_col, list(classes), np.dtype(dtype), run_id, n_features)
+    rows_rdd = df.mapInArrow(fn, _DESCRIPTOR_SCHEMA).rdd
+    # persisted: (descriptor, statistics as numpy) — later passes only unpickle this small tuple
+    persisted = rows_rdd.map(_split_record).persist(StorageLevel.MEMORY_ONLY)
+    persisted.setName(f"softmax_spark blocks {run_id}")
+    sc = df.sparkSession.sparkContext
+    sc.setJobDescription(f"softmax_spark: ingest ({run_id})")
+    try:
+        records = [stats for _, stats in persisted.collect()]
+    except Exception as exc:
+        persisted.unpersist()
+        raise_task_error(exc)
+        raise
+    finally:
+        sc.setJobDescription(None)
+    try:
+        if not records:
+            raise InputError("the input has 0 rows; expected at least one labelled row")
+        widths = {r["n_features"] for r in records}
+        if len(widths) > 1:
+            raise InputError(
+                f"column '{spec.describe()}': partitions hold feature arrays of different lengths {sorted(widths)}"
+            )
+        summary = _summarise(records, classes)
+    except InputError:
+        remove_blocks(persisted.map(_first))
+        persisted.unpersist()
+        raise
+    return IngestedData(persisted, persisted.map(_first), summary, run_id)
+
+
+@dataclass
+class IngestedData:
+    """The persisted ingest result: ``blocks`` (RDD of BlockDescriptor) for the passes."""
+
+    persisted: object  # RDD of (BlockDescriptor, stats dict), persisted
+    blocks: object  # RDD of BlockDescriptor
+    summary: DataSummary
+    run_id: str
+
+    def release(self) -> None:
+        """Delete the block files on the executors and drop the cached descriptors."""
+        remove_blocks(self.blocks)
+        self.persisted.unpersist()
+
+
+def remove_blocks(blocks) -> None:
+    """Best effort: delete each partition's files where its descriptor lives."""
+    def remove(descriptors):
+        for d in descriptors:
+            d.remove()
+        return iter(())
+
+    try:
+        blocks.foreachPartition(remove)
+    except Exception:  # cleanup must never hide the real outcome; Spark's local dirs go at exit
+        pass
+
+
+def _first(pair):
+    return pair[0]
+
+
+def _split_record(row) -> tuple:
+    record = row.asDict()
+    for key in ("col_mean", "col_m2", "class_counts", "class_weight_sums"):
+        record[key] = np.asarray(record[key])
+    return _to_descriptor(record), record
+
+
+def _to_descriptor(record: dict) -> BlockDescriptor:
+    return BlockDescriptor(
+        record["partition"], record["host"], record["path"], record["n_rows"],
+        record["n_features"], record["dtype"], record["has_weights"],
+    )
+
+
+def _summarise(records: list[dict], classes: list) -> DataSummary:
+    n_classes = len(classes)
+    if not records:
+        return DataSummary(0, 0, list(classes), np.zeros(n_classes, np.int64), np.zeros(n_classes), 0.0,
+                           np.zeros(0), np.zeros(0), None, 0.0, 0.0, 0)
+    n_features = records[0]["n_features"]
+    moments = None
+    for r in records:
+        m2 = np.asarray(r["col_m2"])
+        if m2.size == 0:
+            continue  # only zero-weight rows in this partition
+        if m2.size != n_features:
+            m2 = m2.reshape(n_features, n_features)
+        moments = merge_moments(moments, (r["weight_sum"], np.asarray(r["col_mean"]), m2))
+    if moments is None:
+        raise InputError("every row has sample weight 0; expected a positive total weight")
+    weight_sum, mean, m2 = moments
+    cov = m2 / weight_sum if m2.ndim == 2 else None
+    var = np.diag(cov).copy() if cov is not None else m2 / weight_sum
+    return DataSummary(
+        n_rows=sum(r["n_rows"] for r in records),
+        n_features=n_features,
+        classes=list(classes),
+        class_counts=np.sum([r["class_counts"] for r in records], axis=0).astype(np.int64),
+        class_weight_sums=np.sum([r["class_weight_sums"] for r in records], axis=0),
+        weight_sum=weight_sum,
+        col_mean=mean,
+        col_var=var,
+        covariance=cov,
+        max_sq_norm=max(r["max_sq_norm"] for r in records),
+        mean_sq_norm=sum(r["sq_norm_sum"] for r in records) / weight_sum,
+        n_partitions=len(records),
+    )

@@ -1,0 +1,142 @@
+"""Parameter space seen by the optimizers: an affine change of variables that leaves J unchanged.
+
+Optimizers work on a flat vector θ = (Θ, β); the model is
+
+    W = Θ S⁻¹,   b = β − W μ            (with an intercept: centre, then scale)
+    W = Θ S⁻¹,   b = 0                  (without: scale only, μ = 0)
+
+with μ the weighted column means and S = diag(s), s_j² = v_j + 8λ p_j, where v_j is the
+column's variance (its second moment when there is no intercept) and p_j its L2 weight
+(1, or σ_j² under ``--standardize``). This is exact re-parameterisation — J(W(θ), b(θ)) is the
+same objective, and so the same optimum — but in θ every diagonal entry of the Hessian is at most
+¼ (p(1−p) ≤ ¼ bounds the data part, 2λp_j/s_j² the penalty). Unlike standardising by σ_j
+alone it does not blow up on constant or nearly constant columns (s_j ≥ √(8λp_j) keeps the penalty's
+curvature ≤ ¼, and a centred constant column simply has zero gradient) — the case on which
+MLlib's internal standardisation stalls.
+
+The reference parameterisation (``reference=True``, the seed's Q2b) keeps only C−1 free rows:
+row C−1 of Θ and β is pinned to zero.
+
+The chain rule gives the gradient in θ from the one in (W, b):
+
+    ∇_Θ = (∇_W − ∇_b μᵀ) S⁻¹,    ∇_β = ∇_b.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Preconditioner", "l2_feature_weights"]
+
+
+def l2_feature_weights(n_features: int, standardize: bool, col_std: np.ndarray | None) -> np.ndarray:
+    """p_j in λ Σ_cj p_j w_cj²: ones, or σ_j² for ``--standardize`` (MLlib's standardization=True)."""
+    if not standardize:
+        return np.ones(n_features)
+    return np.asarray(col_std, dtype=np.float64) ** 2
+
+
+class Preconditioner:
+    """Maps the flat optimizer vector θ to (coef, intercept) and gradients back.
+
+    Parameters
+    ----------
+    n_classes, n_features : ints
+    mean : ndarray of shape (n_features,) — column means (ignored without intercept)
+    second_moment : ndarray of shape (n_features,) — variances (with intercept) or E[x²] (without)
+    l2 : λ ≥ 0
+    l2_weights : ndarray of shape (n_features,) — p_j
+    fit_intercept : bool
+    reference : bool — C−1 free rows
+    enabled : bool — False gives the identity map (θ = (W, b) flattened)
+    """
+
+    def __init__(self, n_classes, n_features, mean, second_moment, l2, l2_weights,
+                 fit_intercept=True, reference=False, enabled=True):
+        self.n_classes = n_classes
+        self.n_features = n_features
+        self.fit_intercept = fit_intercept
+        self.reference = reference
+        self.rows = n_classes - 1 if reference else n_classes
+        if enabled:
+            scale_sq = np.asarray(second_moment, dtype=np.float64) + 8.0 * l2 * np.asarray(l2_weights)
+            positive = scale_sq > 0
+            tiny = scale_sq <= 1e-300
+            scale = np.where(positive & ~tiny, np.sqrt(np.where(positive, scale_sq, 1.0)), 1.0)
+            self.scale = scale
+            self.mean = np.asarray(mean, dtype=np.float64) if fit_intercept else np.zeros(n_features)
+        else:
+            self.scale = np.ones(n_features)
+            self.mean = np.zeros(n_features)
+
+    @property
+    def size(self) -> int:
+        return self.rows * (self.n_features + (1 if self.fit_intercept else 0))
+
+    def _split(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)
+        Theta = theta[: self.rows * self.n_features].reshape(self.rows, self.n_features)
+        beta = theta[self.rows * self.n_features:] if self.fit_intercept else np.zeros(self.rows)
+        return Theta, beta
+
+    def _pad(self, rows):
+        if not self.reference:
+            return rows
+        pad = np.zeros((1,) + rows.shape[1:])
+        return np.concatenate([rows, pad], axis=0)
+
+    def to_model(self, theta) -> tuple[np.ndarray, np.ndarray]:
+        """θ → (coef of shape (C, D), intercept of shape (C,))."""
+        Theta, beta = self._split(theta)
+        coef = self._pad(Theta / self.scale)
+        intercept = self._pad(beta) - coef @ self.mean
+        if not self.fit_intercept:
+            intercept = np.zeros(self.n_classes)
+        return coef, intercept
+
+    def from_model(self, coef, intercept) -> np.ndarray:
+        """(coef, intercept) → θ. Under ``reference`` the model is first shifted so the last
+        row is zero (same probabilities)."""
+        coef = np.asarray(coef, dtype=np.float64)
+        intercept = np.zeros(self.n_classes) if intercept is None else np.asarray(intercept, dtype=np.float64)
+        if self.reference:
+            coef = coef - coef[-1]
+            intercept = intercept - intercept[-1]
+            coef, intercept = coef[:-1], intercept[:-1]
+        Theta = coef * self.scale
+        parts = [Theta.ravel()]
+        if self.fit_intercept:
+            parts.append(intercept + coef @ self.mean)
+        return np.concatenate(parts)
+
+    def gradient(self, grad_coef, grad_intercept) -> np.ndarray:
+        """(∇_W J, ∇_b J) → ∇_θ J."""
+        grad_coef = np.asarray(grad_coef)[: self.rows]
+        parts = []
+        if self.fit_intercept:
+            grad_intercept = np.asarray(grad_intercept)[: self.rows]
+            parts.append(((grad_coef - np.outer(grad_intercept, self.mean)) / self.scale).ravel())
+            parts.append(grad_intercept)
+        else:
+            parts.append((grad_coef / self.scale).ravel())
+        return np.concatenate(parts)
+
+    def curvature_bound(self, covariance, col_mean, col_var, l2, l2_weights) -> float:
+        """An upper bound L on the largest Hessian eigenvalue of J in θ.
+
+        Böhning's bound H ⪯ ½ (I − 11ᵀ/C) ⊗ E[z̃ z̃ᵀ] for the data term, with z̃ = (S⁻¹(x − μ), 1)
+        (with intercept) or z̃ = S⁻¹x (without), plus the penalty's 2λ max_j p_j/s_j². Uses the
+        full covariance when the ingest kept it, else the trace of E[z̃ z̃ᵀ] (looser, still safe).
+        """
+        col_mean = np.asarray(col_mean, dtype=np.float64)
+        if covariance is not None:
+            moment = covariance if self.fit_intercept else covariance + np.outer(col_mean, col_mean)
+            scaled = moment / np.outer(self.scale, self.scale)
+            top = float(np.linalg.eigvalsh(scaled)[-1]) if scaled.size else 0.0
+        else:
+            moment = np.asarray(col_var) if self.fit_intercept else np.asarray(col_var) + col_mean**2
+            top = float(np.sum(moment / self.scale**2))
+        if self.fit_intercept:
+            top = max(top, 1.0)  # the constant 1 is uncorrelated with the centred z
+        penalty = 2.0 * l2 * float(np.max(np.asarray(l2_weights) / self.scale**2, initial=0.0))
+        return 0.5 * top + penalty

@@ -1,0 +1,25 @@
+"""Building the SparkSession for jobs and tests (one place that knows the defaults we rely on)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def build_session(app_name: str, master: str | None = None, conf: dict | None = None):
+    """A SparkSession whose Python workers use this interpreter.
+
+    ``master`` None keeps what spark-submit set (or local[*] when run as plain python).
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    # Arrow carries the feature batches between the JVM and the Python workers.
+    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    return session
