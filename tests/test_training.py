@@ -1,0 +1,231 @@
+"""The distributed trainer on local-mode Spark: exact sums, the optimum, SGD, options, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import make_data, sklearn_reference, to_df
+from softmax_spark import SoftmaxRegression
+from softmax_spark.distributed import DistributedLoss
+from softmax_spark.features import FeatureSpec
+from softmax_spark.ingest import ingest
+from softmax_spark.loss import objective_and_gradient
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data(n=600, d=6, c=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def df(spark, data):
+    X, y = data
+    frame = to_df(spark, X, y, partitions=3).cache()
+    frame.count()
+    yield frame
+    frame.unpersist()
+
+
+def _check_distributed(frame, X, y, depths, seed):
+    ingested = ingest(frame, FeatureSpec(), "label", [0, 1, 2, 3], n_partitions=frame.rdd.getNumPartitions())
+    try:
+        rng = np.random.default_rng(seed)
+        coef, intercept = rng.normal(size=(4, 6)), rng.normal(size=4)
+        loss, gcoef, gint = objective_and_gradient(coef, intercept, X, y)
+        for depth in depths:
+            result = DistributedLoss(ingested.blocks, 4, 6, True, depth)(coef, intercept)
+            assert result.n_rows == len(y)
+            assert result.loss == pytest.approx(loss, rel=1e-10)
+            np.testing.assert_allclose(result.grad_coef, gcoef, rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(result.grad_intercept, gint, rtol=1e-10, atol=1e-14)
+    finally:
+        ingested.release()
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 7])
+def test_distributed_loss_equals_numpy(spark, data, partitions):
+    """The distributed loss and gradient equal the single-process numpy ones (relative 1e-10)
+    for several partitionings and treeAggregate depths 1–3."""
+    X, y = data
+    _check_distributed(to_df(spark, X, y, partitions=partitions), X, y, [1, 2, 3], partitions)
+
+
+def test_distributed_loss_with_empty_partitions(spark, data):
+    """Empty partitions contribute nothing and break nothing: hashing 4 labels into 6
+    partitions leaves at least 2 of them empty."""
+    X, y = data
+    frame = to_df(spark, X, y, partitions=None).repartition(6, "label")
+    sizes = frame.rdd.glom().map(len).collect()
+    assert sizes.count(0) >= 2
+    _check_distributed(frame, X, y, [2], 11)
+
+
+def test_lbfgs_reaches_sklearn_optimum(df, data):
+    """lbfgs reaches scikit-learn's LogisticRegression(C=1/(2λN)) optimum: probabilities within 1e-6."""
+    X, y = data
+    l2 = 1e-3
+    model = SoftmaxRegression(l2=l2, tol=1e-12, gtol=1e-10, max_iter=500, write_mllib=False).fit(df)
+    ref = sklearn_reference(X, y, l2)
+    np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    # the L2 optimum is the centred parameterisation
+    np.testing.assert_allclose(model.coef.sum(axis=0), 0.0, atol=1e-6)
+    assert model.history and model.history[-1]["objective"] <= model.history[0]["objective"]
+
+
+def test_lbfgs_agrees_with_mllib(spark, df, data):
+    """Our optimum agrees with MLlib LogisticRegression(family=multinomial, regParam=2λ,
+    standardization=False) within 1e-5 in probabilities."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+
+    X, y = data
+    l2 = 1e-3
+    ours = SoftmaxRegression(l2=l2, tol=1e-12, gtol=1e-10, write_mllib=False).fit(df)
+    vec = df.withColumn("features", array_to_vector("features"))
+    mllib = LogisticRegression(family="multinomial", regParam=2 * l2, standardization=False,
+                               tol=1e-12, maxIter=1000).fit(vec)
+    rows = mllib.transform(vec).select("id", vector_to_array("probability").alias("p")).collect()
+    order = np.argsort([r["id"] for r in rows])
+    p_mllib = np.array([r["p"] for r in rows])[order]
+    np.testing.assert_allclose(ours.predict_proba(X), p_mllib, atol=1e-5)
+
+
+def test_full_batch_sgd_step_equals_numpy(df, data):
+    """One full-batch SGD step (batch fraction 1, no preconditioning) is W − η∇J of numpy."""
+    X, y = data
+    l2, lr = 1e-2, 0.5
+    model = SoftmaxRegression(optimizer="sgd", batch_fraction=1.0, learning_rate=lr, l2=l2, max_iter=1,
+                              precondition=False, write_mllib=False).fit(df)
+    zeros = np.zeros((4, 6))
+    _, gcoef, gint = objective_and_gradient(zeros, np.zeros(4), X, y, l2=l2)
+    np.testing.assert_allclose(model.coef, -lr * gcoef, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(model.intercept, -lr * gint, rtol=1e-10, atol=1e-14)
+
+
+def test_sgd_defaults_get_within_one_percent(df, data):
+    """Minibatch SGD with default step (1/L from the curvature bound) gets within 1% of the optimal objective."""
+    X, y = data
+    l2 = 1e-3
+    ref = SoftmaxRegression(l2=l2, tol=1e-12, write_mllib=False).fit(df)
+    sgd = SoftmaxRegression(l2=l2, optimizer="sgd", batch_fraction=0.3, max_iter=150, tol=0,
+                            write_mllib=False).fit(df)
+    best = objective_and_gradient(ref.coef, ref.intercept, X, y, l2=l2)[0]
+    got = objective_and_gradient(sgd.coef, sgd.intercept, X, y, l2=l2)[0]
+    assert got <= best * 1.01
+
+
+def test_same_seed_same_model(df):
+    """The same seed gives the same SGD model twice (deterministic minibatches)."""
+    opts = dict(optimizer="sgd", batch_fraction=0.4, max_iter=8, seed=7, write_mllib=False, momentum=0.5)
+    a = SoftmaxRegression(**opts).fit(df)
+    b = SoftmaxRegression(**opts).fit(df)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=0, atol=1e-12)
+    c = SoftmaxRegression(**{**opts, "seed": 8}).fit(df)
+    assert np.abs(a.coef - c.coef).max() > 1e-6
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_checkpoint_resume_equals_uninterrupted(df, tmp_path, optimizer):
+    """Stopping after k iterations with checkpoints, then running again with the same checkpoint
+    dir, resumes ('resuming from iteration k') and ends with the uninterrupted model."""
+    opts = dict(optimizer=optimizer, batch_fraction=0.5 if optimizer == "sgd" else 1.0, seed=3,
+                tol=0, write_mllib=False, checkpoint_every=2, average=optimizer == "sgd")
+    full = SoftmaxRegression(max_iter=10, **opts).fit(df)
+    ckpt = str(tmp_path / "ckpt")
+    SoftmaxRegression(max_iter=6, checkpoint_dir=ckpt, **opts).fit(df)
+    resumed = SoftmaxRegression(max_iter=10, checkpoint_dir=ckpt, **opts).fit(df)
+    assert [h["iteration"] for h in resumed.history] == list(range(1, 11))
+    np.testing.assert_allclose(resumed.coef, full.coef, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(resumed.intercept, full.intercept, rtol=0, atol=1e-9)
+
+
+def test_warm_start_continues(df, data, tmp_path):
+    """--init-model starts from a saved model: a warm start at the optimum stays there."""
+    X, y = data
+    path = str(tmp_path / "m")
+    SoftmaxRegression(l2=1e-3, tol=1e-12, model_dir=path, write_mllib=False).fit(df)
+    from softmax_spark import load_model
+
+    first = load_model(path)
+    again = SoftmaxRegression(l2=1e-3, tol=1e-12, init_model=path, write_mllib=False, max_iter=5).fit(df)
+    assert len(again.history) <= 3
+    np.testing.assert_allclose(again.predict_proba(X), first.predict_proba(X), atol=1e-7)
+
+
+def test_sample_and_class_weights_define_the_objective(spark, data):
+    """Sample weights s_i and class weights cw_c enter J as Σ s_i cw_{y_i} ℓ_i / Σ s_i cw_{y_i}:
+    the optimum equals scikit-learn's with sample_weight = s · cw[y]."""
+    X, y = data
+    rng = np.random.default_rng(5)
+    s = rng.uniform(0.2, 3.0, size=len(y))
+    frame = to_df(spark, X, y, weight=s, partitions=2)
+    l2 = 1e-3
+    model = SoftmaxRegression(l2=l2, weight_col="weight", class_weight="balanced", tol=1e-12,
+                              write_mllib=False).fit(frame)
+    counts = np.bincount(y, minlength=4)
+    cw = len(y) / (4 * counts)
+    eff = s * cw[y]
+    ref = sklearn_reference(X, y, l2, sample_weight=eff)
+    np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    unweighted = SoftmaxRegression(l2=l2, tol=1e-12, write_mllib=False).fit(to_df(spark, X, y))
+    assert np.abs(unweighted.coef - model.coef).max() > 1e-3
+
+
+def test_early_stopping_keeps_best_iterate(spark):
+    """With a validation set and patience, training stops and returns the iterate with the
+    lowest validation loss (recorded in the history)."""
+    X, y = make_data(n=120, d=30, c=3, seed=4, scale=0.3)  # few rows, many features: overfits
+    Xv, yv = make_data(n=300, d=30, c=3, seed=5, scale=0.3)
+    model = SoftmaxRegression(l2=0.0, tol=0, max_iter=200, patience=3, write_mllib=False).fit(
+        to_df(spark, X, y), validation_df=to_df(spark, Xv, yv))
+    losses = [h["validation_loss"] for h in model.history]
+    best = int(np.argmin(losses))
+    assert len(losses) < 200 and len(losses) - 1 - best == 3
+    got = objective_and_gradient(model.coef, model.intercept, Xv, yv)[0]
+    assert got == pytest.approx(losses[best], rel=1e-9)
+
+
+def test_string_labels_round_trip(spark, data, tmp_path):
+    """String labels: classes are the sorted strings, predict returns strings, save/load keeps them."""
+    X, y = data
+    names = np.array(["delta", "alpha", "charlie", "bravo"])
+    frame = to_df(spark, X, y, labels=names)
+    path = str(tmp_path / "m")
+    model = SoftmaxRegression(l2=1e-3, model_dir=path, write_mllib=False).fit(frame)
+    assert model.classes == ["alpha", "bravo", "charlie", "delta"]
+    from softmax_spark import load_model
+
+    loaded = load_model(path)
+    assert loaded.classes == model.classes
+    assert set(loaded.predict(X)) <= set(names)
+    assert np.mean(loaded.predict(X) == names[y]) > 0.5
+
+
+def test_reference_parametrization_same_probabilities(spark):
+    """--parametrization reference (C−1 free rows) reaches the same probabilities as full when
+    λ = 0 (the unregularised optimum is unique in probabilities)."""
+    X, y = make_data(n=500, d=3, c=3, seed=9, scale=0.5)
+    frame = to_df(spark, X, y)
+    full = SoftmaxRegression(l2=0.0, tol=1e-13, write_mllib=False).fit(frame)
+    ref = SoftmaxRegression(l2=0.0, tol=1e-13, parametrization="reference", write_mllib=False).fit(frame)
+    np.testing.assert_allclose(ref.coef[-1], 0.0, atol=0)
+    np.testing.assert_allclose(ref.predict_proba(X), full.predict_proba(X), atol=1e-6)
+
+
+def test_standardize_matches_mllib(spark, data):
+    """--standardize penalises λ Σ (σ_j w_cj)², MLlib's standardization=True: same probabilities."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+
+    X, y = data
+    X = X * np.array([1e2, 1.0, 1e-1, 3.0, 1.0, 10.0])
+    frame = to_df(spark, X, y, partitions=2)
+    l2 = 1e-2
+    ours = SoftmaxRegression(l2=l2, standardize=True, tol=1e-12, write_mllib=False).fit(frame)
+    vec = frame.withColumn("features", array_to_vector("features"))
+    mllib = LogisticRegression(family="multinomial", regParam=2 * l2, standardization=True,
+                               tol=1e-12, maxIter=2000).fit(vec)
+    rows = mllib.transform(vec).select("id", vector_to_array("probability").alias("p")).collect()
+    order = np.argsort([r["id"] for r in rows])
+    np.testing.assert_allclose(ours.predict_proba(X), np.array([r["p"] for r in rows])[order], atol=1e-5)
