@@ -22,10 +22,10 @@ def run(spark, cfg) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, spark=None) -> int:
     from softmax_spark.config import TrainConfig
 
-    return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__)
+    return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__, spark=spark)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def ship_package(spark) -> None:
     spark.sparkContext.addPyFile(base + ".zip")
 
 
-def run_job(app_name: str, config_cls, run, argv=None, description: str = "") -> int:
+def run_job(app_name: str, config_cls, run, argv=None, description: str = "", spark=None) -> int:
+    """Parse ``argv`` into ``config_cls``, then ``run(spark, cfg)``. A given ``spark`` session
+    (tests, notebooks) is used and left running; otherwise one is built and stopped."""
     from .config import parse_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -36,12 +38,13 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "") ->
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    spark = None
+    own_session = spark is None
     try:
-        from .session import build_session
+        if own_session:
+            from .session import build_session
 
-        spark = build_session(app_name)
-        ship_package(spark)
+            spark = build_session(app_name)
+            ship_package(spark)
         return run(spark, cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -52,5 +55,5 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "") ->
         print(f"error: {type(exc).__name__}: {first}", file=sys.stderr, flush=True)
         return 1
     finally:
-        if spark is not None:
+        if own_session and spark is not None:
             spark.stop()
