@@ -6,7 +6,8 @@ import os
 import sys
 
 
-def build_session(app_name: str, master: str | None = None, conf: dict | None = None):
+def build_session(app_name: str, master: str | None = None, conf: dict | None = None,
+                  log_level: str | None = "WARN"):
     """A SparkSession whose Python workers use this interpreter.
 
     ``master`` None keeps what spark-submit set (or local[*] when run as plain python).
@@ -22,4 +23,7 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    if log_level:
+        # Spark's INFO lines would bury the one line per iteration that users watch
+        session.sparkContext.setLogLevel(log_level)
     return session
