@@ -24,7 +24,6 @@ import numpy as np
 
 from .errors import InputError
 from .features import FeatureSpec, features_to_numpy, labels_to_python, weights_to_numpy
-from .model import labels_to_index
 
 __all__ = ["BlockDescriptor", "DataSummary", "read_parquet", "check_columns", "discover_classes", "ingest"]
 
@@ -204,99 +203,207 @@ def _local_dir() -> str:
     return dirs.split(",")[0] if dirs else tempfile.gettempdir()
 
 
-def _ingest_partition_fn(spec, label_col, weight_col, classes, dtype, run_id, n_features_expected):
-    """The function run by ``mapInArrow`` on each partition (closure over the plan, no Spark refs)."""
-    import pyarrow as pa
+class _BlockWriter:
+    """Validates Arrow batches and appends them to one partition's block files, keeping the
+    statistics; ``finish()`` publishes the files (rename last) and returns the record."""
+
+    def __init__(self, spec, label_col, weight_col, classes, dtype, run_id, n_features, partition, attempt):
+        self.spec, self.label_col, self.weight_col = spec, label_col, weight_col
+        self.classes, self.dtype, self.n_features = list(classes), np.dtype(dtype), n_features
+        self.partition = partition
+        self.where = f"partition {partition}"
+        root = os.path.join(_local_dir(), f"softmax_spark-{run_id}")
+        os.makedirs(root, exist_ok=True)
+        self.final = os.path.join(root, f"part-{partition:05d}")
+        self.tmp = f"{self.final}.attempt-{attempt}-{uuid.uuid4().hex[:8]}"
+        self.xfile = open(self.tmp + ".X", "wb")
+        self.n_rows = 0
+        self.class_counts = np.zeros(len(self.classes), dtype=np.int64)
+        self.class_wsums = np.zeros(len(self.classes))
+        self.max_sq, self.sq_sum, self.moments = 0.0, 0.0, None
+        self.ys, self.ws = [], []
+        self.position = {c: i for i, c in enumerate(self.classes)}
+
+    def add(self, batch) -> None:
+        if batch.num_rows == 0:
+            return
+        X = features_to_numpy(batch, self.spec, self.dtype, self.where, self.n_rows, self.n_features)
+        if self.n_features is None:
+            self.n_features = X.shape[1]
+        y = self._label_index(batch.column(self.label_col))
+        w = None
+        if self.weight_col:
+            w = weights_to_numpy(batch.column(self.weight_col), self.weight_col, self.where, self.n_rows)
+            self.ws.append(w)
+        Xd = X.astype(np.float64, copy=False)
+        sq = np.einsum("ij,ij->i", Xd, Xd)
+        n_classes = len(self.classes)
+        self.class_wsums += np.bincount(y, weights=w, minlength=n_classes)
+        self.sq_sum += float(sq.sum() if w is None else w @ sq)
+        self.moments = merge_moments(self.moments, batch_moments(Xd, w))
+        self.max_sq = max(self.max_sq, float(sq.max()))
+        self.class_counts += np.bincount(y, minlength=n_classes)
+        self.ys.append(y.astype(np.int32))
+        self.xfile.write(np.ascontiguousarray(X).data)
+        self.n_rows += X.shape[0]
+
+    def _label_index(self, column) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if column.null_count:
+            labels_to_python(column, self.label_col, self.where, self.n_rows)  # raises, naming the row
+        lookup = pa.array(self.classes)
+        if lookup.type != column.type:
+            try:
+                lookup = lookup.cast(column.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                lookup = None
+        if lookup is not None:
+            # vectorised label → class position; -1 marks a label outside ``classes``
+            index = pc.index_in(column, value_set=lookup).fill_null(-1).to_numpy(zero_copy_only=False)
+        else:
+            labels = column.to_pylist()
+            index = np.array([self.position.get(v, -1) for v in labels], dtype=np.int64)
+        if np.any(index < 0):
+            bad = int(np.flatnonzero(index < 0)[0])
+            raise InputError(
+                f"column '{self.label_col}': label {column[bad].as_py()!r} at {self.where} row "
+                f"{self.n_rows + bad} is not one of the classes {self.classes}"
+            )
+        return index.astype(np.int64)
+
+    def abort(self) -> None:
+        self.xfile.close()
+        for suffix in (".X", ".y.npy", ".w.npy"):
+            if os.path.exists(self.tmp + suffix):
+                os.remove(self.tmp + suffix)
+
+    def finish(self) -> dict | None:
+        self.xfile.close()
+        if self.n_rows == 0:
+            os.remove(self.tmp + ".X")
+            return None
+        np.save(self.tmp + ".y.npy", np.concatenate(self.ys), allow_pickle=False)
+        if self.weight_col:
+            np.save(self.tmp + ".w.npy", np.concatenate(self.ws), allow_pickle=False)
+        # rename last: a retried or speculative attempt replaces the files whole
+        for suffix in (".y.npy", ".w.npy", ".X"):
+            if os.path.exists(self.tmp + suffix):
+                os.replace(self.tmp + suffix, self.final + suffix)
+        moments = self.moments
+        return {
+            "partition": self.partition,
+            "host": socket.gethostname(),
+            "path": self.final,
+            "n_rows": self.n_rows,
+            "n_features": self.n_features,
+            "dtype": self.dtype.name,
+            "has_weights": bool(self.weight_col),
+            "class_counts": self.class_counts,
+            "class_weight_sums": self.class_wsums,
+            "weight_sum": moments[0] if moments else 0.0,
+            "col_mean": moments[1] if moments else np.zeros(self.n_features),
+            "col_m2": moments[2].ravel() if moments else np.zeros(0),
+            "max_sq_norm": self.max_sq,
+            "sq_norm_sum": self.sq_sum,
+        }
+
+
+def _write_blocks(batches, plan, partition):
+    """Run a ``_BlockWriter`` over ``batches``; returns the record (None for no rows)."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    attempt = ctx.attemptNumber() if ctx else 0
+    writer = _BlockWriter(*plan, partition=partition, attempt=attempt)
+    try:
+        for batch in batches:
+            writer.add(batch)
+        return writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _arrow_ingest_fn(plan):
+    """``mapInArrow`` body: Spark's Arrow batches → block files → one descriptor row."""
 
     def ingest_partition(batches):
+        import pyarrow as pa
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
-        partition = ctx.partitionId() if ctx else 0
-        attempt = ctx.attemptNumber() if ctx else 0
-        where = f"partition {partition}"
-        root = os.path.join(_local_dir(), f"softmax_spark-{run_id}")
-        os.makedirs(root, exist_ok=True)
-        final = os.path.join(root, f"part-{partition:05d}")
-        tmp = f"{final}.attempt-{attempt}-{uuid.uuid4().hex[:8]}"
-        n_classes = len(classes)
-        n_rows, n_features = 0, n_features_expected
-        class_counts = np.zeros(n_classes, dtype=np.int64)
-        class_wsums = np.zeros(n_classes)
-        max_sq, sq_sum = 0.0, 0.0
-        moments = None
-        ys, ws = [], []
-        try:
-            with open(tmp + ".X", "wb") as xfile:
-                for batch in batches:
-                    if batch.num_rows == 0:
-                        continue
-                    X = features_to_numpy(batch, spec, dtype, where, n_rows, n_features)
-                    if n_features is None:
-                        n_features = X.shape[1]
-                    labels = labels_to_python(batch.column(label_col), label_col, where, n_rows)
-                    try:
-                        y = labels_to_index(labels, classes)
-                    except ValueError:
-                        known = set(classes)
-                        bad = next(i for i, v in enumerate(labels) if v not in known)
-                        raise InputError(
-                            f"column '{label_col}': label {labels[bad]!r} at {where} row {n_rows + bad} "
-                            f"is not one of the classes {list(classes)}"
-                        ) from None
-                    if weight_col:
-                        w = weights_to_numpy(batch.column(weight_col), weight_col, where, n_rows)
-                        ws.append(w)
-                    else:
-                        w = None
-                    Xd = X.astype(np.float64, copy=False)
-                    sq = np.einsum("ij,ij->i", Xd, Xd)
-                    class_wsums += np.bincount(y, weights=w, minlength=n_classes)
-                    sq_sum += float(sq.sum() if w is None else w @ sq)
-                    moments = merge_moments(moments, batch_moments(Xd, w))
-                    max_sq = max(max_sq, float(sq.max()))
-                    class_counts += np.bincount(y, minlength=n_classes)
-                    ys.append(y.astype(np.int32))
-                    xfile.write(np.ascontiguousarray(X).tobytes())
-                    n_rows += X.shape[0]
-            if n_rows == 0:
-                os.remove(tmp + ".X")
-                return
-            np.save(tmp + ".y.npy", np.concatenate(ys), allow_pickle=False)
-            if weight_col:
-                np.save(tmp + ".w.npy", np.concatenate(ws), allow_pickle=False)
-            # rename last: a retried or speculative attempt replaces the files whole
-            for suffix in (".y.npy", ".w.npy", ".X"):
-                if os.path.exists(tmp + suffix):
-                    os.replace(tmp + suffix, final + suffix)
-        except BaseException:
-            for suffix in (".X", ".y.npy", ".w.npy"):
-                if os.path.exists(tmp + suffix):
-                    os.remove(tmp + suffix)
-            raise
-        yield pa.RecordBatch.from_pylist(
-            schema=_descriptor_arrow_schema(),
-            mapping=[
-                {
-                    "partition": partition,
-                    "host": socket.gethostname(),
-                    "path": final,
-                    "n_rows": n_rows,
-                    "n_features": n_features,
-                    "dtype": np.dtype(dtype).name,
-                    "has_weights": bool(weight_col),
-                    "class_counts": class_counts.tolist(),
-                    "class_weight_sums": class_wsums.tolist(),
-                    "weight_sum": moments[0] if moments else 0.0,
-                    "col_mean": moments[1].tolist() if moments else [0.0] * n_features,
-                    "col_m2": moments[2].ravel().tolist() if moments else [],
-                    "max_sq_norm": max_sq,
-                    "sq_norm_sum": sq_sum,
-                }
-            ]
-        )
+        record = _write_blocks(batches, plan, ctx.partitionId() if ctx else 0)
+        if record is not None:
+            row = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in record.items()}
+            yield pa.RecordBatch.from_pylist([row], schema=_descriptor_arrow_schema())
 
     return ingest_partition
+
+
+def _file_ingest_fn(plan, columns):
+    """Task body of the direct path: read this partition's Parquet row-group slices with
+    pyarrow (no JVM ↔ Python copy), write the blocks, return (descriptor, record)."""
+
+    def ingest_partition(index, unit_lists):
+        import pyarrow.parquet as pq
+
+        def batches():
+            units = [unit for unit_list in unit_lists for unit in unit_list]
+            for path, row_group, start, stop in units:
+                with _open_input(path) as handle:
+                    table = pq.ParquetFile(handle).read_row_group(row_group, columns=columns)
+                yield from table.slice(start, stop - start).to_batches(max_chunksize=65536)
+
+        record = _write_blocks(batches(), plan, index)
+        if record is not None:
+            yield _to_descriptor(record), record
+
+    return ingest_partition
+
+
+def _open_input(uri: str):
+    from pyarrow import fs
+
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    return filesystem.open_input_file(path)
+
+
+def plan_file_units(files: list[str], n_partitions: int, needed: list[str]):
+    """Split the Parquet row groups of ``files`` into ``n_partitions`` lists of
+    (file, row_group, start, stop) with near-equal row counts; None when pyarrow cannot read
+    them directly or a needed column is not stored in the files (e.g. a Hive partition column)."""
+    import pyarrow.parquet as pq
+
+    groups = []
+    try:
+        for uri in files:
+            with _open_input(uri) as handle:
+                meta = pq.ParquetFile(handle).metadata
+                names = set(meta.schema.to_arrow_schema().names)
+                if not set(needed) <= names:
+                    return None
+                for rg in range(meta.num_row_groups):
+                    groups.append((uri, rg, meta.row_group(rg).num_rows))
+    except Exception:  # an unknown filesystem or an unreadable footer: let Spark read it
+        return None
+    total = sum(n for *_, n in groups)
+    n_partitions = max(1, min(n_partitions, total))
+    target = -(-total // n_partitions)
+    plan, current, filled = [[] for _ in range(n_partitions)], 0, 0
+    for uri, rg, rows in groups:
+        start = 0
+        while start < rows:
+            take = min(rows - start, target - filled)
+            plan[current].append((uri, rg, start, start + take))
+            start += take
+            filled += take
+            if filled == target and current < n_partitions - 1:
+                current, filled = current + 1, 0
+    return [units for units in plan if units]
 
 
 def ingest(
@@ -308,28 +415,39 @@ def ingest(
     dtype: str = "float64",
     n_partitions: int | None = None,
     n_features: int | None = None,
+    files: list[str] | None = None,
 ):
     """Build the executor-local blocks; returns an ``IngestedData``.
 
-    ``n_partitions``: coalesce to at most this many partitions first (a few large partitions
-    beat many small ones: each task costs ~50 ms).
+    ``files``: the Parquet files behind ``df`` (``df.inputFiles()``) — when given and readable
+    by pyarrow, tasks read their row groups directly (the fast path); otherwise the rows come
+    from Spark through ``mapInArrow``. ``n_partitions``: how many blocks (a few large
+    partitions beat many small ones: each task costs ~50 ms).
     """
     from pyspark import StorageLevel
 
     from .distributed import raise_task_error
 
     columns = spec.columns + [label_col] + ([weight_col] if weight_col else [])
-    df = df.select(*columns)
-    if n_partitions and df.rdd.getNumPartitions() > n_partitions:
-        df = df.coalesce(n_partitions)
     run_id = uuid.uuid4().hex[:12]
-    fn = _ingest_partition_fn(spec, label_col, weight_col, list(classes), np.dtype(dtype), run_id, n_features)
-    rows_rdd = df.mapInArrow(fn, _DESCRIPTOR_SCHEMA).rdd
-    # persisted: (descriptor, statistics as numpy) — later passes only unpickle this small tuple
-    persisted = rows_rdd.map(_split_record).persist(StorageLevel.MEMORY_ONLY)
-    persisted.setName(f"softmax_spark blocks {run_id}")
+    plan = (spec, label_col, weight_col, list(classes), np.dtype(dtype), run_id, n_features)
     sc = df.sparkSession.sparkContext
-    sc.setJobDescription(f"softmax_spark: ingest ({run_id})")
+    n_partitions = n_partitions or sc.defaultParallelism
+    units = plan_file_units(files, n_partitions, columns) if files else None
+    if units is not None:
+        source = "parquet files (pyarrow)"
+        persisted = sc.parallelize(units, len(units)).mapPartitionsWithIndex(_file_ingest_fn(plan, columns))
+    else:
+        source = "spark rows (arrow)"
+        df = df.select(*columns)
+        if df.rdd.getNumPartitions() > n_partitions:
+            df = df.coalesce(n_partitions)
+        persisted = df.mapInArrow(_arrow_ingest_fn(plan), _DESCRIPTOR_SCHEMA).rdd.map(_split_record)
+    # persisted: (descriptor, statistics) — later passes only unpickle the small descriptor,
+    # and run where it is cached, i.e. where the block files are
+    persisted = persisted.persist(StorageLevel.MEMORY_ONLY)
+    persisted.setName(f"softmax_spark blocks {run_id} from {source}")
+    sc.setJobDescription(f"softmax_spark: ingest ({run_id}, {source})")
     try:
         records = [stats for _, stats in persisted.collect()]
     except Exception as exc:
@@ -351,7 +469,7 @@ def ingest(
         remove_blocks(persisted.map(_first))
         persisted.unpersist()
         raise
-    return IngestedData(persisted, persisted.map(_first), summary, run_id)
+    return IngestedData(persisted, persisted.map(_first), summary, run_id, source)
 
 
 @dataclass
@@ -362,6 +480,7 @@ class IngestedData:
     blocks: object  # RDD of BlockDescriptor
     summary: DataSummary
     run_id: str
+    source: str = ""
 
     def release(self) -> None:
         """Delete the block files on the executors and drop the cached descriptors."""

@@ -4,11 +4,14 @@ Layout of ``<model-dir>``::
 
     metadata.json     {"format": "softmax_spark.model", "format_version": 1, "classes": [...],
                        "n_classes": C, "n_features": D, "l2": λ, "fit_intercept": bool,
-                       "options": {...}, "data_summary": {...}}
+                       "options": {...}, "data_summary": {...}, "extra": {...}}
     coef.npy          float64 array of shape (C, D)
     intercept.npy     float64 array of shape (C,)
     history.json      list of per-iteration records
     mllib/            (optional) the same model in Spark MLlib's LogisticRegressionModel layout
+
+``extra`` holds any other top-level keys of ``model.metadata`` (e.g. ``stop_reason``), so a
+save/load round trip restores the metadata exactly.
 
 The directory is published atomically (temporary sibling, then rename). ``load_model`` validates
 the format, version, shapes and finiteness before building the model.
@@ -28,6 +31,8 @@ from .model import SoftmaxModel
 FORMAT = "softmax_spark.model"
 FORMAT_VERSION = 1
 
+_METADATA_KEYS = ("l2", "fit_intercept", "options", "data_summary")
+
 __all__ = ["save_model", "load_model", "write_model_files", "FORMAT", "FORMAT_VERSION"]
 
 
@@ -43,6 +48,7 @@ def write_model_files(model: SoftmaxModel, directory: str) -> None:
         "fit_intercept": model.metadata.get("fit_intercept", True),
         "options": model.metadata.get("options", {}),
         "data_summary": model.metadata.get("data_summary", {}),
+        "extra": {k: v for k, v in model.metadata.items() if k not in _METADATA_KEYS},
     }
     with open(os.path.join(directory, "metadata.json"), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=True, default=_json_default)
@@ -84,7 +90,9 @@ def read_json(path: str, what: str):
 def load_array(path: str, shape: tuple, what: str) -> np.ndarray:
     """np.load with pickles refused; checks dtype float64, ``shape`` and finiteness."""
     try:
-        arr = np.load(path, allow_pickle=False)
+        # our own handle, closed here: an .npz (zip) would otherwise stay open inside np.load's NpzFile
+        with open(path, "rb") as f:
+            arr = np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise ModelFormatError(f"{what}: {path} is missing") from None
     except ValueError as exc:  # object arrays need pickle: refused
@@ -128,7 +136,10 @@ def load_model(path: str) -> SoftmaxModel:
     intercept = load_array(os.path.join(path, "intercept.npy"), (n_classes,), what)
     history_path = os.path.join(path, "history.json")
     history = read_json(history_path, what) if os.path.exists(history_path) else []
-    metadata = {k: meta.get(k) for k in ("l2", "fit_intercept", "options", "data_summary")}
+    extra = meta.get("extra", {})
+    if not isinstance(extra, dict):
+        raise ModelFormatError(f"{what}: metadata.json 'extra' is not an object")
+    metadata = {**extra, **{k: meta.get(k) for k in _METADATA_KEYS}}
     try:
         return SoftmaxModel(coef, intercept, classes, history=history, metadata=metadata)
     except ValueError as exc:

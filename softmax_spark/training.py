@@ -145,14 +145,19 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
     if write and cfg.model_dir:
         check_writable(cfg.model_dir, cfg.overwrite, "model directory")
     spec = _feature_spec(cfg)
+    # Parquet read by path: the tasks may read its row groups directly (``ingest``'s fast path)
+    files = val_files = None
     if df is None:
         df = read_parquet(spark, cfg.input)
+        files = df.inputFiles()
     check_columns(df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_input and validation_df is None:
         validation_df = read_parquet(spark, cfg.validation_input)
+        val_files = validation_df.inputFiles()
         check_columns(validation_df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_fraction:
         df, validation_df = df.randomSplit([1.0 - cfg.validation_fraction, cfg.validation_fraction], seed=cfg.seed)
+        files = None
 
     classes = _coerce_classes(df, cfg.label_col, cfg.classes) if cfg.classes else discover_classes(df, cfg.label_col)
     if len(classes) == 0:
@@ -162,7 +167,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
 
     n_partitions = cfg.num_partitions or spark.sparkContext.defaultParallelism
     t0 = time.perf_counter()
-    train_data = ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions)
+    train_data = ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions, files=files)
     val_data = None
     try:
         summary = train_data.summary
@@ -170,17 +175,19 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
             raise InputError(f"column '{cfg.weight_col}': every sample weight is 0")
         if validation_df is not None:
             val_data = ingest(validation_df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype,
-                              n_partitions, n_features=summary.n_features)
+                              n_partitions, n_features=summary.n_features, files=val_files)
         ingest_seconds = time.perf_counter() - t0
-        log.info("ingested %d rows × %d features, %d classes, %d partitions in %.2f s",
-                 summary.n_rows, summary.n_features, len(classes), summary.n_partitions, ingest_seconds)
+        print(f"softmax_spark: ingested {summary.n_rows} rows × {summary.n_features} features, "
+              f"{len(classes)} classes, {summary.n_partitions} partitions from {train_data.source} "
+              f"in {ingest_seconds:.2f} s", flush=True)
         def rebuild():
             # a pass found block files missing (a task ran where its file is not, or an executor
             # was replaced): ingest again from the same DataFrame — same partitions, same sums
             nonlocal train_data
             log.warning("block files missing on some executor; rebuilding them")
             train_data.release()
-            train_data = ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions)
+            train_data = ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions,
+                                files=files)
             return train_data.blocks
 
         model = _optimize(cfg, train_data, val_data, classes, ingest_seconds, rebuild)

@@ -229,3 +229,29 @@ def test_standardize_matches_mllib(spark, data):
     rows = mllib.transform(vec).select("id", vector_to_array("probability").alias("p")).collect()
     order = np.argsort([r["id"] for r in rows])
     np.testing.assert_allclose(ours.predict_proba(X), np.array([r["p"] for r in rows])[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("row_group_size,partitions", [(100, 4), (600, 2), (70, 3)])
+def test_direct_parquet_ingest_equals_numpy(spark, data, tmp_path, row_group_size, partitions):
+    """The fast path (tasks read Parquet row groups with pyarrow, split into near-equal slices)
+    gives the same loss and gradient as numpy, whatever the row-group layout."""
+    from helpers import write_parquet
+    from softmax_spark.ingest import read_parquet
+
+    X, y = data
+    path = write_parquet(str(tmp_path / "d.parquet"), X, y, row_group_size=row_group_size)
+    frame = read_parquet(spark, path)
+    ingested = ingest(frame, FeatureSpec(), "label", [0, 1, 2, 3], n_partitions=partitions,
+                      files=frame.inputFiles())
+    try:
+        assert ingested.source.startswith("parquet files")
+        assert ingested.summary.n_partitions == partitions
+        coef, intercept = np.full((4, 6), 0.2), np.arange(4.0)
+        result = DistributedLoss(ingested.blocks, 4, 6)(coef, intercept)
+        loss, gcoef, gint = objective_and_gradient(coef, intercept, X, y)
+        assert result.n_rows == len(y)
+        assert result.loss == pytest.approx(loss, rel=1e-10)
+        np.testing.assert_allclose(result.grad_coef, gcoef, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(ingested.summary.col_mean, X.mean(axis=0), rtol=1e-10)
+    finally:
+        ingested.release()
