@@ -49,7 +49,7 @@ class TrainConfig:
     init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
     max_iter: int = _opt(1000, "maximum iterations (≥ 1)")
-    tol: float = _opt(1e-8, "stop when (J_prev − J)/max(|J_prev|, |J|, 1) ≤ tol (lbfgs; sgd: no better than best − tol·max(|best|,1) for --n-iter-no-change iterations); 0 disables")
+    tol: float = _opt(1e-10, "lbfgs: stop when the last decrease (J_prev − J) and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_prev|, |J|, 1), are ≤ tol; sgd: when J has not dropped below best − tol·max(|best|,1) for --n-iter-no-change iterations; 0 disables")
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
     lbfgs_memory: int = _opt(10, "L-BFGS history size")
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]")
@@ -168,7 +168,10 @@ def config_from_dict(cls, values: dict, source: str = "config"):
         name = str(key).replace("-", "_")
         if name not in names:
             raise InputError(f"{source}: unknown key '{key}'; known keys: {', '.join(sorted(names))}")
-        kwargs[name] = _coerce(cls, name, value)
+        try:
+            kwargs[name] = _coerce(cls, name, value)
+        except InputError as exc:  # say which file the bad value is in
+            raise InputError(f"{source}: {exc}") from None
     return cls(**kwargs)
 
 
@@ -183,7 +186,11 @@ def load_yaml(path: str) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise InputError(f"config file {path} is not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise InputError(
+            f"config file {path} is not valid YAML{where}{detail}; expected a mapping of keys to values"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -32,7 +32,7 @@ from .distributed import DistributedLoss
 from .errors import DivergenceError, InputError
 from .features import FeatureSpec
 from .ingest import check_columns, discover_classes, ingest, read_parquet
-from .lbfgs import LbfgsState, lbfgs_init, lbfgs_step
+from .lbfgs import LbfgsState, lbfgs_init, lbfgs_step, two_loop_direction
 from .loss import add_l2
 from .model import SoftmaxModel
 from .optim import AverageState, SgdState, make_schedule, polyak_average_init, polyak_average_update, sgd
@@ -161,7 +161,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
 
     classes = _coerce_classes(df, cfg.label_col, cfg.classes) if cfg.classes else discover_classes(df, cfg.label_col)
     if len(classes) == 0:
-        raise InputError(f"the input has 0 labelled rows in column '{cfg.label_col}'")
+        raise InputError(f"the input has 0 labelled rows in column '{cfg.label_col}'; expected at least one")
     if len(classes) < 2:
         raise InputError(f"column '{cfg.label_col}' holds a single class {classes}; expected at least 2")
 
@@ -180,6 +180,8 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         print(f"softmax_spark: ingested {summary.n_rows} rows × {summary.n_features} features, "
               f"{len(classes)} classes, {summary.n_partitions} partitions from {train_data.source} "
               f"in {ingest_seconds:.2f} s", flush=True)
+        cached = summary.n_rows * (summary.n_features * np.dtype(cfg.dtype).itemsize + 4 + (8 if cfg.weight_col else 0))
+        print(f"softmax_spark: cached_bytes={cached} (executor-local block files)", flush=True)
         def rebuild():
             # a pass found block files missing (a task ran where its file is not, or an executor
             # was replaced): ingest again from the same DataFrame — same partitions, same sums
@@ -378,9 +380,14 @@ class _Loop:
                 reason = stop
                 break
             prev = state.prev_objective
-            rel = (prev - state.objective) / max(abs(prev), abs(state.objective), 1.0)
-            if rel <= cfg.tol:
-                reason = f"relative objective change {rel:.3e} ≤ tol ({cfg.tol})"
+            scale = max(abs(prev), abs(state.objective), 1.0)
+            rel = (prev - state.objective) / scale
+            # J − J* ≈ ½ gᵀ H⁻¹ g (the L-BFGS model's remaining decrease): a small last step alone
+            # can happen far from the optimum, so both must be below tol
+            predicted = 0.5 * max(0.0, -float(state.grad @ two_loop_direction(state.grad, state.s, state.y))) / scale
+            if rel <= cfg.tol and predicted <= cfg.tol:
+                reason = (f"relative objective change {rel:.3e} and predicted remaining decrease "
+                          f"{predicted:.3e} ≤ tol ({cfg.tol})")
                 break
         print(f"softmax_spark: stopped: {reason}", flush=True)
         return self.final(theta, reason)
