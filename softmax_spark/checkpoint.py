@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 
 import numpy as np
 
@@ -75,10 +76,10 @@ def latest_checkpoint(directory: str, run_fingerprint: str) -> Checkpoint | None
                 history = json.load(f)
             with np.load(os.path.join(path, "arrays.npz"), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:  # incomplete or tampered: try the one before
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # incomplete or tampered: skip
             print(f"softmax_spark: skipping unreadable checkpoint {path}: {exc}")
             continue
-        if state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
             continue
         if state.get("fingerprint") != run_fingerprint:
             raise ModelFormatError(

@@ -57,7 +57,9 @@ def _list_to_matrix(col: pa.Array, name: str, dtype, where: str, row_offset: int
     """list<float|double> array of equal-length rows → ndarray (n_rows, n_features)."""
     if col.null_count:
         bad = _first_bad_row(np.asarray(col.is_null()))
-        raise InputError(f"column '{name}': null feature array at {where} row {row_offset + bad}")
+        raise InputError(
+            f"column '{name}': null feature array at {where} row {row_offset + bad}, expected an array of numbers"
+        )
     n = len(col)
     if isinstance(col, pa.FixedSizeListArray):
         width = col.type.list_size
@@ -76,7 +78,7 @@ def _list_to_matrix(col: pa.Array, name: str, dtype, where: str, row_offset: int
         bad_value = _first_bad_row(np.asarray(values.is_null()))
         raise InputError(
             f"column '{name}': null element inside the feature array at {where} row "
-            f"{row_offset + bad_value // max(width, 1)}"
+            f"{row_offset + bad_value // max(width, 1)}, expected finite numbers"
         )
     if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
         raise InputError(f"column '{name}': array of {values.type}, expected array<double> or array<float>")
@@ -88,7 +90,9 @@ def _vector_to_matrix(col: pa.Array, name: str, dtype, where: str, row_offset: i
     """Spark ML Vector (struct<type,size,indices,values>) → dense matrix; sparse is refused."""
     if col.null_count:
         bad = _first_bad_row(np.asarray(col.is_null()))
-        raise InputError(f"column '{name}': null feature vector at {where} row {row_offset + bad}")
+        raise InputError(
+            f"column '{name}': null feature vector at {where} row {row_offset + bad}, expected a dense vector"
+        )
     kinds = np.asarray(col.field("type"))
     if np.any(kinds != 1):
         bad = _first_bad_row(kinds != 1)
@@ -126,7 +130,7 @@ def features_to_numpy(
                 raise InputError(f"column '{name}' is {col.type}, expected a numeric column")
             if col.null_count:
                 bad = _first_bad_row(np.asarray(col.is_null()))
-                raise InputError(f"column '{name}': null value at {where} row {row_offset + bad}")
+                raise InputError(f"column '{name}': null value at {where} row {row_offset + bad}, expected a number")
             columns.append(col.to_numpy(zero_copy_only=False).astype(dtype, copy=False))
         X = np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), dtype)
         names = list(spec.feature_cols)
@@ -166,7 +170,7 @@ def labels_to_python(col: pa.Array, name: str, where: str = "the input", row_off
         col = col.combine_chunks()
     if col.null_count:
         bad = _first_bad_row(np.asarray(col.is_null()))
-        raise InputError(f"column '{name}': null label at {where} row {row_offset + bad}")
+        raise InputError(f"column '{name}': null label at {where} row {row_offset + bad}, expected a class label")
     return col.to_pylist()
 
 
@@ -178,7 +182,7 @@ def weights_to_numpy(col: pa.Array, name: str, where: str = "the input", row_off
         raise InputError(f"column '{name}' is {col.type}, expected numeric sample weights")
     if col.null_count:
         bad = _first_bad_row(np.asarray(col.is_null()))
-        raise InputError(f"column '{name}': null weight at {where} row {row_offset + bad}")
+        raise InputError(f"column '{name}': null weight at {where} row {row_offset + bad}, expected a number ≥ 0")
     w = col.to_numpy(zero_copy_only=False).astype(np.float64)
     bad_mask = ~np.isfinite(w) | (w < 0)
     if bad_mask.any():

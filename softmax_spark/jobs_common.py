@@ -10,14 +10,15 @@ import sys
 import tempfile
 import traceback
 
-from .errors import InputError
+from .errors import DivergenceError, InputError
 
 __all__ = ["run_job", "ship_package"]
 
 
 def ship_package(spark) -> None:
     """Zip this ``softmax_spark`` package and ``addPyFile`` it, so executors whose Python lacks
-    the package (a plain cluster with numpy, pyarrow and scipy) can run our task code."""
+    the package (a plain cluster whose Python has numpy, pyarrow and threadpoolctl; scipy, yaml,
+    pandas and matplotlib are used on the driver only) can run our task code."""
     package_dir = os.path.dirname(os.path.abspath(__file__))
     build = tempfile.mkdtemp(prefix="softmax_spark-pyfiles-")
     base = os.path.join(build, "softmax_spark")
@@ -32,6 +33,8 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
     from .config import parse_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # py4j logs "Closing down clientserver connection" at exit, after the job's last line
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = parse_config(config_cls, argv, prog=app_name, description=description)
@@ -49,6 +52,9 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except DivergenceError as exc:  # not a bug: the message says what to change, no traceback
+        print(f"error: training diverged: {exc}", file=sys.stderr, flush=True)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the job's last line must say what failed
         traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

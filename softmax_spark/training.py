@@ -149,11 +149,11 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
     files = val_files = None
     if df is None:
         df = read_parquet(spark, cfg.input)
-        files = df.inputFiles()
+        files = sorted(df.inputFiles())  # listing order decides the partitions (and minibatches)
     check_columns(df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_input and validation_df is None:
         validation_df = read_parquet(spark, cfg.validation_input)
-        val_files = validation_df.inputFiles()
+        val_files = sorted(validation_df.inputFiles())
         check_columns(validation_df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_fraction:
         df, validation_df = df.randomSplit([1.0 - cfg.validation_fraction, cfg.validation_fraction], seed=cfg.seed)
