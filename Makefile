@@ -19,7 +19,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-executor .airflow build dist *.egg-info .pytest_cache demo_out
 
 # The main job on the bundled dataset (scikit-learn's digits): train, then evaluate.
 DEMO := demo_out

@@ -167,36 +167,42 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
 
     n_partitions = cfg.num_partitions or spark.sparkContext.defaultParallelism
     t0 = time.perf_counter()
-    train_data = ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions, files=files)
-    val_data = None
+    # the ingested data sets by name, so a rebuild can replace one in place
+    data = {"train": ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions, files=files)}
+    sources = {"train": (df, files, None)}
     try:
-        summary = train_data.summary
+        summary = data["train"].summary
         if cfg.weight_col and summary.weight_sum <= 0:
             raise InputError(f"column '{cfg.weight_col}': every sample weight is 0")
         if validation_df is not None:
-            val_data = ingest(validation_df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype,
-                              n_partitions, n_features=summary.n_features, files=val_files)
+            sources["validation"] = (validation_df, val_files, summary.n_features)
+            data["validation"] = ingest(validation_df, spec, cfg.label_col, classes, cfg.weight_col,
+                                        cfg.dtype, n_partitions, n_features=summary.n_features, files=val_files)
         ingest_seconds = time.perf_counter() - t0
         print(f"softmax_spark: ingested {summary.n_rows} rows × {summary.n_features} features, "
-              f"{len(classes)} classes, {summary.n_partitions} partitions from {train_data.source} "
+              f"{len(classes)} classes, {summary.n_partitions} partitions from {data['train'].source} "
               f"in {ingest_seconds:.2f} s", flush=True)
         cached = summary.n_rows * (summary.n_features * np.dtype(cfg.dtype).itemsize + 4 + (8 if cfg.weight_col else 0))
         print(f"softmax_spark: cached_bytes={cached} (executor-local block files)", flush=True)
-        def rebuild():
-            # a pass found block files missing (a task ran where its file is not, or an executor
-            # was replaced): ingest again from the same DataFrame — same partitions, same sums
-            nonlocal train_data
-            log.warning("block files missing on some executor; rebuilding them")
-            train_data.release()
-            train_data = ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions,
-                                files=files)
-            return train_data.blocks
 
-        model = _optimize(cfg, train_data, val_data, classes, ingest_seconds, rebuild)
+        def rebuilder(name):
+            def rebuild():
+                # a pass found block files missing that its tasks could not rewrite (rows that
+                # came through Spark): ingest again from the same DataFrame — same partitions, same sums
+                log.warning("%s block files missing on some executor; rebuilding them", name)
+                frame, frame_files, width = sources[name]
+                data[name].release()
+                data[name] = ingest(frame, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype,
+                                    n_partitions, n_features=width, files=frame_files)
+                return data[name].blocks
+
+            return rebuild
+
+        model = _optimize(cfg, data["train"], data.get("validation"), classes, ingest_seconds,
+                          rebuilder("train"), rebuilder("validation"))
     finally:
-        train_data.release()
-        if val_data is not None:
-            val_data.release()
+        for ingested in data.values():
+            ingested.release()
     if write and cfg.model_dir:
         _write(model, cfg)
     return model
@@ -214,7 +220,8 @@ def _write(model: SoftmaxModel, cfg: TrainConfig) -> None:
     log.info("model written to %s", cfg.model_dir)
 
 
-def _optimize(cfg: TrainConfig, data, val_data, classes, ingest_seconds, rebuild=None) -> SoftmaxModel:
+def _optimize(cfg: TrainConfig, data, val_data, classes, ingest_seconds, rebuild=None,
+              rebuild_validation=None) -> SoftmaxModel:
     summary = data.summary
     n_classes, n_features = len(classes), summary.n_features
     fit_intercept = cfg.fit_intercept
@@ -233,7 +240,8 @@ def _optimize(cfg: TrainConfig, data, val_data, classes, ingest_seconds, rebuild
     val_loss_fn = None
     if val_data is not None:
         val_dist = DistributedLoss(val_data.blocks, n_classes, n_features, fit_intercept,
-                                   cfg.aggregation_depth, label="validation", class_weight=class_weight)
+                                   cfg.aggregation_depth, rebuild=rebuild_validation, label="validation",
+                                   class_weight=class_weight)
 
         def val_loss_fn(theta):
             coef, intercept = precond.to_model(theta)
