@@ -59,7 +59,6 @@ def _partition_sums(bc, fit_intercept, fraction, seed, iteration, fail_marker, c
 
     def run(descriptors):
         from pyspark import TaskContext
-        from threadpoolctl import threadpool_limits
 
         ctx = TaskContext.get()
         # BLAS threads = the cores this task owns (spark.task.cpus): no oversubscription
@@ -70,29 +69,43 @@ def _partition_sums(bc, fit_intercept, fraction, seed, iteration, fail_marker, c
         for d in descriptors:
             if fail_marker:
                 _maybe_fail_first_attempt(fail_marker, d.partition, iteration)
-            if not d.exists():
+            local = d.local()  # its files, or a copy here rebuilt from the input slices
+            if local is None:
                 missing.append(d.partition)
                 continue
-            X, y_index, w = d.open()
+            X, y_index, w = local.open()
             if class_weight is not None:
                 # s_i ← s_i · class_weight[y_i]: the weights enter the kernel as plain sample weights
                 w = class_weight[y_index] if w is None else w * class_weight[y_index]
             rows = minibatch_rows(d.n_rows, fraction, seed, iteration, d.partition)
-            with threadpool_limits(blas_threads):
-                if rows is None:
-                    for start in range(0, d.n_rows, CHUNK_ROWS):
-                        sl = slice(start, start + CHUNK_ROWS)
-                        acc.add(coef, intercept if fit_intercept else None, X[sl], y_index[sl],
-                                None if w is None else w[sl])
-                else:
-                    for start in range(0, len(rows), CHUNK_ROWS):
-                        idx = rows[start:start + CHUNK_ROWS]
-                        acc.add(coef, intercept if fit_intercept else None, X[idx], y_index[idx],
-                                None if w is None else w[idx])
+            _limit_blas_threads(blas_threads)
+            b = intercept if fit_intercept else None
+            if rows is None:
+                for start in range(0, d.n_rows, CHUNK_ROWS):
+                    sl = slice(start, start + CHUNK_ROWS)
+                    acc.add(coef, b, X[sl], y_index[sl], None if w is None else w[sl])
+            else:
+                for start in range(0, len(rows), CHUNK_ROWS):
+                    idx = rows[start:start + CHUNK_ROWS]
+                    acc.add(coef, b, X[idx], y_index[idx], None if w is None else w[idx])
             del X
         yield acc, missing
 
     return run
+
+
+_blas_threads_set = None
+
+
+def _limit_blas_threads(n: int) -> None:
+    """Limit BLAS to the task's cores, once per (reused) Python worker: threadpoolctl's library
+    scan costs milliseconds, too much to repeat on every pass."""
+    global _blas_threads_set
+    if _blas_threads_set != n:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+        _blas_threads_set = n
 
 
 def _maybe_fail_first_attempt(marker_dir: str, partition: int, iteration: int) -> None:

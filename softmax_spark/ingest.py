@@ -8,17 +8,20 @@ squared row norm). It returns one small *descriptor* per partition; the descript
 as a Spark RDD, so every later pass is scheduled where its descriptor — and so its block file —
 lives, and opens the file memory-mapped: no data crosses the JVM ↔ Python boundary after ingest.
 
-A pass that lands on a machine without the file reports the partition as missing (never wrong
-sums); ``distributed.DistributedLoss`` then rebuilds the blocks.
+A pass whose task lands on a machine without the file (Spark's locality is a preference, not a
+guarantee) writes the partition's blocks again there from its Parquet row-group slices, which the
+descriptor carries (direct path); without them (rows from Spark) it reports the partition as
+missing — never wrong sums — and ``distributed.DistributedLoss`` has the driver rebuild the blocks.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,9 +42,38 @@ class BlockDescriptor:
     n_features: int
     dtype: str
     has_weights: bool
+    # direct Parquet ingest only: (plan, columns, units), what any executor needs to write this
+    # partition's blocks again from the input (``local``); None for rows that came from Spark
+    source: tuple | None = field(default=None, compare=False, repr=False)
 
     def exists(self) -> bool:
         return os.path.exists(self.path + ".X") and os.path.exists(self.path + ".y.npy")
+
+    def _path_here(self) -> str:
+        """The same ``softmax_spark-<run>/part-<n>`` name in this executor's local directory."""
+        run_dir, name = os.path.split(self.path)
+        return os.path.join(_local_dir(), os.path.basename(run_dir), name)
+
+    def local(self) -> "BlockDescriptor | None":
+        """This partition's blocks as readable by the running task: its own files when they are
+        here, else a copy in this executor's local directory — written now from the input's
+        row-group slices when ``source`` is known (a task that runs on another machine than its
+        files, or after they were deleted) — else None: the driver must rebuild."""
+        if self.exists():
+            return self
+        here = replace(self, path=self._path_here())
+        if here.path != self.path and here.exists():
+            return here
+        if self.source is None:
+            return None
+        plan, columns, units = self.source
+        try:
+            record = _write_blocks(_read_units(units, columns), plan, self.partition)
+        except Exception:  # the input moved or went: let the driver rebuild (and report) it
+            return None
+        if record is None or record["path"] != here.path or record["n_rows"] != self.n_rows:
+            return None
+        return here
 
     def open(self):
         """(X memory-mapped of shape (n_rows, n_features), y_index of shape (n_rows,), weights or None)."""
@@ -51,11 +83,16 @@ class BlockDescriptor:
         return X, y_index, w
 
     def remove(self) -> None:
+        """Delete this partition's files and, on the executor running this, the whole run
+        directory (copies ``local`` wrote for other partitions included)."""
         for suffix in (".X", ".y.npy", ".w.npy"):
             try:
                 os.remove(self.path + suffix)
             except FileNotFoundError:
                 pass
+        run_dir = os.path.dirname(self._path_here())
+        if os.path.basename(run_dir).startswith("softmax_spark-"):
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @dataclass
@@ -349,20 +386,22 @@ def _file_ingest_fn(plan, columns):
     pyarrow (no JVM ↔ Python copy), write the blocks, return (descriptor, record)."""
 
     def ingest_partition(index, unit_lists):
-        import pyarrow.parquet as pq
-
-        def batches():
-            units = [unit for unit_list in unit_lists for unit in unit_list]
-            for path, row_group, start, stop in units:
-                with _open_input(path) as handle:
-                    table = pq.ParquetFile(handle).read_row_group(row_group, columns=columns)
-                yield from table.slice(start, stop - start).to_batches(max_chunksize=65536)
-
-        record = _write_blocks(batches(), plan, index)
+        units = [unit for unit_list in unit_lists for unit in unit_list]
+        record = _write_blocks(_read_units(units, columns), plan, index)
         if record is not None:
-            yield _to_descriptor(record), record
+            yield replace(_to_descriptor(record), source=(plan, columns, units)), record
 
     return ingest_partition
+
+
+def _read_units(units, columns):
+    """Arrow batches of the (file, row_group, start, stop) slices ``units``, in order."""
+    import pyarrow.parquet as pq
+
+    for path, row_group, start, stop in units:
+        with _open_input(path) as handle:
+            table = pq.ParquetFile(handle).read_row_group(row_group, columns=columns)
+        yield from table.slice(start, stop - start).to_batches(max_chunksize=65536)
 
 
 def _open_input(uri: str):
@@ -459,10 +498,12 @@ def ingest(
     try:
         if not records:
             raise InputError("the input has 0 rows; expected at least one labelled row")
-        widths = {r["n_features"] for r in records}
-        if len(widths) > 1:
+        first = records[0]
+        other = next((r for r in records if r["n_features"] != first["n_features"]), None)
+        if other is not None:
             raise InputError(
-                f"column '{spec.describe()}': partitions hold feature arrays of different lengths {sorted(widths)}"
+                f"column '{spec.describe()}': feature arrays of length {other['n_features']} in partition "
+                f"{other['partition']}, expected {first['n_features']} like partition {first['partition']}"
             )
         summary = _summarise(records, classes)
     except InputError:
