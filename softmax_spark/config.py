@@ -2,19 +2,26 @@
 
 ``parse_config(TrainConfig, argv)`` reads ``--config FILE`` (YAML mapping; keys as the flags,
 with ``_`` or ``-``), then applies the flags given on the command line on top; an unknown key,
-a value of the wrong type or an invalid YAML file is an ``InputError``.
+a value of the wrong type or an invalid YAML file is an ``InputError``. A YAML ``null`` means
+"not given" (the field's default).
+
+Field metadata: ``help``; ``choices`` (str fields); ``negatable=False`` (bool fields: only the
+``--flag`` form, no ``--no-flag``); ``excludes`` (names of fields that a flag setting this one
+clears when they came from the config file). Fields with ``init=False`` are derived by
+``validate()``, not options.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 
 from .errors import InputError
 
-__all__ = ["TrainConfig", "parse_config", "config_from_dict", "build_parser"]
+__all__ = ["TrainConfig", "EvaluateConfig", "parse_config", "config_from_dict", "build_parser", "load_yaml"]
 
 
 def _opt(default, help, **kw):
@@ -107,69 +114,207 @@ class TrainConfig:
         return self
 
 
+UNKNOWN_LABEL_MODES = ("error", "ignore")
+
+
+@dataclass
+class EvaluateConfig:
+    """Every option of ``jobs/evaluate.py`` (flag ``--name-with-dashes``, YAML key with ``-`` or ``_``)."""
+
+    model_dir: str | None = _opt(None, "model directory written by the trainer (required)")
+    input: str | None = _opt(None, "input Parquet path (required)")
+    output: str | None = _opt(None, "output Parquet path (required)")
+    metrics_out: str | None = _opt(None, "metrics JSON path (default <output>.metrics.json)")
+    plots_dir: str | None = _opt(None, "directory of PNG plots (default <output>.plots)")
+    features_col: str | None = _opt(None, "array/vector feature column (default features)",
+                                    excludes=("feature_cols",))
+    feature_cols: tuple[str, ...] | None = _opt(None, "comma-separated numeric feature columns, instead of --features-col",
+                                                excludes=("features_col",))
+    # None: "label", used for metrics when the input has it; given explicitly, it must be there
+    label_col: str | None = _opt(None, "label column (default label); metrics only when present")
+    partition_by: tuple[str, ...] | None = _opt(None, "comma-separated output columns to partition the output by")
+    top_k: int | tuple[int, ...] | None = _opt(
+        None, "top-k accuracy: K for k = 1..min(K, classes), or a list like 1,3,10 (default 5)")
+    unknown_labels: str = _opt("error", "a label the model does not know: error (default) or ignore (scored, "
+                               "counted apart from the metrics)", choices=UNKNOWN_LABEL_MODES)
+    prediction_col: str = _opt("prediction", "name of the predicted-label column (default prediction)")
+    probability_col: str = _opt("probability", "name of the probability-array column (default probability)")
+    overwrite: bool = _opt(False, "replace existing outputs")
+    no_plots: bool = _opt(False, "write no plots", negatable=False)
+    # set by validate(): top_k came from one integer K → (1, …, K), capped at the number of classes
+    top_k_is_range: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def label_col_required(self) -> bool:
+        """The label column was given explicitly: an input without it is an error."""
+        return self.label_col is not None
+
+    @property
+    def feature_spec(self):
+        from .features import FeatureSpec
+
+        if self.feature_cols:
+            return FeatureSpec(features_col=None, feature_cols=tuple(self.feature_cols))
+        return FeatureSpec(features_col=self.features_col or "features")
+
+    def validate(self) -> "EvaluateConfig":
+        """Check the settings; ``top_k`` becomes the sorted tuple of k values."""
+        missing = [_flag(n) for n in ("model_dir", "input", "output") if getattr(self, n) in (None, "")]
+        if missing:
+            raise InputError("missing required setting(s): " + ", ".join(missing))
+        if self.features_col is not None and self.feature_cols is not None:
+            raise InputError("give exactly one of --features-col or --feature-cols")
+        if self.unknown_labels not in UNKNOWN_LABEL_MODES:
+            raise InputError(f"setting unknown-labels: expected one of {list(UNKNOWN_LABEL_MODES)}, "
+                             f"got {self.unknown_labels!r}")
+        for f in _option_fields(type(self)):
+            if getattr(self, f.name) == "":
+                raise InputError(f"setting {_flag(f.name)[2:]}: expected a non-empty string, got ''")
+        for name in ("feature_cols", "partition_by"):
+            names = getattr(self, name)
+            if names is None:
+                continue
+            if not names:
+                raise InputError(f"setting {_flag(name)[2:]}: empty list of column names")
+            if len(set(names)) != len(names):
+                raise InputError(f"setting {_flag(name)[2:]}: repeated column name in {list(names)}")
+        if isinstance(self.top_k, int):  # one K → 1..K
+            if isinstance(self.top_k, bool) or self.top_k < 1:
+                raise InputError(f"setting top-k: every k must be ≥ 1, got {self.top_k!r}")
+            self.top_k, self.top_k_is_range = tuple(range(1, self.top_k + 1)), True
+        elif self.top_k is not None:
+            ks = tuple(sorted(set(self.top_k)))
+            if not ks or ks[0] < 1:
+                raise InputError(f"setting top-k: every k must be ≥ 1, got {self.top_k!r}")
+            self.top_k = ks
+        if self.prediction_col.lower() == self.probability_col.lower():
+            raise InputError(f"--prediction-col and --probability-col are both {self.prediction_col!r}")
+        return self
+
+
 # -- parsing ------------------------------------------------------------------------------------
-def _base_type(tp):
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if args else tp
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def _coerce(cls, name, value):
-    """A YAML value for field ``name`` → its type (ints become floats where floats are expected)."""
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    tp = _base_type(typing.get_type_hints(cls)[name])
-    if value is None:
-        return None
+def _option_fields(cls) -> list:
+    """The fields that are options (flags and keys); ``init=False`` fields are derived."""
+    return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def _members(tp) -> list:
+    """The non-None types of an annotation: ``int | tuple[int, ...] | None`` → [int, tuple[int, ...]]."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(tp) if a is not type(None)]
+    return [tp]
+
+
+def _describe(tp) -> str:
+    if typing.get_origin(tp) in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"list of {args[0].__name__}" if args else "list"
+    return getattr(tp, "__name__", str(tp))
+
+
+class _Mismatch(Exception):
+    """The value does not fit this type (``_coerce`` tries the field's next type)."""
+
+
+def _convert(tp, value, text: bool):
+    """``value`` as ``tp``, else ``_Mismatch``. ``text``: a string to parse (a comma-separated
+    item, or the value of a field whose type has several members, e.g. ``int | tuple[int, ...]``:
+    "3" → 3, "1,4" → (1, 4)); otherwise a YAML value must already have the type."""
     if tp is typing.Any:
         return value
+    origin = typing.get_origin(tp)
+    if tp is list or origin in (list, tuple):
+        if isinstance(value, str):  # "a, b" → [a, b]
+            items = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise _Mismatch
+        container = tuple if origin is tuple else list
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if not args:  # an untyped list: the items as given
+            return container(items)
+        if args[0] is str:  # typed names: surrounding blanks and empty items dropped
+            items = [v.strip() if isinstance(v, str) else v for v in items]
+            items = [v for v in items if v != ""]
+        return container(_convert(args[0], v, text=isinstance(v, str)) for v in items)
     if tp is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"config key '{name}': expected true or false, got {value!r}")
-        return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp is list:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        if isinstance(value, list):
+        if isinstance(value, bool):
             return value
-    if tp is str and isinstance(value, str):
+    elif tp in (int, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (tp is float or isinstance(value, int)):
+            return tp(value)
+        if text and isinstance(value, str):
+            try:
+                return tp(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise _Mismatch
+
+
+def _coerce(cls, name, value, key: str | None = None):
+    """A YAML value (or a flag's text) for field ``name`` → its type (ints become floats where
+    floats are expected); an ``InputError`` naming ``key`` (default: the config key) if it does not fit."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    key = key or f"config key '{name}'"
+    if value is None:
+        return None
+    members = _members(typing.get_type_hints(cls)[name])
+    text = isinstance(value, str) and len(members) > 1 and str not in members
+    for tp in members:
+        try:
+            converted = _convert(tp, value, text)
+        except _Mismatch:
+            continue
         choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            raise InputError(f"config key '{name}': {value!r} is not one of {', '.join(choices)}")
-        return value
-    raise InputError(f"config key '{name}': expected {tp.__name__}, got {value!r}")
+        if choices and converted not in choices:
+            raise InputError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+        return converted
+    raise InputError(f"{key}: expected {' or '.join(_describe(tp) for tp in members)}, got {value!r}")
 
 
 def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="YAML file with the same keys as these flags; flags override it")
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        tp = _base_type(hints[f.name])
+    for f in _option_fields(cls):
+        flag = _flag(f.name)
+        members = _members(hints[f.name])
+        tp = members[0] if len(members) == 1 else None
         help_text = f.metadata.get("help", "")
         if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif tp is list:
-            parser.add_argument(flag, default=None, help=help_text, type=lambda s: [v.strip() for v in s.split(",") if v.strip()])
+            if f.metadata.get("negatable", True):
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            else:
+                parser.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
         elif tp in (int, float):
             parser.add_argument(flag, type=tp, default=None, help=help_text)
-        else:
+        elif tp is str:
             parser.add_argument(flag, default=None, help=help_text, choices=f.metadata.get("choices"))
+        else:  # lists, several types, Any: the text, converted by parse_config as a YAML string
+            parser.add_argument(flag, default=None, help=help_text)
     return parser
 
 
 def config_from_dict(cls, values: dict, source: str = "config"):
-    names = {f.name for f in dataclasses.fields(cls)}
+    """``cls`` from a mapping of keys (``-`` or ``_``) to YAML values; not validated."""
+    names = {f.name for f in _option_fields(cls)}
     kwargs = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
         if name not in names:
             raise InputError(f"{source}: unknown key '{key}'; known keys: {', '.join(sorted(names))}")
+        if value is None:  # null: not given
+            continue
         try:
-            kwargs[name] = _coerce(cls, name, value)
+            kwargs[name] = _coerce(cls, name, value, key=f"config key '{key}'")
         except InputError as exc:  # say which file the bad value is in
             raise InputError(f"{source}: {exc}") from None
     return cls(**kwargs)
@@ -211,8 +356,13 @@ def parse_config(cls, argv, prog: str = "job", description: str = ""):
     config_path = args.pop("config")
     values = load_yaml(config_path) if config_path else {}
     cfg = config_from_dict(cls, values, source=f"config file {config_path}")
-    for name, value in args.items():
-        if value is not None:
-            setattr(cfg, name, value)
+    options = {f.name: f for f in _option_fields(cls)}
+    given = {name: value for name, value in args.items() if value is not None}
+    for name, value in given.items():
+        setattr(cfg, name, _coerce(cls, name, value, key=f"argument {_flag(name)}"))
+    for name in given:  # a flag choosing one of two exclusive options drops the file's other one
+        for other in options[name].metadata.get("excludes", ()):
+            if other not in given:
+                setattr(cfg, other, options[other].default)
     validate = getattr(cfg, "validate", None)
     return validate() if validate else cfg

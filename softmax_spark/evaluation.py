@@ -26,202 +26,29 @@ label's own type: int classes → long, float → double, string → string, boo
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import re
 import shutil
 import tempfile
 import uuid
-import zipfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .config import EvaluateConfig
 from .errors import InputError, ModelFormatError
 from .features import FeatureSpec, features_to_numpy
 from .loss import softmax
 from .metrics import DEFAULT_CALIBRATION_BINS, MetricsAccumulator, default_top_k, format_metrics_table
 
-__all__ = [
-    "EvaluateConfig",
-    "EvaluationResult",
-    "config_from_mapping",
-    "load_config_file",
-    "merge_settings",
-    "probability_column_names",
-    "run",
-    "ship_package",
-    "CONFIG_KEYS",
-]
+__all__ = ["EvaluateConfig", "EvaluationResult", "probability_column_names", "run"]
 
-UNKNOWN_LABEL_MODES = ("error", "ignore")
 CLASS_METADATA_KEY = "softmax_spark.class"
 CLASSES_METADATA_KEY = "softmax_spark.classes"
-
-
-# ---------------------------------------------------------------------------------------------
-# configuration
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """Settings of one evaluation run; each field is the flag / config key with ``-`` for ``_``."""
-
-    model_dir: str
-    input: str
-    output: str
-    metrics_out: str | None = None  # default <output>.metrics.json
-    plots_dir: str | None = None  # default <output>.plots
-    features_col: str | None = None  # default "features" unless feature_cols is given
-    feature_cols: tuple[str, ...] | None = None
-    label_col: str = "label"
-    label_col_required: bool = False  # label_col was given explicitly: a missing column is an error
-    partition_by: tuple[str, ...] | None = None
-    top_k: tuple[int, ...] | None = None  # default 1..min(5, n_classes)
-    top_k_is_range: bool = False  # top_k came from one integer K: capped at n_classes
-    unknown_labels: str = "error"
-    overwrite: bool = False
-    no_plots: bool = False
-    prediction_col: str = "prediction"
-    probability_col: str = "probability"
-
-    @property
-    def feature_spec(self) -> FeatureSpec:
-        if self.feature_cols:
-            return FeatureSpec(features_col=None, feature_cols=tuple(self.feature_cols))
-        return FeatureSpec(features_col=self.features_col or "features")
-
-
-_INTERNAL_FIELDS = {"label_col_required", "top_k_is_range"}
-CONFIG_KEYS = tuple(f.name.replace("_", "-") for f in fields(EvaluateConfig) if f.name not in _INTERNAL_FIELDS)
-_REQUIRED_KEYS = ("model-dir", "input", "output")
-
-
-def _as_name_list(key: str, value) -> tuple[str, ...] | None:
-    """'a,b' or ['a', 'b'] → ('a', 'b'); None stays None."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-        raise InputError(f"setting {key}: expected a comma-separated list of column names, got {value!r}")
-    names = tuple(v.strip() for v in items if v.strip())
-    if not names:
-        raise InputError(f"setting {key}: empty list of column names")
-    if len(set(names)) != len(names):
-        raise InputError(f"setting {key}: repeated column name in {list(names)}")
-    return names
-
-
-def _as_top_k(value) -> tuple[int, ...] | None:
-    """One integer K → (1, …, K) (capped at the number of classes in ``run``); a list or a
-    comma-separated string → exactly those k values."""
-    if value is None:
-        return None
-    single = _is_single_k(value)
-    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
-    try:
-        ks = tuple(sorted({int(str(v).strip()) for v in items if str(v).strip()}))
-    except ValueError:
-        raise InputError(f"setting top-k: expected an integer K or a list like 1,3,5, got {value!r}") from None
-    if not ks or ks[0] < 1 or isinstance(value, bool):
-        raise InputError(f"setting top-k: every k must be ≥ 1, got {value!r}")
-    return tuple(range(1, ks[0] + 1)) if single else ks
-
-
-def _is_single_k(value) -> bool:
-    return isinstance(value, int) or (isinstance(value, str) and "," not in value)
-
-
-def _as_bool(key: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-        return value.lower() in ("true", "yes", "1")
-    raise InputError(f"setting {key}: expected true or false, got {value!r}")
-
-
-def _as_text(key: str, value) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InputError(f"setting {key}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def config_from_mapping(settings: dict) -> EvaluateConfig:
-    """Validate flat settings (keys as the flags without ``--``; ``_`` accepted for ``-``).
-
-    An unknown key, a missing required key or a bad value is an ``InputError``.
-    """
-    normalised = {}
-    for key, value in settings.items():
-        name = str(key).replace("_", "-")
-        if name not in CONFIG_KEYS:
-            raise InputError(f"unknown setting {key!r}; known settings: {', '.join(CONFIG_KEYS)}")
-        normalised[name] = value
-    missing = [k for k in _REQUIRED_KEYS if normalised.get(k) in (None, "")]
-    if missing:
-        raise InputError("missing required setting(s): " + ", ".join(f"--{k}" for k in missing))
-    if normalised.get("features-col") is not None and normalised.get("feature-cols") is not None:
-        raise InputError("give exactly one of --features-col or --feature-cols")
-    unknown_labels = normalised.get("unknown-labels", "error")
-    if unknown_labels not in UNKNOWN_LABEL_MODES:
-        raise InputError(f"setting unknown-labels: expected one of {list(UNKNOWN_LABEL_MODES)}, got {unknown_labels!r}")
-    cfg = EvaluateConfig(
-        model_dir=_as_text("model-dir", normalised["model-dir"]),
-        input=_as_text("input", normalised["input"]),
-        output=_as_text("output", normalised["output"]),
-        metrics_out=_as_text("metrics-out", normalised.get("metrics-out")),
-        plots_dir=_as_text("plots-dir", normalised.get("plots-dir")),
-        features_col=_as_text("features-col", normalised.get("features-col")),
-        feature_cols=_as_name_list("feature-cols", normalised.get("feature-cols")),
-        label_col=_as_text("label-col", normalised.get("label-col")) or "label",
-        label_col_required=normalised.get("label-col") is not None,
-        partition_by=_as_name_list("partition-by", normalised.get("partition-by")),
-        top_k=_as_top_k(normalised.get("top-k")),
-        top_k_is_range=_is_single_k(normalised.get("top-k")),
-        unknown_labels=unknown_labels,
-        overwrite=_as_bool("overwrite", normalised.get("overwrite", False)),
-        no_plots=_as_bool("no-plots", normalised.get("no-plots", False)),
-        prediction_col=_as_text("prediction-col", normalised.get("prediction-col")) or "prediction",
-        probability_col=_as_text("probability-col", normalised.get("probability-col")) or "probability",
-    )
-    if cfg.prediction_col.lower() == cfg.probability_col.lower():
-        raise InputError(f"--prediction-col and --probability-col are both {cfg.prediction_col!r}")
-    return cfg
-
-
-def merge_settings(file_settings: dict, flag_settings: dict) -> dict:
-    """Flags over the config file; a flag choosing features-col or feature-cols also drops the
-    other one from the file (they exclude each other)."""
-    merged = {str(k).replace("_", "-"): v for k, v in file_settings.items()}
-    flags = {str(k).replace("_", "-"): v for k, v in flag_settings.items()}
-    for key, other in (("features-col", "feature-cols"), ("feature-cols", "features-col")):
-        if key in flags:
-            merged.pop(other, None)
-    merged.update(flags)
-    return merged
-
-
-def load_config_file(path: str) -> dict:
-    """A YAML mapping of settings (keys as the flags without ``--``); an empty file is {}."""
-    import yaml
-
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise InputError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
-    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,26 +362,6 @@ class _Paths:
 
 
 # ---------------------------------------------------------------------------------------------
-# errors raised inside Spark tasks
-# ---------------------------------------------------------------------------------------------
-_TASK_INPUT_ERROR = re.compile(r"softmax_spark\.errors\.(?:InputError|ModelFormatError): ([^\n]*)")
-
-
-def input_error_from_task(exc: BaseException) -> InputError | None:
-    """The ``InputError`` a Spark task raised, recovered from the driver-side exception text."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, InputError):
-            return exc
-        matches = _TASK_INPUT_ERROR.findall(str(exc))
-        if matches:
-            return InputError(matches[-1].strip())
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
 @dataclass
@@ -673,16 +480,6 @@ def _leftover_plots(paths: _Paths):
     return check
 
 
-def _read_input(spark, path: str):
-    from pyspark.errors import AnalysisException
-
-    try:
-        return spark.read.parquet(path)
-    except AnalysisException as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read input {path} as Parquet: {first_line}") from None
-
-
 def _scored_schema(input_schema, passthrough, cfg: EvaluateConfig, prob_names, classes):
     from pyspark.sql import types as T
 
@@ -742,6 +539,8 @@ def _plottable(model, has_labels: bool) -> bool:
 
 def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
     """Score ``cfg.input`` with the model in ``cfg.model_dir`` and evaluate it (module docstring)."""
+    from .distributed import raise_task_error
+    from .ingest import read_parquet
     from .model_io import load_model
 
     model = load_model(cfg.model_dir)
@@ -757,18 +556,19 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
     if top_k[-1] > model.n_classes:
         raise InputError(f"--top-k {top_k[-1]} exceeds the model's {model.n_classes} classes")
 
-    frame = _read_input(spark, cfg.input)
+    frame = read_parquet(spark, cfg.input)
     spec = cfg.feature_spec
     input_schema = frame.schema
     _require_columns(input_schema, spec.columns, "feature column")
     _check_feature_types(input_schema, spec, model.n_features)
-    has_labels = cfg.label_col in _field_names(input_schema)
+    label_col = cfg.label_col or "label"
+    has_labels = label_col in _field_names(input_schema)
     if cfg.label_col_required and not has_labels:
-        _require_columns(input_schema, [cfg.label_col], "label column")
-    if has_labels and cfg.label_col in spec.columns:
-        raise InputError(f"column '{cfg.label_col}' is both the label and a feature column")
+        _require_columns(input_schema, [label_col], "label column")
+    if has_labels and label_col in spec.columns:
+        raise InputError(f"column '{label_col}' is both the label and a feature column")
     if has_labels:
-        _check_label_type(input_schema, cfg.label_col, classes)
+        _check_label_type(input_schema, label_col, classes)
 
     passthrough = [name for name in _field_names(input_schema) if name not in spec.columns]
     taken = {name.lower() for name in passthrough}
@@ -810,7 +610,7 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
         passthrough=passthrough,
         output_names=output_names,
         input_names=_field_names(input_schema),
-        label_col=cfg.label_col if has_labels and cfg.unknown_labels == "error" else None,
+        label_col=label_col if has_labels and cfg.unknown_labels == "error" else None,
         weights=weights,
     )
     # positional names into mapInArrow: PySpark resolves the input columns by name there, which
@@ -826,9 +626,7 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
         try:
             writer.parquet(staged)
         except Exception as exc:
-            task_error = input_error_from_task(exc)
-            if task_error is not None:
-                raise task_error from None
+            raise_task_error(exc)
             raise
 
         metrics = None
@@ -836,7 +634,7 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
             states = (
                 spark.read.schema(schema)
                 .parquet(staged)
-                .select(_column(cfg.label_col).alias("label"), _column(cfg.probability_col).alias("probability"))
+                .select(_column(label_col).alias("label"), _column(cfg.probability_col).alias("probability"))
                 .mapInArrow(_MetricsKernel(classes, tuple(top_k)), "state binary")
             )
             empty = MetricsAccumulator(model.n_classes, top_k=top_k).to_bytes()
@@ -850,7 +648,7 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
                 "model_dir": os.path.abspath(cfg.model_dir),
                 "input": cfg.input,
                 "output": output,
-                "label_col": cfg.label_col,
+                "label_col": label_col,
                 "unknown_labels": cfg.unknown_labels,
                 "rows_scored": rows_scored,
                 "classes": classes,
@@ -882,35 +680,3 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
         metrics_path=metrics_path,
         plot_paths=[f"{plots_path}/{name}" for name in plot_files],
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# shipping the package to executors
-# ---------------------------------------------------------------------------------------------
-_SHIPPED: dict = {}
-
-
-def ship_package(spark) -> str:
-    """Zip the ``softmax_spark`` package into a temporary directory and ``addPyFile`` it, so
-    executors without the package installed can run the kernels. Once per SparkContext.
-
-    Returns the zip's local path.
-    """
-    context = spark.sparkContext
-    key = context.applicationId
-    if key in _SHIPPED:
-        return _SHIPPED[key]
-    package_dir = os.path.dirname(os.path.abspath(__file__))
-    scratch = tempfile.mkdtemp(prefix="softmax_spark-pyfiles-")
-    atexit.register(shutil.rmtree, scratch, True)
-    archive = os.path.join(scratch, "softmax_spark.zip")
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for directory, subdirs, files in os.walk(package_dir):
-            subdirs[:] = [d for d in subdirs if d != "__pycache__"]
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    full = os.path.join(directory, name)
-                    zf.write(full, os.path.join("softmax_spark", os.path.relpath(full, package_dir)))
-    context.addPyFile(archive)
-    _SHIPPED[key] = archive
-    return archive

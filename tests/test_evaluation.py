@@ -29,14 +29,12 @@ from sklearn.metrics import (
 )
 
 from softmax_spark import InputError, SoftmaxModel, load_model
+from softmax_spark.config import EvaluateConfig, config_from_dict, parse_config
 from softmax_spark.evaluation import (
     CLASS_METADATA_KEY,
     CLASSES_METADATA_KEY,
     _ScoringKernel,
-    config_from_mapping,
     label_positions,
-    load_config_file,
-    merge_settings,
     probability_column_names,
     run,
 )
@@ -50,6 +48,11 @@ HISTORY = [
     {"iteration": i, "objective": 1.5 / (i + 1), "grad_norm": 0.1, "seconds": 0.01, "validation_loss": 1.6 / (i + 1)}
     for i in range(8)
 ]
+
+
+def config_from_mapping(settings):
+    """Validated settings from a mapping of keys (as in the YAML file) to values."""
+    return config_from_dict(EvaluateConfig, settings).validate()
 
 
 def settings(case, **extra):
@@ -308,19 +311,22 @@ def test_kernel_float_classes_predict_doubles_and_match_int_labels():
     assert label_positions(pa.array(["1"]), classes).tolist() == [-1]
 
 
-def test_config_merge_and_validation():
-    merged = merge_settings({"features-col": "f", "top_k": [1, 2]}, {"feature-cols": "a,b"})
-    assert merged == {"top-k": [1, 2], "feature-cols": "a,b"}
-    cfg = config_from_mapping({"model-dir": "m", "input": "i", "output": "o", **merged})
+def test_config_merge_and_validation(tmp_path):
+    # a flag choosing feature-cols drops the file's features-col (they exclude each other)
+    config = tmp_path / "evaluate.yaml"
+    config.write_text("features-col: f\ntop_k: [1, 2]\n")
+    cfg = parse_config(EvaluateConfig, ["--config", str(config), "--feature-cols", "a,b",
+                                        "--model-dir", "m", "--input", "i", "--output", "o"])
+    assert cfg.features_col is None
     assert cfg.feature_cols == ("a", "b") and cfg.top_k == (1, 2) and not cfg.label_col_required
     assert config_from_mapping({"model-dir": "m", "input": "i", "output": "o", "top-k": "3"}).top_k == (1, 2, 3)
     assert config_from_mapping({"model-dir": "m", "input": "i", "output": "o", "top-k": 2}).top_k == (1, 2)
     assert config_from_mapping({"model-dir": "m", "input": "i", "output": "o", "top-k": "1, 4"}).top_k == (1, 4)
-    shipped = load_config_file(str(REPO / "conf" / "evaluate.yaml"))  # the example config is valid
-    flags = {"model-dir": "m", "input": "i", "output": "o", "overwrite": True}
-    cfg = config_from_mapping(merge_settings(shipped, flags))
+    # the example config is valid
+    flags = ["--model-dir", "m", "--input", "i", "--output", "o", "--overwrite"]
+    cfg = parse_config(EvaluateConfig, ["--config", str(REPO / "conf" / "evaluate.yaml"), *flags])
     assert cfg.overwrite and cfg.unknown_labels == "error" and cfg.feature_spec.columns == ["features"]
-    with pytest.raises(InputError, match="unknown setting 'colour'"):
+    with pytest.raises(InputError, match="unknown key 'colour'"):
         config_from_mapping({"model-dir": "m", "input": "i", "output": "o", "colour": "red"})
     with pytest.raises(InputError, match="--output"):
         config_from_mapping({"model-dir": "m", "input": "i"})
@@ -348,7 +354,8 @@ def test_job_exits_2_on_bad_model_dir(tmp_path, capsys):
     config = tmp_path / "evaluate.yaml"
     config.write_text(f"model-dir: {tmp_path / 'missing'}\ninput: x\noutput: o\nthreshold: 0.5\n")
     assert main(["--config", str(config)]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: unknown setting 'threshold'")
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith(f"error: config file {config}: unknown key 'threshold'")
     assert main(["--model-dir", "m", "--colour", "red"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: unrecognized arguments: --colour")
 
