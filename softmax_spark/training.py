@@ -42,6 +42,8 @@ log = logging.getLogger("softmax_spark")
 
 __all__ = ["train", "fit_dataframe"]
 
+TOL_WINDOW = 5  # lbfgs: iterations over which the relative decrease is measured for --tol
+
 
 def _feature_spec(cfg: TrainConfig) -> FeatureSpec:
     if cfg.feature_cols:
@@ -387,16 +389,18 @@ class _Loop:
             if stop:
                 reason = stop
                 break
-            prev = state.prev_objective
-            scale = max(abs(prev), abs(state.objective), 1.0)
-            rel = (prev - state.objective) / scale
-            # J − J* ≈ ½ gᵀ H⁻¹ g (the L-BFGS model's remaining decrease): a small last step alone
-            # can happen far from the optimum, so both must be below tol
-            predicted = 0.5 * max(0.0, -float(state.grad @ two_loop_direction(state.grad, state.s, state.y))) / scale
-            if rel <= cfg.tol and predicted <= cfg.tol:
-                reason = (f"relative objective change {rel:.3e} and predicted remaining decrease "
-                          f"{predicted:.3e} ≤ tol ({cfg.tol})")
-                break
+            # J − J* ≈ ½ gᵀ H⁻¹ g, the L-BFGS model's remaining decrease; it underestimates
+            # while the model has seen few directions, so the actual decrease over the last
+            # TOL_WINDOW iterations must be small too
+            if len(self.history) > TOL_WINDOW:
+                past = self.history[-TOL_WINDOW - 1]["objective"]
+                scale = max(abs(past), abs(state.objective), 1.0)
+                rel = (past - state.objective) / scale
+                predicted = 0.5 * max(0.0, -float(state.grad @ two_loop_direction(state.grad, state.s, state.y))) / scale
+                if rel <= cfg.tol and predicted <= cfg.tol:
+                    reason = (f"relative decrease over {TOL_WINDOW} iterations {rel:.3e} and predicted "
+                              f"remaining decrease {predicted:.3e} ≤ tol ({cfg.tol})")
+                    break
         print(f"softmax_spark: stopped: {reason}", flush=True)
         return self.final(theta, reason)
 
