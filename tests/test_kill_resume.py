@@ -20,28 +20,11 @@ import numpy as np
 import pytest
 
 from helpers import make_data, write_parquet
+from cluster import descendants as _children  # pid's descendants, from /proc
 from test_failures import TRAIN_JOB, _load_job, _submit_env, submit_command
 
 # iterations: long enough (≥ 15 s on a quiet 2-core machine) that the kill lands mid-run
 MAX_ITER = 200
-
-
-def _children(pid: int) -> set[int]:
-    """pid's descendants, from /proc (the JVM's Python daemon runs in a process group of its own)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def _alive(pid: int) -> bool:
