@@ -1,0 +1,203 @@
+"""The hardware bound: one full gradient pass of our loss kernel over the data held in memory.
+
+    python bench/numpy_bound.py --input bench/data/synth_r1000000_f64_c10_s42 [--out bound.json]
+
+Reads the benchmark's Parquet into numpy once, then times full passes of
+``softmax_spark.loss.loss_and_gradient_sums`` over blocks of ``--block-rows`` rows (the same
+kernel the Spark job runs inside its Python workers, summed with ``LossAccumulator``), for
+float64 and float32 features (the kernel up-casts each float32 block to float64 before the BLAS
+calls, as it does inside the job). No Spark, no serialisation, no I/O: what is left is the
+arithmetic and the memory traffic, so the Spark job's time per pass cannot beat this on this box.
+
+Three ways of using the machine's cores are timed:
+
+- ``threads1``: one process, BLAS limited to 1 thread (threadpoolctl);
+- ``threadsN``: one process, BLAS with N threads (only the matrix products are parallel; the
+  exp/log of the softmax stay single-threaded in numpy);
+- ``procsN``: N forked processes with 1 BLAS thread each, each over its contiguous 1/N of the
+  rows, sums merged in the parent — the closest analogue of Spark's local[N] Python workers.
+
+Each is warmed up once and then timed ``--passes`` times; the JSON gives every time, the median,
+and ``bound_seconds`` = the smallest median per dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_data import load_numpy, read_manifest  # noqa: E402
+
+from softmax_spark.loss import LossAccumulator  # noqa: E402
+
+# Set in the parent before forking; workers read them (copy-on-write, never written).
+_X = None
+_Y = None
+_COEF = None
+_INTERCEPT = None
+_BLOCK_ROWS = 65536
+
+
+def full_pass(X, y, coef, intercept, block_rows, start=0, stop=None):
+    """Sums of the data term over rows [start, stop) in blocks; returns a LossAccumulator."""
+    stop = X.shape[0] if stop is None else stop
+    acc = LossAccumulator(*coef.shape)
+    for s in range(start, stop, block_rows):
+        e = min(s + block_rows, stop)
+        acc.add(coef, intercept, X[s:e], y[s:e])
+    return acc
+
+
+def _worker_init():
+    # one BLAS thread per worker process, like Spark's Python workers (OMP_NUM_THREADS=1 per task)
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _worker_pass(bounds):
+    start, stop = bounds
+    t0 = time.perf_counter()
+    acc = full_pass(_X, _Y, _COEF, _INTERCEPT, _BLOCK_ROWS, start, stop)
+    return acc, time.perf_counter() - t0
+
+
+def time_in_process(X, y, coef, intercept, block_rows, threads, passes):
+    times = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for i in range(passes + 1):  # pass 0 is the warm-up
+            t0 = time.perf_counter()
+            acc = full_pass(X, y, coef, intercept, block_rows)
+            acc.result()
+            if i:
+                times.append(time.perf_counter() - t0)
+    return times
+
+
+def time_in_processes(X, y, coef, intercept, block_rows, procs, passes):
+    global _X, _Y, _COEF, _INTERCEPT, _BLOCK_ROWS
+    _X, _Y, _COEF, _INTERCEPT, _BLOCK_ROWS = X, y, coef, intercept, block_rows
+    n = X.shape[0]
+    cuts = [round(k * n / procs) for k in range(procs + 1)]
+    bounds = [(cuts[k], cuts[k + 1]) for k in range(procs)]
+    times, inner = [], []
+    ctx = mp.get_context("fork")
+    try:
+        with ctx.Pool(procs, initializer=_worker_init) as pool:
+            for i in range(passes + 1):
+                t0 = time.perf_counter()
+                parts = pool.map(_worker_pass, bounds, chunksize=1)
+                total = LossAccumulator(*coef.shape)
+                for acc, _ in parts:
+                    total.merge(acc)
+                total.result()
+                if i:
+                    times.append(time.perf_counter() - t0)
+                    inner.append(max(s for _, s in parts))
+    finally:
+        _X = _Y = None
+    return times, inner
+
+
+def summarise(times):
+    return {"seconds": [round(t, 6) for t in times], "median_seconds": statistics.median(times)}
+
+
+def measure(X, y, n_classes, block_rows, passes, thread_counts, procs, seed=0):
+    rng = np.random.default_rng(seed)
+    coef = rng.normal(0.0, 0.05, size=(n_classes, X.shape[1]))
+    intercept = rng.normal(0.0, 0.05, size=n_classes)
+    # the answer must not depend on how the work is split: check once
+    ref = full_pass(X, y, coef, intercept, block_rows).result()[0]
+    out = {}
+    for t in thread_counts:
+        out[f"threads{t}"] = summarise(time_in_process(X, y, coef, intercept, block_rows, t, passes))
+    if procs and procs > 1:
+        times, inner = time_in_processes(X, y, coef, intercept, block_rows, procs, passes)
+        out[f"procs{procs}"] = summarise(times)
+        out[f"procs{procs}"]["worker_median_seconds"] = statistics.median(inner)
+    out["bound_seconds"] = min(v["median_seconds"] for v in out.values() if isinstance(v, dict))
+    out["rows_per_second"] = X.shape[0] / out["bound_seconds"]
+    out["check_mean_loss"] = ref
+    return out
+
+
+def run(data_dir, dtypes=("float64", "float32"), block_rows=65536, passes=5, thread_counts=None,
+        procs=None, log=print):
+    manifest = read_manifest(data_dir + ".json")
+    if manifest is None:
+        raise FileNotFoundError(f"{data_dir}.json is missing: generate the data with bench/make_data.py")
+    cores = os.cpu_count() or 1
+    thread_counts = thread_counts or sorted({1, cores})
+    procs = cores if procs is None else procs
+    p = manifest["params"]
+    result = {
+        "tool": "bench/numpy_bound.py",
+        "input": data_dir,
+        "rows": p["rows"],
+        "features": p["features"],
+        "classes": p["classes"],
+        "block_rows": block_rows,
+        "passes": passes,
+        "cores": cores,
+        "blas": [
+            {k: i.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
+            for i in threadpool_info()
+        ],
+        "dtypes": {},
+    }
+    X64 = None
+    for dtype in dtypes:
+        t0 = time.perf_counter()
+        if dtype == "float64" or X64 is None:
+            X64, y = load_numpy(data_dir, manifest, np.float64)
+        X = X64 if dtype == "float64" else X64.astype(np.dtype(dtype))
+        load_s = time.perf_counter() - t0
+        log(f"numpy_bound: {dtype}: {X.shape[0]} rows loaded in {load_s:.1f}s ({X.nbytes / 2**20:.0f} MiB)")
+        r = measure(X, y, p["classes"], block_rows, passes, thread_counts, procs)
+        r["prepare_seconds"] = load_s  # float64: read from Parquet; other dtypes: the conversion
+        r["bytes"] = int(X.nbytes)
+        result["dtypes"][dtype] = r
+        log(
+            f"numpy_bound: {dtype}: "
+            + ", ".join(f"{k} {v['median_seconds']:.4f}s" for k, v in r.items() if isinstance(v, dict))
+            + f" -> bound {r['bound_seconds']:.4f}s/pass"
+        )
+        del X
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="numpy gradient-pass bound over the benchmark data")
+    ap.add_argument("--input", required=True, help="data directory written by bench/make_data.py")
+    ap.add_argument("--dtypes", default="float64,float32")
+    ap.add_argument("--block-rows", type=int, default=65536)
+    ap.add_argument("--passes", type=int, default=5)
+    ap.add_argument("--threads", default=None, help="comma list of BLAS thread counts (default 1,<cores>)")
+    ap.add_argument("--procs", type=int, default=None, help="forked worker processes (default <cores>; 0 skips)")
+    ap.add_argument("--out", default=None, help="write the JSON here (default: stdout)")
+    a = ap.parse_args(argv)
+    threads = [int(t) for t in a.threads.split(",")] if a.threads else None
+    result = run(
+        a.input.rstrip("/"), [d.strip() for d in a.dtypes.split(",") if d.strip()], a.block_rows,
+        a.passes, threads, a.procs, log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    text = json.dumps(result, indent=2)
+    if a.out:
+        with open(a.out + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(a.out + ".tmp", a.out)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
