@@ -41,3 +41,9 @@ demo: setup
 # local Spark through .venv/bin/spark-submit, and a check of the model and predictions.
 airflow-test: setup
 	PYTHON=$(PYTHON) bash airflow/airflow_test.sh
+
+# Side-by-side benchmark against MLlib (never part of `make test`): data under bench/data,
+# results in bench/results/<name>.{json,md}. Smoke run: make bench BENCH_ARGS="--rows 20000 --repeats 1 --skip-scaling"
+BENCH_ARGS ?=
+bench: setup
+	$(PY) bench/run.py --name latest $(BENCH_ARGS)
