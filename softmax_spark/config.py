@@ -28,8 +28,20 @@ def _opt(default, help, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+class _FeatureSource:
+    """The ``features_col`` / ``feature_cols`` pair of a job's config as a ``FeatureSpec``."""
+
+    @property
+    def feature_spec(self):
+        from .features import FeatureSpec
+
+        if self.feature_cols:
+            return FeatureSpec(features_col=None, feature_cols=tuple(self.feature_cols))
+        return FeatureSpec(features_col=self.features_col or "features")
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(_FeatureSource):
     """Every option of ``jobs/train.py`` (flag ``--name-with-dashes``, YAML key ``name_with_underscores``)."""
 
     input: str | None = _opt(None, "training data: any Parquet path Spark reads (dir, file, glob, URI)")
@@ -118,7 +130,7 @@ UNKNOWN_LABEL_MODES = ("error", "ignore")
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(_FeatureSource):
     """Every option of ``jobs/evaluate.py`` (flag ``--name-with-dashes``, YAML key with ``-`` or ``_``)."""
 
     model_dir: str | None = _opt(None, "model directory written by the trainer (required)")
@@ -148,14 +160,6 @@ class EvaluateConfig:
     def label_col_required(self) -> bool:
         """The label column was given explicitly: an input without it is an error."""
         return self.label_col is not None
-
-    @property
-    def feature_spec(self):
-        from .features import FeatureSpec
-
-        if self.feature_cols:
-            return FeatureSpec(features_col=None, feature_cols=tuple(self.feature_cols))
-        return FeatureSpec(features_col=self.features_col or "features")
 
     def validate(self) -> "EvaluateConfig":
         """Check the settings; ``top_k`` becomes the sorted tuple of k values."""

@@ -30,7 +30,6 @@ from .checkpoint import fingerprint, latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistributedLoss
 from .errors import DivergenceError, InputError
-from .features import FeatureSpec
 from .ingest import check_columns, discover_classes, ingest, read_parquet
 from .lbfgs import LbfgsState, lbfgs_init, lbfgs_step, two_loop_direction
 from .loss import add_l2
@@ -43,12 +42,6 @@ log = logging.getLogger("softmax_spark")
 __all__ = ["train", "fit_dataframe"]
 
 TOL_WINDOW = 5  # lbfgs: iterations over which the relative decrease is measured for --tol
-
-
-def _feature_spec(cfg: TrainConfig) -> FeatureSpec:
-    if cfg.feature_cols:
-        return FeatureSpec(features_col=None, feature_cols=tuple(cfg.feature_cols))
-    return FeatureSpec(features_col=cfg.features_col or "features")
 
 
 def _coerce_classes(df, label_col, given):
@@ -146,7 +139,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
 
     if write and cfg.model_dir:
         check_writable(cfg.model_dir, cfg.overwrite, "model directory")
-    spec = _feature_spec(cfg)
+    spec = cfg.feature_spec
     # Parquet read by path: the tasks may read its row groups directly (``ingest``'s fast path)
     files = val_files = None
     if df is None:
