@@ -464,8 +464,9 @@ class Bench:
     def run_numpy_bound(self, data_dir, name, dtypes) -> dict | None:
         out_json = os.path.join(self.work, f"{name}.json")
         cmd = [sys.executable, os.path.join(BENCH_DIR, "numpy_bound.py"), "--input", data_dir,
-               "--out", out_json, "--dtypes", ",".join(dtypes), "--passes", str(self.a.numpy_passes),
-               "--block-rows", str(self.a.block_rows)]
+               "--out", out_json, "--dtypes", ",".join(dtypes), "--passes", str(self.a.numpy_passes)]
+        if self.a.block_rows:
+            cmd += ["--block-rows", str(self.a.block_rows)]
         log(f"{name}: numpy bound ({','.join(dtypes)}) on {shown(data_dir)}")
         rec = run_process(cmd, name, self.work, self.env, self.a.timeout, self.a.sample_interval)
         if not rec["ok"]:
@@ -666,7 +667,8 @@ def parse_args(argv=None):
     g.add_argument("--skip-numpy", action="store_true", help="skip the numpy bound")
     g.add_argument("--numpy-dtypes", default="float64,float32", help="dtypes of the numpy bound")
     g.add_argument("--numpy-passes", type=int, default=5, help="timed passes per numpy mode (after a warm-up)")
-    g.add_argument("--block-rows", type=int, default=65536, help="rows per numpy block in the bound")
+    g.add_argument("--block-rows", type=int, default=None,
+                   help="rows per kernel call in the numpy bound (None: the trainer's CHUNK_ROWS, else 32768)")
     g = p.add_argument_group("training")
     g.add_argument("--l2", type=float, default=1e-4, help="our λ; MLlib gets regParam = 2λ")
     g.add_argument("--tol", type=float, default=1e-6, help="both sides' tol")
