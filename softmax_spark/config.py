@@ -68,7 +68,7 @@ class TrainConfig(_FeatureSource):
     init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
     max_iter: int = _opt(1000, "maximum iterations (≥ 1)")
-    tol: float = _opt(1e-8, "lbfgs: stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when J has not dropped below best − tol·max(|best|,1) for --n-iter-no-change iterations; 0 disables")
+    tol: float = _opt(1e-9, "lbfgs: stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when J has not dropped below best − tol·max(|best|,1) for --n-iter-no-change iterations; 0 disables")
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
     lbfgs_memory: int = _opt(10, "L-BFGS history size")
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]")
