@@ -3,8 +3,8 @@
 One ``mapInArrow`` pass turns each input partition into three files in the executor's Spark
 local directory (``X`` raw rows of shape (n_rows, n_features) in ``dtype``, ``y`` class indices,
 ``w`` sample weights), validating as it goes (finite values, equal lengths, non-null labels,
-known classes) and summarising (rows per class, weighted column sums and squares, the largest
-squared row norm). It returns one small *descriptor* per partition; the descriptors are persisted
+known classes) and summarising (rows per class, weighted column means and covariance, used by
+the preconditioner and the SGD step bound). It returns one small *descriptor* per partition; the descriptors are persisted
 as a Spark RDD, so every later pass is scheduled where its descriptor — and so its block file —
 lives, and opens the file memory-mapped: no data crosses the JVM ↔ Python boundary after ingest.
 
@@ -103,13 +103,10 @@ class DataSummary:
     n_features: int
     classes: list
     class_counts: np.ndarray  # of shape (n_classes,), rows per class
-    class_weight_sums: np.ndarray  # of shape (n_classes,), Σ s_i per class
     weight_sum: float
     col_mean: np.ndarray  # of shape (n_features,), weighted
     col_var: np.ndarray  # of shape (n_features,), weighted population variance
     covariance: np.ndarray | None  # of shape (n_features, n_features), weighted; None if D is large
-    max_sq_norm: float  # max_i ‖x_i‖²
-    mean_sq_norm: float  # Σ s_i ‖x_i‖² / Σ s_i
     n_partitions: int
 
     def to_dict(self) -> dict:
@@ -182,9 +179,8 @@ def discover_classes(df, label_col: str) -> list:
 
 _DESCRIPTOR_SCHEMA = (
     "partition int, host string, path string, n_rows long, n_features int, dtype string, "
-    "has_weights boolean, class_counts array<long>, class_weight_sums array<double>, "
-    "weight_sum double, col_mean array<double>, col_m2 array<double>, max_sq_norm double, "
-    "sq_norm_sum double"
+    "has_weights boolean, class_counts array<long>, "
+    "weight_sum double, col_mean array<double>, col_m2 array<double>"
 )
 
 
@@ -228,9 +224,8 @@ def _descriptor_arrow_schema():
     return pa.schema([
         ("partition", pa.int32()), ("host", pa.string()), ("path", pa.string()), ("n_rows", pa.int64()),
         ("n_features", pa.int32()), ("dtype", pa.string()), ("has_weights", pa.bool_()),
-        ("class_counts", pa.list_(pa.int64())), ("class_weight_sums", pa.list_(pa.float64())),
+        ("class_counts", pa.list_(pa.int64())),
         ("weight_sum", pa.float64()), ("col_mean", pa.list_(pa.float64())), ("col_m2", pa.list_(pa.float64())),
-        ("max_sq_norm", pa.float64()), ("sq_norm_sum", pa.float64()),
     ])
 
 
@@ -256,8 +251,7 @@ class _BlockWriter:
         self.xfile = open(self.tmp + ".X", "wb")
         self.n_rows = 0
         self.class_counts = np.zeros(len(self.classes), dtype=np.int64)
-        self.class_wsums = np.zeros(len(self.classes))
-        self.max_sq, self.sq_sum, self.moments = 0.0, 0.0, None
+        self.moments = None
         self.ys, self.ws = [], []
         self.position = {c: i for i, c in enumerate(self.classes)}
 
@@ -273,12 +267,8 @@ class _BlockWriter:
             w = weights_to_numpy(batch.column(self.weight_col), self.weight_col, self.where, self.n_rows)
             self.ws.append(w)
         Xd = X.astype(np.float64, copy=False)
-        sq = np.einsum("ij,ij->i", Xd, Xd)
         n_classes = len(self.classes)
-        self.class_wsums += np.bincount(y, weights=w, minlength=n_classes)
-        self.sq_sum += float(sq.sum() if w is None else w @ sq)
         self.moments = merge_moments(self.moments, batch_moments(Xd, w))
-        self.max_sq = max(self.max_sq, float(sq.max()))
         self.class_counts += np.bincount(y, minlength=n_classes)
         self.ys.append(y.astype(np.int32))
         self.xfile.write(np.ascontiguousarray(X).data)
@@ -340,12 +330,9 @@ class _BlockWriter:
             "dtype": self.dtype.name,
             "has_weights": bool(self.weight_col),
             "class_counts": self.class_counts,
-            "class_weight_sums": self.class_wsums,
             "weight_sum": moments[0] if moments else 0.0,
             "col_mean": moments[1] if moments else np.zeros(self.n_features),
             "col_m2": moments[2].ravel() if moments else np.zeros(0),
-            "max_sq_norm": self.max_sq,
-            "sq_norm_sum": self.sq_sum,
         }
 
 
@@ -548,7 +535,7 @@ def _first(pair):
 
 def _split_record(row) -> tuple:
     record = row.asDict()
-    for key in ("col_mean", "col_m2", "class_counts", "class_weight_sums"):
+    for key in ("col_mean", "col_m2", "class_counts"):
         record[key] = np.asarray(record[key])
     return _to_descriptor(record), record
 
@@ -563,8 +550,8 @@ def _to_descriptor(record: dict) -> BlockDescriptor:
 def _summarise(records: list[dict], classes: list) -> DataSummary:
     n_classes = len(classes)
     if not records:
-        return DataSummary(0, 0, list(classes), np.zeros(n_classes, np.int64), np.zeros(n_classes), 0.0,
-                           np.zeros(0), np.zeros(0), None, 0.0, 0.0, 0)
+        return DataSummary(0, 0, list(classes), np.zeros(n_classes, np.int64), 0.0,
+                           np.zeros(0), np.zeros(0), None, 0)
     n_features = records[0]["n_features"]
     moments = None
     for r in records:
@@ -584,12 +571,9 @@ def _summarise(records: list[dict], classes: list) -> DataSummary:
         n_features=n_features,
         classes=list(classes),
         class_counts=np.sum([r["class_counts"] for r in records], axis=0).astype(np.int64),
-        class_weight_sums=np.sum([r["class_weight_sums"] for r in records], axis=0),
         weight_sum=weight_sum,
         col_mean=mean,
         col_var=var,
         covariance=cov,
-        max_sq_norm=max(r["max_sq_norm"] for r in records),
-        mean_sq_norm=sum(r["sq_norm_sum"] for r in records) / weight_sum,
         n_partitions=len(records),
     )
