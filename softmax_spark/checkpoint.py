@@ -1,33 +1,60 @@
-"""Training checkpoints: arrays in one .npz (loaded with allow_pickle=False), the rest JSON.
+"""Training checkpoints, one folder per run, on any ``softmax_spark.storage`` URI.
 
-``<checkpoint-dir>/ckpt-00000012/`` holds ``arrays.npz`` (θ, optimizer state arrays),
-``state.json`` (iteration, scalars, the configuration fingerprint) and ``history.json``; each is
-published atomically (temporary sibling + rename), the two newest are kept. A run started again
-with the same checkpoint dir and configuration resumes from the newest complete one.
+Layout::
+
+    <checkpoint-dir>/<run fingerprint>/ckpt-00000012/   arrays.npz   θ and optimizer state arrays
+                                                        state.json   iteration, scalars, fingerprint, saved_at
+                                                        history.json per-iteration records
+
+The run fingerprint (16 hex digits, ``fingerprint``) hashes what defines the run's path: the
+data summary and the options (``training``). Each checkpoint is published atomically; arrays are
+read back with ``np.load(allow_pickle=False)``, the rest is JSON.
+
+Rules (a daily job with a fixed ``--checkpoint-dir`` lives with them):
+
+- **Resume**: ``latest_checkpoint(dir, fp)`` returns the newest complete checkpoint of run ``fp``
+  only; checkpoints of other runs (other data or options: yesterday's) are neither resumed nor an
+  error. It logs which run it resumes, or that none matched.
+- **Keep**: the ``KEEP`` = 2 newest checkpoints of a run (an unreadable newest one is skipped).
+- **Finish**: ``finish_run(dir, fp, converged=True)`` — the run stopped by its own criterion
+  (tol, gtol, early stopping, no progress) — removes the run's folder, so the same command run
+  again (e.g. with ``--overwrite``) trains from the start instead of resuming a finished run. A
+  run stopped by ``--max-iter`` (``converged=False``) keeps its checkpoints: the same command
+  with a larger ``--max-iter`` continues it.
+- **Clean**: when a run writes its first checkpoint, the folders of other runs whose newest
+  checkpoint was saved more than ``STALE_DAYS`` = 7 days ago are removed (runs killed and never
+  resumed), as are leftover temporaries of interrupted saves in the run's own folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
-import shutil
+import time
 import zipfile
 
 import numpy as np
 
-from .atomic import atomic_directory
-from .errors import ModelFormatError
+from . import storage
 
-__all__ = ["Checkpoint", "save_checkpoint", "latest_checkpoint", "fingerprint"]
+__all__ = ["Checkpoint", "save_checkpoint", "latest_checkpoint", "finish_run", "fingerprint", "run_directory"]
+
+log = logging.getLogger("softmax_spark")
 
 _NAME = re.compile(r"^ckpt-(\d{8})$")
+_RUN = re.compile(r"^[0-9A-Za-z_-]+$")  # fingerprints; hidden temporaries never match
 KEEP = 2
+STALE_DAYS = 7.0
 FORMAT = "softmax_spark.checkpoint"
 
 
 class Checkpoint:
+    """A restored checkpoint: ``path`` (URI), ``iteration``, ``arrays`` (name → ndarray),
+    ``scalars`` (name → number) and ``history`` (list of records)."""
+
     def __init__(self, path, iteration, arrays, scalars, history):
         self.path = path
         self.iteration = iteration
@@ -37,54 +64,111 @@ class Checkpoint:
 
 
 def fingerprint(options: dict) -> str:
-    """A short hash of what defines a training run's path (data, objective, optimizer)."""
+    """A short hash (16 hex digits) of what defines a training run's path (data, objective, optimizer)."""
     blob = json.dumps(options, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def run_directory(directory: str, run_fingerprint: str) -> str:
+    """``<directory>/<run_fingerprint>``: where one run's checkpoints live."""
+    return storage.join(directory, run_fingerprint)
+
+
 def save_checkpoint(directory: str, iteration: int, arrays: dict, scalars: dict, history: list,
                     run_fingerprint: str) -> str:
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"ckpt-{iteration:08d}")
-    with atomic_directory(path, overwrite=True, what="checkpoint") as tmp:
+    """Publish ``<directory>/<run_fingerprint>/ckpt-<iteration:08d>`` atomically; keep the
+    ``KEEP`` newest of the run (module docstring for the cleaning rule). Returns its URI.
+
+    arrays: name → ndarray (saved with np.savez); scalars: name → number; history: JSON records.
+    Raises ``InputError`` when ``directory``'s filesystem cannot be reached."""
+    run_dir = run_directory(directory, run_fingerprint)
+    first = not storage.exists(run_dir)
+    if first:
+        _remove_stale_runs(directory, run_fingerprint)
+    path = storage.join(run_dir, f"ckpt-{iteration:08d}")
+    with storage.atomic_directory(path, overwrite=True, what="checkpoint") as tmp:
         np.savez(os.path.join(tmp, "arrays.npz"), **{k: np.asarray(v) for k, v in arrays.items()})
-        state = {"format": FORMAT, "iteration": iteration, "fingerprint": run_fingerprint, "scalars": scalars}
+        state = {"format": FORMAT, "iteration": iteration, "fingerprint": run_fingerprint, "scalars": scalars,
+                 "saved_at": time.time()}
         with open(os.path.join(tmp, "state.json"), "w") as f:
             json.dump(state, f, default=float)
         with open(os.path.join(tmp, "history.json"), "w") as f:
             json.dump(history, f, default=float)
-    for old in sorted(_checkpoints(directory))[:-KEEP]:
-        shutil.rmtree(os.path.join(directory, old), ignore_errors=True)
+    names = storage.list_names(run_dir)
+    for old in sorted(n for n in names if _NAME.match(n))[:-KEEP]:
+        storage.delete(storage.join(run_dir, old))
+    for leftover in (n for n in names if n.startswith(".ckpt-")):  # of a save killed mid-way
+        storage.delete(storage.join(run_dir, leftover))
     return path
 
 
-def _checkpoints(directory: str) -> list[str]:
-    if not os.path.isdir(directory):
+def _names(directory: str, pattern) -> list[str]:
+    try:
+        return [name for name in storage.list_names(directory) if pattern.match(name)]
+    except FileNotFoundError:
         return []
-    return [name for name in os.listdir(directory) if _NAME.match(name)]
+
+
+def _read(path: str):
+    """(state, history, arrays) of the checkpoint at ``path``; raises on anything unreadable."""
+    with storage.local_copy(path) as local:
+        with open(os.path.join(local, "state.json")) as f:
+            state = json.load(f)
+        with open(os.path.join(local, "history.json")) as f:
+            history = json.load(f)
+        with np.load(os.path.join(local, "arrays.npz"), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    return state, history, arrays
 
 
 def latest_checkpoint(directory: str, run_fingerprint: str) -> Checkpoint | None:
-    """The newest complete checkpoint, or None. One written by a different configuration is an
-    error (resuming it would silently train something else)."""
-    for name in sorted(_checkpoints(directory), reverse=True):
-        path = os.path.join(directory, name)
+    """The newest complete checkpoint of run ``run_fingerprint`` under ``directory``, or None.
+
+    Checkpoints of other runs are ignored (logged); an unreadable or tampered checkpoint is
+    skipped (printed) and the one before it used. Raises ``InputError`` when ``directory``'s
+    filesystem cannot be reached."""
+    run_dir = run_directory(directory, run_fingerprint)
+    for name in sorted(_names(run_dir, _NAME), reverse=True):
+        path = storage.join(run_dir, name)
         try:
-            with open(os.path.join(path, "state.json")) as f:
-                state = json.load(f)
-            with open(os.path.join(path, "history.json")) as f:
-                history = json.load(f)
-            with np.load(os.path.join(path, "arrays.npz"), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            state, history, arrays = _read(path)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # incomplete or tampered: skip
-            print(f"softmax_spark: skipping unreadable checkpoint {path}: {exc}")
+            print(f"softmax_spark: skipping unreadable checkpoint {path}: {exc}", flush=True)
             continue
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if (not isinstance(state, dict) or state.get("format") != FORMAT
+                or state.get("fingerprint") != run_fingerprint or not isinstance(history, list)):
+            print(f"softmax_spark: skipping checkpoint {path}: not a checkpoint of run {run_fingerprint}", flush=True)
             continue
-        if state.get("fingerprint") != run_fingerprint:
-            raise ModelFormatError(
-                f"checkpoint {path} was written by a different training configuration; "
-                "use another --checkpoint-dir or remove it"
-            )
+        log.info("checkpoint dir %s: resuming run %s from %s", directory, run_fingerprint, path)
         return Checkpoint(path, int(state["iteration"]), arrays, state.get("scalars", {}), history)
+    others = [name for name in _names(directory, _RUN) if name != run_fingerprint]
+    log.info("checkpoint dir %s: no checkpoint of run %s%s; training from the start", directory, run_fingerprint,
+             f" (other runs there: {', '.join(sorted(others))})" if others else "")
     return None
+
+
+def finish_run(directory: str, run_fingerprint: str, converged: bool) -> None:
+    """A run ended. ``converged`` (stopped by its own criterion, not by max_iter): remove its
+    checkpoints, so running it again trains from the start. Otherwise keep them (a larger
+    max_iter continues the run)."""
+    if converged and storage.delete(run_directory(directory, run_fingerprint)):
+        log.info("checkpoint dir %s: run %s finished; its checkpoints are removed", directory, run_fingerprint)
+
+
+def _remove_stale_runs(directory: str, run_fingerprint: str) -> None:
+    """Remove other runs' folders whose newest checkpoint is older than ``STALE_DAYS``."""
+    cutoff = time.time() - STALE_DAYS * 86400.0
+    for run in _names(directory, _RUN):
+        if run == run_fingerprint:
+            continue
+        run_dir = storage.join(directory, run)
+        newest = sorted(_names(run_dir, _NAME))
+        try:
+            state = json.loads(storage.read_bytes(storage.join(run_dir, newest[-1], "state.json")))
+            saved_at = float(state["saved_at"])
+        except Exception:  # noqa: BLE001 - not a run folder we can date: left alone
+            continue
+        if saved_at < cutoff:
+            storage.delete(run_dir)
+            log.info("checkpoint dir %s: removed run %s (last checkpoint %.0f days ago)", directory, run,
+                     (time.time() - saved_at) / 86400.0)

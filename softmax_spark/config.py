@@ -45,7 +45,7 @@ class TrainConfig(_FeatureSource):
     """Every option of ``jobs/train.py`` (flag ``--name-with-dashes``, YAML key ``name_with_underscores``)."""
 
     input: str | None = _opt(None, "training data: any Parquet path Spark reads (dir, file, glob, URI)")
-    model_dir: str | None = _opt(None, "where the model directory is written (local path), atomically")
+    model_dir: str | None = _opt(None, "where the model directory is written, atomically (local path or URI: hdfs://, s3a://, viewfs://, …)")
     overwrite: bool = _opt(False, "replace an existing model directory")
     features_col: str | None = _opt("features", "feature column: array<double>, array<float> or dense ml Vector")
     feature_cols: list | None = _opt(None, "comma-separated numeric feature columns (instead of --features-col)")
@@ -66,6 +66,7 @@ class TrainConfig(_FeatureSource):
     precondition: bool = _opt(True, "optimise in centred and scaled coordinates (same objective)")
     class_weight: typing.Any = _opt(None, "'balanced' (n / (C·n_c)) or, in the config file, a map label → weight")
     init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir")
+    init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
     max_iter: int = _opt(1000, "maximum iterations (≥ 1)")
     tol: float = _opt(1e-9, "lbfgs: stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when J has not dropped below best − tol·max(|best|,1) for --n-iter-no-change iterations; 0 disables")
@@ -85,7 +86,7 @@ class TrainConfig(_FeatureSource):
     validation_input: str | None = _opt(None, "validation Parquet for early stopping on validation log-loss")
     validation_fraction: float = _opt(0.0, "hold out this fraction of the training rows for validation instead")
     patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping")
-    checkpoint_dir: str | None = _opt(None, "checkpoint directory (local); rerunning the same command resumes from it")
+    checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it")
     checkpoint_every: int = _opt(10, "checkpoint every K iterations")
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout")
     fail_first_attempt_dir: str | None = _opt(None, "TEST ONLY: fail each task's first attempt once (markers here)")

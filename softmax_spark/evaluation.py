@@ -2,6 +2,9 @@
 
 Pipeline of ``run(spark, cfg)``
 -------------------------------
+Every path (``--model-dir``, ``--output``, ``--metrics-out``, ``--plots-dir``) is a
+``softmax_spark.storage`` URI: a local path, ``file:``, or any Hadoop FileSystem URI of the session.
+
 1. Load the model, refuse an existing output (unless ``overwrite``) before any Spark work; an
    existing metrics file or plots directory is refused too, unless it is the leftover of an
    interrupted run for the same output (metrics JSON naming this output; plots directory holding
@@ -9,12 +12,14 @@ Pipeline of ``run(spark, cfg)``
 2. Score: ``mapInArrow`` over the input's Arrow batches — features through
    ``features_to_numpy`` (the same formats as training), one ``X Wᵀ + b`` product and a softmax
    per batch; the coefficients travel as a broadcast. No per-row Python.
-3. Write the scored rows with Spark into a hidden sibling ``.<name>.tmp-<id>`` of the output.
+3. Write the scored rows with Spark into ``.<name>.tmp-<id>/<name>`` next to the output: the
+   hidden parent keeps it out of listings, the visible last component keeps Spark's reader from
+   ignoring it (Spark skips paths named ``.*`` or ``_*``: "All paths were ignored").
 4. If the input has the label column: one more ``mapInArrow`` over the written ``probability``
    and label columns fills a ``MetricsAccumulator`` per partition; the partitions' states are
    merged with ``treeAggregate``. Metrics JSON and plots are published atomically.
-5. Rename the temporary output into place (Hadoop FileSystem API: local paths and HDFS alike),
-   last — an output that exists is complete and its metrics are already written.
+5. Rename the temporary output into place (``storage.publish``), last — an output that exists is
+   complete and its metrics are already written.
 
 Output columns
 --------------
@@ -29,23 +34,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import storage
 from .config import EvaluateConfig
 from .errors import InputError, ModelFormatError
 from .features import FeatureSpec, features_to_numpy
 from .loss import softmax
 from .metrics import DEFAULT_CALIBRATION_BINS, MetricsAccumulator, default_top_k, format_metrics_table
 
-__all__ = ["EvaluateConfig", "EvaluationResult", "probability_column_names", "run"]
+__all__ = ["EvaluateConfig", "EvaluationResult", "probability_column_names", "run", "read", "score", "write",
+           "compute_metrics", "write_plots"]
 
 CLASS_METADATA_KEY = "softmax_spark.class"
 CLASSES_METADATA_KEY = "softmax_spark.classes"
@@ -247,121 +250,6 @@ def _merge_states(left: bytes, right: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# file systems: Hadoop's for Spark outputs and remote paths, the os module for local files
-# ---------------------------------------------------------------------------------------------
-class _Paths:
-    """Qualify, test, rename and delete paths through the Hadoop FileSystem API (``spark._jvm``),
-    so ``file:``, ``hdfs:`` and scheme-less (default filesystem) paths behave alike."""
-
-    def __init__(self, spark):
-        self._jvm = spark._jvm
-        self._conf = spark._jsc.hadoopConfiguration()
-
-    def _path(self, path: str):
-        return self._jvm.org.apache.hadoop.fs.Path(path)
-
-    def _fs(self, path: str):
-        return self._path(path).getFileSystem(self._conf)
-
-    def qualify(self, path: str) -> str:
-        jpath = self._path(path)
-        return jpath.getFileSystem(self._conf).makeQualified(jpath).toString()
-
-    @staticmethod
-    def local(path: str) -> str | None:
-        """The OS path of a qualified ``file:`` URI, else None."""
-        parsed = urlparse(path)
-        return parsed.path if parsed.scheme == "file" else None
-
-    def exists(self, path: str) -> bool:
-        return bool(self._fs(path).exists(self._path(path)))
-
-    def delete(self, path: str) -> None:
-        try:
-            self._fs(path).delete(self._path(path), True)
-        except Exception:  # best effort: a leftover hidden directory is harmless
-            pass
-
-    def rename(self, source: str, target: str) -> None:
-        if not self._fs(source).rename(self._path(source), self._path(target)):
-            raise OSError(f"could not rename {source} to {target}")
-
-    @staticmethod
-    def hidden_sibling(path: str, tag: str) -> str:
-        parent, name = path.rstrip("/").rsplit("/", 1)
-        return f"{parent}/.{name}.{tag}-{uuid.uuid4().hex[:12]}"
-
-    def publish(self, staged: str, path: str) -> None:
-        """Move the complete ``staged`` into ``path``; an existing ``path`` is first renamed aside
-        (never merged into), then deleted."""
-        if self.exists(path):
-            old = self.hidden_sibling(path, "old")
-            self.rename(path, old)
-            self.rename(staged, path)
-            self.delete(old)
-        else:
-            self.rename(staged, path)
-
-    def read_bytes(self, path: str) -> bytes:
-        local = self.local(path)
-        if local is not None:
-            with open(local, "rb") as f:
-                return f.read()
-        stream = self._fs(path).open(self._path(path))
-        try:
-            return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-        finally:
-            stream.close()
-
-    def list_names(self, path: str) -> list[str]:
-        """Names of the entries of the directory ``path``."""
-        return [status.getPath().getName() for status in self._fs(path).listStatus(self._path(path))]
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically (hidden sibling, then rename over)."""
-        staged = self.hidden_sibling(path, "tmp")
-        try:
-            local = self.local(staged)
-            if local is not None:
-                os.makedirs(os.path.dirname(local), exist_ok=True)
-                with open(local, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            else:
-                stream = self._fs(staged).create(self._path(staged), True)
-                try:
-                    stream.write(bytearray(data))
-                finally:
-                    stream.close()
-            self.publish(staged, path)
-        except BaseException:
-            self.delete(staged)
-            raise
-
-    def publish_local_directory(self, build, path: str) -> None:
-        """``build(local_dir)`` fills a directory that then replaces ``path`` atomically."""
-        staged = self.hidden_sibling(path, "tmp")
-        local = self.local(staged)
-        scratch = None
-        try:
-            if local is not None:
-                os.makedirs(local)
-                build(local)
-            else:
-                scratch = tempfile.mkdtemp(prefix="softmax_spark-plots-")
-                build(scratch)
-                self._fs(staged).copyFromLocalFile(False, True, self._path(scratch), self._path(staged))
-            self.publish(staged, path)
-        except BaseException:
-            self.delete(staged)
-            raise
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
 @dataclass
@@ -446,38 +334,34 @@ def _check_label_type(schema, label_col: str, classes: list) -> None:
         )
 
 
-def _check_not_exists(paths: _Paths, path: str, overwrite: bool, what: str, leftover=None) -> None:
+def _check_not_exists(path: str, overwrite: bool, what: str, leftover=None) -> None:
     """Refuse an existing ``path`` unless ``overwrite`` or ``leftover(path)`` says it was left by
     an interrupted run for the same output (the output is published last, so it is absent)."""
-    if not overwrite and paths.exists(path) and not (leftover is not None and leftover(path)):
+    if not overwrite and storage.exists(path) and not (leftover is not None and leftover(path)):
         raise InputError(f"{what} {path} already exists; pass --overwrite to replace it")
 
 
 PLOT_FILES = ("confusion_matrix.png", "reliability.png", "training_curve.png")
 
 
-def _leftover_metrics(paths: _Paths, output: str):
+def _leftover_metrics(output: str):
     """Is the file a metrics JSON written for ``output``?"""
 
     def check(path: str) -> bool:
         try:
-            return json.loads(paths.read_bytes(path)).get("output") == output
+            return json.loads(storage.read_bytes(path)).get("output") == output
         except Exception:  # unreadable, not JSON, not a mapping, a directory: not ours
             return False
 
     return check
 
 
-def _leftover_plots(paths: _Paths):
+def _leftover_plots(path: str) -> bool:
     """Is the directory made only of our plot files?"""
-
-    def check(path: str) -> bool:
-        try:
-            return set(paths.list_names(path)) <= set(PLOT_FILES)
-        except Exception:
-            return False
-
-    return check
+    try:
+        return set(storage.list_names(path)) <= set(PLOT_FILES)
+    except Exception:
+        return False
 
 
 def _scored_schema(input_schema, passthrough, cfg: EvaluateConfig, prob_names, classes):
@@ -537,18 +421,38 @@ def _plottable(model, has_labels: bool) -> bool:
     return has_labels or any(r.get("objective") is not None for r in model.history if isinstance(r, dict))
 
 
-def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
-    """Score ``cfg.input`` with the model in ``cfg.model_dir`` and evaluate it (module docstring)."""
-    from .distributed import raise_task_error
+@dataclass
+class _Plan:
+    """What ``read`` settled before any Spark job: the model, the input and every output path."""
+
+    model: object
+    classes: list
+    frame: object  # the input DataFrame (lazy)
+    spec: FeatureSpec
+    label_col: str
+    has_labels: bool
+    passthrough: list
+    prob_names: list
+    output_names: list
+    top_k: tuple
+    output: str  # qualified URIs
+    metrics_path: str | None
+    plots_path: str | None
+
+
+def read(spark, cfg: EvaluateConfig) -> _Plan:
+    """Load the model, read the input's schema and check every column and output path (no
+    Spark job runs: an existing output is refused before any work)."""
     from .ingest import read_parquet
     from .model_io import load_model
 
-    model = load_model(cfg.model_dir)
+    model = load_model(cfg.model_dir, spark=spark)
     classes = list(model.classes)
     class_kind(classes)  # refuses mixed-type classes early
-    paths = _Paths(spark)
-    output = paths.qualify(cfg.output)
-    _check_not_exists(paths, output, cfg.overwrite, "output")
+    for flag, path in (("--output", cfg.output), ("--metrics-out", cfg.metrics_out), ("--plots-dir", cfg.plots_dir)):
+        storage.check_reachable(path, flag, spark)
+    output = storage.qualify(cfg.output, spark)
+    _check_not_exists(output, cfg.overwrite, "output")
 
     top_k = cfg.top_k or default_top_k(model.n_classes)
     if cfg.top_k_is_range:
@@ -587,96 +491,128 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
                 f"--partition-by {missing[0]!r} is not an output column; output columns are {output_names}"
             )
 
-    want_metrics = has_labels
-    metrics_path = paths.qualify(cfg.metrics_out or f"{output.rstrip('/')}.metrics.json") if want_metrics else None
     want_plots = not cfg.no_plots and _plottable(model, has_labels)
-    plots_path = paths.qualify(cfg.plots_dir or f"{output.rstrip('/')}.plots") if want_plots else None
+    metrics_path = storage.qualify(cfg.metrics_out or f"{output.rstrip('/')}.metrics.json", spark) if has_labels else None
+    plots_path = storage.qualify(cfg.plots_dir or f"{output.rstrip('/')}.plots", spark) if want_plots else None
     for target, what, leftover in (
-        (metrics_path, "metrics file", _leftover_metrics(paths, output)),
-        (plots_path, "plots directory", _leftover_plots(paths)),
+        (metrics_path, "metrics file", _leftover_metrics(output)),
+        (plots_path, "plots directory", _leftover_plots),
     ):
         if target is None:
             continue
         if target == output or target.startswith(output.rstrip("/") + "/"):
             raise InputError(f"{what} {target} must not be inside the output {output}")
-        _check_not_exists(paths, target, cfg.overwrite, what, leftover)
+        _check_not_exists(target, cfg.overwrite, what, leftover)
+    return _Plan(model, classes, frame, spec, label_col, has_labels, passthrough, prob_names, output_names,
+                 tuple(top_k), output, metrics_path, plots_path)
 
-    schema = _scored_schema(input_schema, passthrough, cfg, prob_names, classes)
-    weights = spark.sparkContext.broadcast((model.coef, model.intercept))
+
+def score(spark, cfg: EvaluateConfig, plan: _Plan, weights):
+    """The scored DataFrame (lazy): ``mapInArrow`` of ``_ScoringKernel`` over the input, with
+    the class of each probability column in the schema's field metadata. ``weights``: a
+    broadcast of (coef, intercept)."""
+    input_schema = plan.frame.schema
+    schema = _scored_schema(input_schema, plan.passthrough, cfg, plan.prob_names, plan.classes)
     kernel = _ScoringKernel(
-        spec=spec,
-        n_features=model.n_features,
-        classes=classes,
-        passthrough=passthrough,
-        output_names=output_names,
+        spec=plan.spec,
+        n_features=plan.model.n_features,
+        classes=plan.classes,
+        passthrough=plan.passthrough,
+        output_names=plan.output_names,
         input_names=_field_names(input_schema),
-        label_col=label_col if has_labels and cfg.unknown_labels == "error" else None,
+        label_col=plan.label_col if plan.has_labels and cfg.unknown_labels == "error" else None,
         weights=weights,
     )
     # positional names into mapInArrow: PySpark resolves the input columns by name there, which
     # fails for names with dots; the kernel puts the real names back on each batch.
-    positional = frame.toDF(*[f"_c{i}" for i in range(len(frame.columns))])
-    scored = _with_class_metadata(positional.mapInArrow(kernel, schema), cfg, prob_names, classes)
+    positional = plan.frame.toDF(*[f"_c{i}" for i in range(len(plan.frame.columns))])
+    return _with_class_metadata(positional.mapInArrow(kernel, schema), cfg, plan.prob_names, plan.classes)
 
-    staged = paths.hidden_sibling(output, "tmp")
+
+def write(scored, staged: str, partition_by=None) -> None:
+    """Write the scored rows as Parquet to ``staged`` (a URI that must not exist)."""
+    from .distributed import raise_task_error
+
+    writer = scored.write.mode("errorifexists")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
     try:
-        writer = scored.write.mode("errorifexists")
-        if cfg.partition_by:
-            writer = writer.partitionBy(*cfg.partition_by)
-        try:
-            writer.parquet(staged)
-        except Exception as exc:
-            raise_task_error(exc)
-            raise
-
-        metrics = None
-        if want_metrics:
-            states = (
-                spark.read.schema(schema)
-                .parquet(staged)
-                .select(_column(label_col).alias("label"), _column(cfg.probability_col).alias("probability"))
-                .mapInArrow(_MetricsKernel(classes, tuple(top_k)), "state binary")
-            )
-            empty = MetricsAccumulator(model.n_classes, top_k=top_k).to_bytes()
-            state = states.rdd.map(lambda row: bytes(row[0])).treeAggregate(
-                empty, _merge_states, _merge_states, depth=2
-            )
-            accumulator = MetricsAccumulator.from_bytes(state)
-            metrics = accumulator.result(classes)
-            rows_scored = accumulator.n_rows + accumulator.unknown_label_rows
-            metrics = {
-                "model_dir": os.path.abspath(cfg.model_dir),
-                "input": cfg.input,
-                "output": output,
-                "label_col": label_col,
-                "unknown_labels": cfg.unknown_labels,
-                "rows_scored": rows_scored,
-                "classes": classes,
-                "probability_columns": [{"class": c, "column": n} for c, n in zip(classes, prob_names)],
-                **metrics,
-            }
-            paths.write_bytes(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
-        else:
-            rows_scored = spark.read.parquet(staged).count()
-
-        plot_files = []
-        if want_plots:
-            def build(directory):
-                plot_files.extend(_write_plots(directory, model, metrics, classes))
-
-            paths.publish_local_directory(build, plots_path)
-        paths.publish(staged, output)
-    except BaseException:
-        paths.delete(staged)
+        writer.parquet(staged)
+    except Exception as exc:
+        raise_task_error(exc)
         raise
+
+
+def compute_metrics(spark, cfg: EvaluateConfig, plan: _Plan, staged: str, schema) -> tuple[dict | None, int]:
+    """(metrics dict or None, rows scored) from the written rows at ``staged``: one
+    ``mapInArrow`` of ``_MetricsKernel`` merged with ``treeAggregate``; the metrics JSON is
+    published (atomically) to ``plan.metrics_path``."""
+    if not plan.has_labels:
+        return None, spark.read.parquet(staged).count()
+    states = (
+        spark.read.schema(schema)
+        .parquet(staged)
+        .select(_column(plan.label_col).alias("label"), _column(cfg.probability_col).alias("probability"))
+        .mapInArrow(_MetricsKernel(plan.classes, plan.top_k), "state binary")
+    )
+    empty = MetricsAccumulator(plan.model.n_classes, top_k=plan.top_k).to_bytes()
+    state = states.rdd.map(lambda row: bytes(row[0])).treeAggregate(empty, _merge_states, _merge_states, depth=2)
+    accumulator = MetricsAccumulator.from_bytes(state)
+    rows_scored = accumulator.n_rows + accumulator.unknown_label_rows
+    model_dir = os.path.abspath(storage.local_path(cfg.model_dir)) if storage.is_local(cfg.model_dir) else cfg.model_dir
+    metrics = {
+        "model_dir": model_dir,
+        "input": cfg.input,
+        "output": plan.output,
+        "label_col": plan.label_col,
+        "unknown_labels": cfg.unknown_labels,
+        "rows_scored": rows_scored,
+        "classes": plan.classes,
+        "probability_columns": [{"class": c, "column": n} for c, n in zip(plan.classes, plan.prob_names)],
+        **accumulator.result(plan.classes),
+    }
+    storage.write_bytes(plan.metrics_path, (json.dumps(metrics, indent=2) + "\n").encode("utf-8"), spark)
+    return metrics, rows_scored
+
+
+def write_plots(spark, plan: _Plan, metrics: dict | None) -> list[str]:
+    """Publish the plots directory atomically (the PNGs are drawn into a local temporary
+    directory); returns the PNG names, [] when no plots are wanted."""
+    if plan.plots_path is None:
+        return []
+    names: list = []
+    # overwrite: an existing directory was refused in ``read`` unless --overwrite or our leftover
+    with storage.atomic_directory(plan.plots_path, overwrite=True, what="plots directory", spark=spark) as local:
+        names.extend(_write_plots(local, plan.model, metrics, plan.classes))
+    return names
+
+
+def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
+    """Score ``cfg.input`` with the model in ``cfg.model_dir`` and evaluate it: read → score →
+    write → metrics → plots → publish (module docstring)."""
+    plan = read(spark, cfg)
+    schema = _scored_schema(plan.frame.schema, plan.passthrough, cfg, plan.prob_names, plan.classes)
+    weights = spark.sparkContext.broadcast((plan.model.coef, plan.model.intercept))
+    # the staged output's own name is visible, so Spark's reader does not skip it (module docstring)
+    stage_root = storage.hidden_sibling(plan.output, "tmp")
+    staged = storage.join(stage_root, storage.basename(plan.output))
+    try:
+        write(score(spark, cfg, plan, weights), staged, cfg.partition_by)
+        metrics, rows_scored = compute_metrics(spark, cfg, plan, staged, schema)
+        plot_files = write_plots(spark, plan, metrics)
+        storage.publish(staged, plan.output, spark)
     finally:
+        try:
+            storage.delete(stage_root, spark)
+        except Exception:  # noqa: BLE001 - best effort: a leftover hidden directory is harmless
+            pass
         weights.destroy()
 
     return EvaluationResult(
-        output=output,
+        output=plan.output,
         rows_scored=int(rows_scored),
-        probability_columns=dict(zip(prob_names, classes)),
+        probability_columns=dict(zip(plan.prob_names, plan.classes)),
         metrics=metrics,
-        metrics_path=metrics_path,
-        plot_paths=[f"{plots_path}/{name}" for name in plot_files],
+        metrics_path=plan.metrics_path,
+        plot_paths=[f"{plan.plots_path}/{name}" for name in plot_files],
     )

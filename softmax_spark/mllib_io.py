@@ -22,6 +22,10 @@ the Parquet footer key ``org.apache.spark.sql.parquet.row.metadata`` (the schema
   CSR stored the same way (colPtrs of length numRows + 1, rowIndices = column of each value).
 
 Class index k in MLlib (its label value k.0) is position k in ``SoftmaxModel.classes``.
+
+``path`` may be any ``softmax_spark.storage`` URI: the files are written into a local temporary
+directory and published atomically; a remote directory is copied to a local temporary directory
+before it is read.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_directory
+from . import storage
 from .errors import InputError, ModelFormatError
 from .model import SoftmaxModel
 
@@ -159,17 +163,6 @@ def _catalyst_row_schema() -> str:
 # -- paths and writing ------------------------------------------------------------------------------------
 
 
-def _local_path(path: str) -> str:
-    """``path`` as a local filesystem path; ``file:`` URIs are accepted, other schemes refused."""
-    if path.startswith("file://"):
-        return path[len("file://"):]
-    if path.startswith("file:"):
-        return path[len("file:"):]
-    if "://" in path:
-        raise InputError(f"{path} is not a local path; MLlib model directories are read and written locally")
-    return path
-
-
 def _params(model: SoftmaxModel) -> dict:
     """The paramMap we set explicitly: the MLlib settings equivalent to our training objective."""
     fit_intercept = model.metadata.get("fit_intercept", True)
@@ -247,21 +240,21 @@ def _data_table(model: SoftmaxModel) -> pa.Table:
     )
 
 
-def write_mllib_model(model: SoftmaxModel, path: str) -> None:
-    """Write ``model`` as an MLlib ``LogisticRegressionModel`` directory at the local ``path``.
+def write_mllib_model(model: SoftmaxModel, path: str, spark=None) -> None:
+    """Write ``model`` as an MLlib ``LogisticRegressionModel`` directory at ``path``.
 
-    Pure Python (json + pyarrow), no SparkSession. ``path`` must not exist; the directory is
-    published atomically. Always the multinomial form (isMultinomial true, numClasses C,
+    Pure Python (json + pyarrow), no SparkSession for a local ``path``; any other storage URI goes
+    through ``spark`` (default: the active session). ``path`` must not exist (``InputError``);
+    the directory is published atomically. Always the multinomial form (isMultinomial true, numClasses C,
     coefficientMatrix C × D, interceptVector of length C), so
     ``pyspark.ml.classification.LogisticRegressionModel.load(path).transform(df)`` gives
     ``model.predict_proba`` with class index k = ``model.classes[k]``.
     """
-    local = _local_path(path)
     if not (np.all(np.isfinite(model.coef)) and np.all(np.isfinite(model.intercept))):
         raise InputError(f"cannot write MLlib model {path}: the model has NaN or infinite coefficients")
     metadata_json = _metadata_json(model)
     table = _data_table(model)
-    with atomic_directory(local, overwrite=False, what="MLlib model directory") as tmp:
+    with storage.atomic_directory(path, overwrite=False, what="MLlib model directory", spark=spark) as tmp:
         job = uuid.uuid4()
         metadata_dir = os.path.join(tmp, "metadata")
         data_dir = os.path.join(tmp, "data")
@@ -468,8 +461,10 @@ def _merged_params(meta: dict) -> dict:
     return params
 
 
-def read_mllib_model(path: str) -> SoftmaxModel:
-    """Read an MLlib ``LogisticRegressionModel`` directory (ours or Spark's) without Spark.
+def read_mllib_model(path: str, spark=None) -> SoftmaxModel:
+    """Read an MLlib ``LogisticRegressionModel`` directory (ours or Spark's) without Spark (a
+    local ``path``), or copied down from any other storage URI through ``spark`` (default: the
+    active session).
 
     Returns a SoftmaxModel with classes [0, 1, …, C−1] (MLlib's label indices). A binomial model
     (1 row w, intercept b) becomes coef [[0…], w] (2, D), intercept [0, b]. ``metadata`` holds
@@ -477,10 +472,20 @@ def read_mllib_model(path: str) -> SoftmaxModel:
     else None) and mllib (uid, sparkVersion, params). Raises ``ModelFormatError`` with one line
     naming the file when ``path`` is not such a model.
     """
-    local = _local_path(path)
     what = f"MLlib model directory {path}"
-    if not os.path.isdir(local):
-        raise ModelFormatError(f"{what} does not exist or is not a directory")
+    try:
+        with storage.local_copy(path, spark, what="MLlib model directory") as local:
+            if not os.path.isdir(local):
+                raise FileNotFoundError(local)
+            try:
+                return _read_local(local, what)
+            except ModelFormatError as exc:  # name the remote files, not the temporary copies
+                raise ModelFormatError(str(exc).replace(local, path.rstrip("/"))) from None
+    except FileNotFoundError:
+        raise ModelFormatError(f"{what} does not exist or is not a directory") from None
+
+
+def _read_local(local: str, what: str) -> SoftmaxModel:
     meta = _read_metadata(local, what)
     if _spark_major_minor(meta, what) < (2, 1):
         raise ModelFormatError(f"{what} was saved by Spark {meta.get('sparkVersion')}; layouts before 2.1 are not supported")

@@ -13,19 +13,25 @@ Layout of ``<model-dir>``::
 ``extra`` holds any other top-level keys of ``model.metadata`` (e.g. ``stop_reason``), so a
 save/load round trip restores the metadata exactly.
 
-The directory is published atomically (temporary sibling, then rename). ``load_model`` validates
-the format, version, shapes and finiteness before building the model.
+``<model-dir>`` is any URI of ``softmax_spark.storage`` (a local path, ``file:``, ``hdfs://``,
+``s3a://``, ``viewfs://``, …). The files are written into a local temporary directory and
+published atomically (``storage.atomic_directory``); a remote model is read by copying its small
+files to a local temporary directory first. ``load_model`` validates the format, version, shapes
+and finiteness before building the model. ``load_any_model`` also reads an MLlib
+``LogisticRegressionModel`` directory (for warm starts).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import numbers
 import os
 
 import numpy as np
 
-from .atomic import atomic_directory
-from .errors import ModelFormatError
+from . import storage
+from .errors import InputError, ModelFormatError
 from .model import SoftmaxModel
 
 FORMAT = "softmax_spark.model"
@@ -33,7 +39,11 @@ FORMAT_VERSION = 1
 
 _METADATA_KEYS = ("l2", "fit_intercept", "options", "data_summary")
 
-__all__ = ["save_model", "load_model", "write_model_files", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "load_any_model", "write_model_files", "FORMAT", "FORMAT_VERSION"]
+
+log = logging.getLogger("softmax_spark")
+
+MODEL_FILES = ("metadata.json", "coef.npy", "intercept.npy", "history.json")
 
 
 def write_model_files(model: SoftmaxModel, directory: str) -> None:
@@ -58,12 +68,15 @@ def write_model_files(model: SoftmaxModel, directory: str) -> None:
         json.dump(model.history, f, default=_json_default)
 
 
-def save_model(model: SoftmaxModel, path: str, overwrite: bool = False, extra_writer=None) -> None:
-    """Write ``model`` to the directory ``path`` atomically.
+def save_model(model: SoftmaxModel, path: str, overwrite: bool = False, extra_writer=None, spark=None) -> None:
+    """Write ``model`` to the directory ``path`` (any storage URI) atomically.
 
-    ``extra_writer(tmp_dir)``, if given, adds more files (e.g. the MLlib copy) before publication.
+    ``extra_writer(tmp_dir)``, if given, adds more files (e.g. the MLlib copy) to the local
+    temporary directory before publication. ``spark``: the session for a non-local URI (default:
+    the active one). Raises ``InputError`` when ``path`` exists and not ``overwrite``, or when
+    its filesystem cannot be reached.
     """
-    with atomic_directory(path, overwrite=overwrite, what="model directory") as tmp:
+    with storage.atomic_directory(path, overwrite=overwrite, what="model directory", spark=spark) as tmp:
         write_model_files(model, tmp)
         if extra_writer is not None:
             extra_writer(tmp)
@@ -77,44 +90,65 @@ def _json_default(value):
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def read_json(path: str, what: str):
+def read_json(path: str, what: str, shown: str | None = None):
+    """JSON of the local file ``path``; ``shown`` is the name used in errors (default ``path``)."""
+    shown = shown or path
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
-        raise ModelFormatError(f"{what}: {path} is missing") from None
+        raise ModelFormatError(f"{what}: {shown} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{what}: {path} is not valid JSON ({exc})") from None
+        raise ModelFormatError(f"{what}: {shown} is not valid JSON ({exc})") from None
 
 
-def load_array(path: str, shape: tuple, what: str) -> np.ndarray:
-    """np.load with pickles refused; checks dtype float64, ``shape`` and finiteness."""
+def load_array(path: str, shape: tuple, what: str, shown: str | None = None) -> np.ndarray:
+    """np.load of the local ``path`` with pickles refused; checks dtype float64, ``shape`` and
+    finiteness. ``shown`` is the name used in errors (default ``path``)."""
+    shown = shown or path
     try:
         # our own handle, closed here: an .npz (zip) would otherwise stay open inside np.load's NpzFile
         with open(path, "rb") as f:
             arr = np.load(f, allow_pickle=False)
     except FileNotFoundError:
-        raise ModelFormatError(f"{what}: {path} is missing") from None
+        raise ModelFormatError(f"{what}: {shown} is missing") from None
     except ValueError as exc:  # object arrays need pickle: refused
-        raise ModelFormatError(f"{what}: {path} is not a plain numeric .npy array ({exc})") from None
+        raise ModelFormatError(f"{what}: {shown} is not a plain numeric .npy array ({exc})") from None
     except Exception as exc:  # truncated or garbage file
-        raise ModelFormatError(f"{what}: {path} is not a readable .npy file ({exc})") from None
+        raise ModelFormatError(f"{what}: {shown} is not a readable .npy file ({exc})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype != np.float64:
-        raise ModelFormatError(f"{what}: {path} holds {getattr(arr, 'dtype', type(arr))}, expected float64")
+        raise ModelFormatError(f"{what}: {shown} holds {getattr(arr, 'dtype', type(arr))}, expected float64")
     if arr.shape != tuple(shape):
-        raise ModelFormatError(f"{what}: {path} has shape {arr.shape}, expected {tuple(shape)}")
+        raise ModelFormatError(f"{what}: {shown} has shape {arr.shape}, expected {tuple(shape)}")
     if not np.all(np.isfinite(arr)):
-        raise ModelFormatError(f"{what}: {path} holds NaN or infinite values")
+        raise ModelFormatError(f"{what}: {shown} holds NaN or infinite values")
     return arr
 
 
-def load_model(path: str) -> SoftmaxModel:
-    """Read a model directory written by ``save_model``. Raises ``ModelFormatError`` (an
-    ``InputError``) with one clear line when ``path`` is not such a directory."""
-    if not os.path.isdir(path):
-        raise ModelFormatError(f"model directory {path} does not exist or is not a directory")
+def load_model(path: str, spark=None) -> SoftmaxModel:
+    """Read a model directory written by ``save_model`` from any storage URI (a remote one is
+    copied to a local temporary directory first; ``spark`` defaults to the active session).
+
+    Raises ``ModelFormatError`` (an ``InputError``) with one clear line when ``path`` is not such
+    a directory; ``InputError`` when its filesystem cannot be reached."""
     what = f"model directory {path}"
-    meta = read_json(os.path.join(path, "metadata.json"), what)
+    try:
+        with storage.local_copy(path, spark, names=MODEL_FILES, what="model directory") as local:
+            if not os.path.isdir(local):
+                raise FileNotFoundError(local)
+            return _load_local(local, path, what)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{what} does not exist or is not a directory") from None
+
+
+def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
+    """The model in the local directory ``local``; errors name files under ``path``."""
+
+    def files(name):
+        return os.path.join(local, name), storage.join(path, name)
+
+    local_meta, shown_meta = files("metadata.json")
+    meta = read_json(local_meta, what, shown_meta)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFormatError(f"{what} is not a softmax_spark model (metadata.json format != {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -132,10 +166,12 @@ def load_model(path: str) -> SoftmaxModel:
         or n_features < 1
     ):
         raise ModelFormatError(f"{what}: metadata.json has inconsistent classes / n_classes / n_features")
-    coef = load_array(os.path.join(path, "coef.npy"), (n_classes, n_features), what)
-    intercept = load_array(os.path.join(path, "intercept.npy"), (n_classes,), what)
-    history_path = os.path.join(path, "history.json")
-    history = read_json(history_path, what) if os.path.exists(history_path) else []
+    local_coef, shown_coef = files("coef.npy")
+    coef = load_array(local_coef, (n_classes, n_features), what, shown_coef)
+    local_intercept, shown_intercept = files("intercept.npy")
+    intercept = load_array(local_intercept, (n_classes,), what, shown_intercept)
+    local_history, shown_history = files("history.json")
+    history = read_json(local_history, what, shown_history) if os.path.exists(local_history) else []
     extra = meta.get("extra", {})
     if not isinstance(extra, dict):
         raise ModelFormatError(f"{what}: metadata.json 'extra' is not an object")
@@ -144,3 +180,96 @@ def load_model(path: str) -> SoftmaxModel:
         return SoftmaxModel(coef, intercept, classes, history=history, metadata=metadata)
     except ValueError as exc:
         raise ModelFormatError(f"{what}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# warm starts: our model directory or an MLlib one, matched to the data's classes
+# ---------------------------------------------------------------------------------------------
+def is_mllib_model_dir(path: str, spark=None) -> bool:
+    """An MLlib model directory has ``metadata/`` and no ``metadata.json``."""
+    return not storage.exists(storage.join(path, "metadata.json"), spark) and storage.is_dir(
+        storage.join(path, "metadata"), spark
+    )
+
+
+def _class_key(value):
+    """Labels compare as the evaluation compares them: 1 == 1.0, "1" != 1, True is not 1."""
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, numbers.Number):
+        return ("number", float(value))
+    return ("string", str(value))
+
+
+def _coerce_like(values: list, classes: list, flag: str) -> list:
+    """Labels given as text (``--init-model-classes a,b,c``) in the type of the data's ``classes``."""
+    kind = _class_key(classes[0])[0] if classes else "string"
+    out = []
+    for value in values:
+        if isinstance(value, str) and kind == "number":
+            try:
+                value = float(value)
+            except ValueError:
+                raise InputError(f"{flag}: {value!r} is not a number, and the data's classes are {classes}") from None
+        elif isinstance(value, str) and kind == "bool":
+            if value.lower() not in ("true", "false"):
+                raise InputError(f"{flag}: {value!r} is not true/false, and the data's classes are {classes}")
+            value = value.lower() == "true"
+        out.append(value)
+    return out
+
+
+def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_features=None,
+                   what: str = "--init-model", class_flag: str = "--init-model-classes") -> SoftmaxModel:
+    """A SoftmaxModel from our model directory or an MLlib ``LogisticRegressionModel`` directory,
+    at any storage URI (for warm starts).
+
+    classes       : the class order the caller needs (the training data's, a list of C labels);
+                    the returned model's rows are reordered to it. None keeps the model's order.
+    mllib_classes : for an MLlib model, its labels in MLlib's label-index order 0, 1, …, C−1
+                    (MLlib models carry no label names; text values are converted to the type of
+                    ``classes``). Required for an MLlib model when ``classes`` is given.
+    n_features    : the number of features the caller needs (D), checked when given.
+    Returns a SoftmaxModel with coef (C, D), intercept (C,), classes = ``classes`` when given.
+    Raises ``ModelFormatError`` (not a model, unknown format, pickled arrays) or ``InputError``
+    (one line starting with ``what``: other classes, other feature count, no class order for an
+    MLlib model). Logs ``warm start from <path> (…): classes matched …``.
+    """
+    if is_mllib_model_dir(path, spark):
+        from .mllib_io import read_mllib_model
+
+        model = read_mllib_model(path, spark=spark)
+        kind = "MLlib LogisticRegressionModel"
+        if mllib_classes is None:
+            if classes is not None:
+                raise InputError(
+                    f"{what} {path} is a Spark MLlib model, which carries no label names: give its classes in "
+                    f"label-index order with {class_flag} (e.g. {class_flag} "
+                    f"{','.join(str(c) for c in list(classes)[:model.n_classes])})"
+                )
+        else:
+            given = _coerce_like(list(mllib_classes), list(classes) if classes is not None else [], class_flag)
+            if len(given) != model.n_classes or len({_class_key(c) for c in given}) != len(given):
+                raise InputError(
+                    f"{class_flag} {list(mllib_classes)}: {len(given)} labels, the MLlib model {path} has "
+                    f"{model.n_classes} classes (give each label once, in label-index order)"
+                )
+            model = SoftmaxModel(model.coef, model.intercept, given, metadata=model.metadata)
+    else:
+        model = load_model(path, spark=spark)
+        kind = "softmax_spark model"
+    if n_features is not None and model.n_features != n_features:
+        raise InputError(f"{what} {path} has {model.n_features} features, the data has {n_features}")
+    if classes is None:
+        return model
+    classes = list(classes)
+    position = {_class_key(c): k for k, c in enumerate(model.classes)}
+    rows = [position.get(_class_key(c)) for c in classes]
+    if len(model.classes) != len(classes) or None in rows:
+        raise InputError(f"{what} {path} has classes {list(model.classes)}, the data has {classes}")
+    # MLlib: which label index each class came from; ours: which row of the saved model
+    matched = ", ".join(f"{c!r} = {'label index' if kind.startswith('MLlib') else 'row'} {k}"
+                        for c, k in zip(classes, rows))
+    log.info("warm start from %s (%s): classes matched %s", path, kind, matched)
+    return SoftmaxModel(model.coef[rows], model.intercept[rows], classes, history=model.history,
+                        metadata=model.metadata)

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .checkpoint import fingerprint, latest_checkpoint, save_checkpoint
+from .checkpoint import finish_run, fingerprint, latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistributedLoss
 from .errors import DivergenceError, InputError
@@ -84,24 +84,12 @@ def _class_weights(cfg: TrainConfig, summary) -> np.ndarray | None:
 
 
 def _initial_model(cfg: TrainConfig, classes, n_features):
-    """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's)."""
+    """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's: model_io.load_any_model)."""
     if not cfg.init_model:
         return np.zeros((len(classes), n_features)), np.zeros(len(classes))
-    path = cfg.init_model
-    if os.path.isdir(os.path.join(path, "metadata")) and not os.path.exists(os.path.join(path, "metadata.json")):
-        from .mllib_io import read_mllib_model
+    from .model_io import load_any_model
 
-        init = read_mllib_model(path)
-        if init.n_classes != len(classes):
-            raise InputError(f"--init-model {path} has {init.n_classes} classes, the data has {len(classes)}")
-    else:
-        from .model_io import load_model
-
-        init = load_model(path)
-        if list(init.classes) != list(classes):
-            raise InputError(f"--init-model {path} has classes {init.classes}, the data has {list(classes)}")
-    if init.n_features != n_features:
-        raise InputError(f"--init-model {path} has {init.n_features} features, the data has {n_features}")
+    init = load_any_model(cfg.init_model, classes=classes, mllib_classes=cfg.init_model_classes, n_features=n_features)
     return init.coef, init.intercept
 
 
@@ -135,10 +123,12 @@ class _Objective:
 
 def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True) -> SoftmaxModel:
     """Train on ``df`` (or ``cfg.input``); write ``cfg.model_dir`` when ``write``. Returns the model."""
-    from .atomic import check_writable
+    from .storage import check_reachable, check_writable
 
     if write and cfg.model_dir:
-        check_writable(cfg.model_dir, cfg.overwrite, "model directory")
+        check_writable(cfg.model_dir, cfg.overwrite, "model directory", spark=spark)
+    check_reachable(cfg.checkpoint_dir, "--checkpoint-dir", spark)
+    check_reachable(cfg.init_model, "--init-model", spark)
     spec = cfg.feature_spec
     # Parquet read by path: the tasks may read its row groups directly (``ingest``'s fast path)
     files = val_files = None
@@ -259,6 +249,8 @@ def _optimize(cfg: TrainConfig, data, val_data, classes, ingest_seconds, rebuild
         theta, reason = loop.run_lbfgs(theta, start_iteration, restored)
     else:
         theta, reason = loop.run_sgd(theta, start_iteration, restored, summary, l2_weights)
+    if cfg.checkpoint_dir:  # a converged run's checkpoints go; one stopped by max_iter stays resumable
+        finish_run(cfg.checkpoint_dir, run_fp, converged=not reason.startswith("max_iter"))
     coef, intercept = precond.to_model(theta)
     metadata = {
         "l2": cfg.l2,

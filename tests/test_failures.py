@@ -354,7 +354,8 @@ def test_training_resume_skips_a_pickled_checkpoint(train_main, spark, capsys, t
     code, last, _ = _run(train_main, spark, capsys, tmp_path, *common, "--max-iter", "2")
     assert code == 0, last
     shutil.rmtree(tmp_path / "out")
-    np.savez(ckpt / "ckpt-00000002" / "arrays.npz", theta=_object_array(sentinel))
+    (newest,) = ckpt.glob("*/ckpt-00000002")  # <checkpoint-dir>/<run fingerprint>/ckpt-N
+    np.savez(newest / "arrays.npz", theta=_object_array(sentinel))
     code = train_main([*common, "--max-iter", "3", "--model-dir", str(tmp_path / "out" / "model"),
                        "--no-write-mllib"], spark=spark)
     out = capsys.readouterr().out
@@ -410,6 +411,7 @@ def test_divergence_stops_naming_the_iteration_and_keeps_the_last_good_checkpoin
     _assert_no_model(out)
     diverged = int(match.group(1))
     assert 1 < diverged < 200
+    (ckpt,) = ckpt.iterdir()  # <checkpoint-dir>/<run fingerprint>/ckpt-N
     names = sorted(n for n in os.listdir(ckpt) if n.startswith("ckpt-"))
     assert names[-1] == f"ckpt-{diverged - 1:08d}"
     with np.load(ckpt / names[-1] / "arrays.npz", allow_pickle=False) as arrays:

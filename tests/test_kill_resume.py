@@ -36,7 +36,8 @@ def _alive(pid: int) -> bool:
 
 
 def _checkpoints(directory: Path) -> list[str]:
-    return sorted(n for n in os.listdir(directory) if n.startswith("ckpt-")) if directory.exists() else []
+    """Checkpoint names under ``<directory>/<run fingerprint>/``."""
+    return sorted(p.name for p in directory.glob("*/ckpt-*")) if directory.exists() else []
 
 
 @pytest.mark.slow
