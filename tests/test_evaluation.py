@@ -387,6 +387,7 @@ def test_train_then_evaluate_with_spark_submit(tmp_path):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert evaluate.returncode == 0, evaluate.stdout[-2000:] + evaluate.stderr[-2000:]
+    assert "All paths were ignored" not in evaluate.stderr  # the staged output is read under a visible name
     metrics = json.loads((tmp_path / "scored.metrics.json").read_text())
     model = load_model(str(tmp_path / "model"))
     assert metrics["rows_scored"] == 300 and metrics["classes"] == [0, 1, 2]
