@@ -41,7 +41,11 @@ def _checkpoints(directory: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(spark, capsys, tmp_path):
+@pytest.mark.parametrize("store", ["local", "viewfs"])
+def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(spark, capsys, tmp_path, store):
+    """``store`` viewfs: the killed and the resumed runs write their model and checkpoints
+    through a ``viewfs://default/store`` mount of ``tmp_path`` (a Hadoop FileSystem with its own
+    scheme, as HDFS or S3 would be); the files are checked under the mount's target."""
     from softmax_spark import load_model
 
     X, y = make_data(n=200, d=4, c=3, seed=21)
@@ -52,15 +56,21 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(spark, capsys, tmp
     options = ["--input", str(folder), "--checkpoint-every", "1", "--optimizer", "sgd", "--batch-fraction", "0.5",
                "--momentum", "0.5", "--tol", "0", "--seed", "4", "--max-iter", str(MAX_ITER), "--no-write-mllib"]
 
-    def argv(name):
-        return [*options, "--model-dir", str(tmp_path / name / "model"),
-                "--checkpoint-dir", str(tmp_path / name / "ckpt")]
+    def argv(name, root=str(tmp_path)):
+        return [*options, "--model-dir", f"{root}/{name}/model", "--checkpoint-dir", f"{root}/{name}/ckpt"]
+
+    def command(log_name):
+        if store == "local":
+            return submit_command("local[2]", tmp_path / f"local-{log_name}", *argv("run"))
+        command = submit_command("local[2]", tmp_path / f"local-{log_name}", *argv("run", "viewfs://default/store"))
+        job = command.index(str(TRAIN_JOB))
+        command[job:job] = ["--conf", f"spark.hadoop.fs.viewfs.mounttable.default.link./store={tmp_path.as_uri()}"]
+        return command
 
     def start(log_name, **kw):
         log = open(tmp_path / f"{log_name}.log", "w")
         try:
-            return subprocess.Popen(submit_command("local[2]", tmp_path / f"local-{log_name}", *argv("run")),
-                                    env=_submit_env(), stdout=log, stderr=subprocess.STDOUT, **kw)
+            return subprocess.Popen(command(log_name), env=_submit_env(), stdout=log, stderr=subprocess.STDOUT, **kw)
         finally:
             log.close()
 
