@@ -277,7 +277,8 @@ def test_to_sklearn_predict_proba_matches(n_classes):
 
 
 # -- the core must not need Spark ---------------------------------------------------------------
-CORE = ("__init__", "model", "loss", "model_io", "optim", "lbfgs", "precondition", "errors", "atomic")
+CORE = ("__init__", "model", "loss", "model_io", "optim", "lbfgs", "precondition", "errors", "atomic",
+        "storage")  # storage imports pyspark only inside its Hadoop-backend functions
 
 
 def _module_level_imports(tree):
