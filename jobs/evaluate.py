@@ -4,8 +4,9 @@
                                   [--config conf/evaluate.yaml] [...]
     python jobs/evaluate.py ...   (the same, in local mode)
 
-Settings come from the flags and, optionally, a YAML file (--config) with the same keys as the
-flags without "--" (e.g. ``model-dir: M``); flags override the file. Exit codes: 0 success,
+Settings come from the flags and, optionally, a YAML file (--config) whose keys are the flags
+without "--" and with "_" (e.g. ``model_dir: M``); flags override the file. The feature columns
+and the label column default to those the model was trained with (its metadata.json options). Exit codes: 0 success,
 2 bad input or settings (the last line on stderr is ``error: <message>``), 1 anything else.
 See softmax_spark/evaluation.py for what is written.
 """
@@ -22,10 +23,29 @@ from softmax_spark.jobs_common import run_job  # noqa: E402
 
 
 def precheck(cfg) -> None:
-    """A bad model directory fails before Spark starts."""
+    """Before Spark starts: the model reads (a bad model directory fails here); unset feature
+    and label settings are taken from the model's training options; a local input exists and
+    has the feature (and an explicit label) columns; an existing local output needs --overwrite."""
+    import logging
+
+    from softmax_spark.jobs_common import check_input_exists, check_not_exists, check_parquet_columns
     from softmax_spark.model_io import load_model
 
-    load_model(cfg.model_dir)
+    model = load_model(cfg.model_dir)
+    taken = cfg.inherit_from_model(model.metadata.get("options") or {})
+    if taken:
+        logging.getLogger("softmax_spark").info("from the model's training options: %s", "; ".join(taken))
+    if check_input_exists(cfg.input, "input path") is not None:
+        required = [*cfg.feature_spec.columns, *([cfg.label_col] if cfg.label_col_required else [])]
+        check_parquet_columns(cfg.input, required, "input")
+    check_not_exists(cfg.output, cfg.overwrite, "output")
+
+
+def postcheck(spark, cfg) -> None:
+    """An input only Spark can reach (hdfs://, s3a://, …) exists: one line, right after start-up."""
+    from softmax_spark.jobs_common import check_input_reachable
+
+    check_input_reachable(spark, cfg.input, "input path")
 
 
 def run(spark, cfg) -> int:
@@ -39,7 +59,7 @@ def main(argv=None, spark=None) -> int:
     from softmax_spark.config import EvaluateConfig
 
     return run_job("softmax_spark-evaluate", EvaluateConfig, run, argv, description=__doc__, spark=spark,
-                   precheck=precheck)
+                   precheck=precheck, postcheck=postcheck)
 
 
 if __name__ == "__main__":

@@ -374,12 +374,14 @@ class EvaluationResult:
     metrics: dict | None = None
     metrics_path: str | None = None
     plot_paths: list = field(default_factory=list)
+    note: str | None = None  # why there are no metrics, when the model's label column is absent
 
     def report(self) -> str:
         lines = [f"output                {self.output}"]
         if self.metrics is None:
             lines.append(f"rows scored           {self.rows_scored}")
-            lines.append("metrics               none (the input has no label column)")
+            lines.append(f"metrics               none: {self.note}" if self.note else
+                         "metrics               none (the input has no label column)")
         else:
             lines.append(f"metrics               {self.metrics_path}")
         if self.plot_paths:
@@ -588,7 +590,12 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
             )
 
     want_metrics = has_labels
-    metrics_path = paths.qualify(cfg.metrics_out or f"{output.rstrip('/')}.metrics.json") if want_metrics else None
+    # the model's label column (jobs/evaluate.py took it from the model) is absent: said in the
+    # report and in the metrics JSON, not silently skipped
+    note = (f"the input has no label column '{label_col}' (the model was trained with it)"
+            if getattr(cfg, "label_col_from_model", False) and not has_labels else None)
+    metrics_path = (paths.qualify(cfg.metrics_out or f"{output.rstrip('/')}.metrics.json")
+                    if want_metrics or note else None)
     want_plots = not cfg.no_plots and _plottable(model, has_labels)
     plots_path = paths.qualify(cfg.plots_dir or f"{output.rstrip('/')}.plots") if want_plots else None
     for target, what, leftover in (
@@ -658,6 +665,10 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
             paths.write_bytes(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
         else:
             rows_scored = spark.read.parquet(staged).count()
+            if note:
+                record = {"model_dir": os.path.abspath(cfg.model_dir), "input": cfg.input, "output": output,
+                          "label_col": label_col, "rows_scored": rows_scored, "metrics": None, "note": note}
+                paths.write_bytes(metrics_path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
 
         plot_files = []
         if want_plots:
@@ -679,4 +690,5 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
         metrics=metrics,
         metrics_path=metrics_path,
         plot_paths=[f"{plots_path}/{name}" for name in plot_files],
+        note=note,
     )
