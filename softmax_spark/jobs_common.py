@@ -106,13 +106,20 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
         print(f"error: training diverged: {exc}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:  # noqa: BLE001 - the job's last line must say what failed
-        known = describe_failure(exc)
+        try:
+            known = describe_failure(exc)
+        except Exception:  # noqa: BLE001 - e.g. the JVM behind the exception is gone
+            known = None
         if known is not None:  # Spark's own log above already holds the stack traces
             code, message = known
             print(f"error: {message}", file=sys.stderr, flush=True)
             return code
         traceback.print_exc()
-        print(f"error: {_last_resort(exc)}", file=sys.stderr, flush=True)
+        try:
+            last = _last_resort(exc)
+        except Exception:  # noqa: BLE001
+            last = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        print(f"error: {last}", file=sys.stderr, flush=True)
         return 1
 
 
