@@ -5,10 +5,11 @@
     python jobs/evaluate.py ...   (the same, in local mode)
 
 Every path may be a local path or a URI the Spark session's Hadoop FileSystem reaches (hdfs://,
-s3a://, viewfs://, …). Settings come from the flags and, optionally, a YAML file (--config) with the same keys as the
-flags without "--" (e.g. ``model-dir: M``); flags override the file. Exit codes: 0 success,
-2 bad input or settings (the last line on stderr is ``error: <message>``), 1 anything else.
-See softmax_spark/evaluation.py for what is written.
+s3a://, viewfs://, …). Settings come from the flags and, optionally, a YAML file (--config) whose
+keys are the flags without "--" and with "_" (e.g. ``model_dir: M``); flags override the file. The
+feature columns and the label column default to those the model was trained with (its
+metadata.json options). Exit codes: 0 success, 2 bad input or settings (the last line on stderr
+is ``error: <message>``), 1 anything else. See softmax_spark/evaluation.py for what is written.
 """
 
 from __future__ import annotations
@@ -22,17 +23,44 @@ if __package__ in (None, ""):  # spark-submit runs this file by path: make the r
 from softmax_spark.jobs_common import run_job  # noqa: E402
 
 
+def _inherit(cfg, model) -> None:
+    """Unset feature and label settings come from the model's training options."""
+    import logging
+
+    taken = cfg.inherit_from_model(model.metadata.get("options") or {})
+    if taken:
+        logging.getLogger("softmax_spark").info("from the model's training options: %s", "; ".join(taken))
+
+
 def precheck(cfg) -> None:
-    """A bad local model directory, or an existing local output without --overwrite, fails
-    before Spark starts (a URI such as hdfs:// or viewfs:// is checked once the session runs)."""
+    """Before Spark starts: a local model reads (a bad model directory fails here) and lends its
+    settings; a local input exists and has the feature (and an explicit label) columns; an
+    existing local output needs --overwrite. URIs (hdfs://, viewfs://, …) are checked in
+    ``postcheck``, once the session runs."""
     from softmax_spark import storage
     from softmax_spark.errors import InputError
+    from softmax_spark.jobs_common import check_input_exists, check_parquet_columns
     from softmax_spark.model_io import load_model
 
     if storage.is_local(cfg.model_dir):
-        load_model(cfg.model_dir)
+        _inherit(cfg, load_model(cfg.model_dir))
+        if check_input_exists(cfg.input, "input path") is not None:
+            required = [*cfg.feature_spec.columns, *([cfg.label_col] if cfg.label_col_required else [])]
+            check_parquet_columns(cfg.input, required, "input")
     if cfg.output and storage.is_local(cfg.output) and not cfg.overwrite and storage.exists(cfg.output):
-        raise InputError(f"output {storage.qualify(cfg.output)} already exists; pass --overwrite to replace it")
+        raise InputError(f"output {cfg.output} already exists; pass --overwrite to replace it")
+
+
+def postcheck(spark, cfg) -> None:
+    """Right after start-up: a remote model lends its settings; an input only Spark can reach
+    exists — one line each."""
+    from softmax_spark import storage
+    from softmax_spark.jobs_common import check_input_reachable
+    from softmax_spark.model_io import load_model
+
+    if not storage.is_local(cfg.model_dir):
+        _inherit(cfg, load_model(cfg.model_dir, spark=spark))
+    check_input_reachable(spark, cfg.input, "input path")
 
 
 def run(spark, cfg) -> int:
@@ -46,7 +74,7 @@ def main(argv=None, spark=None) -> int:
     from softmax_spark.config import EvaluateConfig
 
     return run_job("softmax_spark-evaluate", EvaluateConfig, run, argv, description=__doc__, spark=spark,
-                   precheck=precheck)
+                   precheck=precheck, postcheck=postcheck)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,46 @@ if __package__ in (None, ""):  # spark-submit runs this file by path: make the r
 from softmax_spark.jobs_common import run_job  # noqa: E402
 
 
+def precheck(cfg) -> None:
+    """What needs no data, before Spark starts: local inputs exist and have the named columns
+    (Parquet footers), an existing local model directory needs --overwrite, --init-model reads."""
+    from softmax_spark.jobs_common import check_input_exists, check_not_exists, check_parquet_columns
+
+    columns = [*cfg.feature_spec.columns, cfg.label_col, cfg.weight_col]
+    for path, what in ((cfg.input, "input"), (cfg.validation_input, "validation input")):
+        if path and check_input_exists(path, f"{what} path") is not None:
+            check_parquet_columns(path, columns, what)
+    check_not_exists(cfg.model_dir, cfg.overwrite, "model directory")
+    if cfg.init_model:
+        _read_init_model(cfg.init_model)
+
+
+def _read_init_model(path: str) -> None:
+    """Read --init-model as training will (ours, or an MLlib directory): a bad one fails now."""
+    from softmax_spark.jobs_common import local_path
+
+    local = local_path(path)
+    if local is None:
+        return
+    if os.path.isdir(os.path.join(local, "metadata")) and not os.path.exists(os.path.join(local, "metadata.json")):
+        from softmax_spark.mllib_io import read_mllib_model
+
+        read_mllib_model(path)
+    else:
+        from softmax_spark.model_io import load_model
+
+        load_model(path)
+
+
+def postcheck(spark, cfg) -> None:
+    """Inputs only Spark can reach (hdfs://, s3a://, …) exist: one line, right after start-up."""
+    from softmax_spark.jobs_common import check_input_reachable
+
+    check_input_reachable(spark, cfg.input, "input path")
+    if cfg.validation_input:
+        check_input_reachable(spark, cfg.validation_input, "validation input path")
+
+
 def run(spark, cfg) -> int:
     from softmax_spark.training import train
 
@@ -25,7 +65,8 @@ def run(spark, cfg) -> int:
 def main(argv=None, spark=None) -> int:
     from softmax_spark.config import TrainConfig
 
-    return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__, spark=spark)
+    return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__, spark=spark,
+                   precheck=precheck, postcheck=postcheck)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """Job configuration: one dataclass per job; flags and YAML keys are the same names.
 
-``parse_config(TrainConfig, argv)`` reads ``--config FILE`` (YAML mapping; keys as the flags,
-with ``_`` or ``-``), then applies the flags given on the command line on top; an unknown key,
-a value of the wrong type or an invalid YAML file is an ``InputError``. A YAML ``null`` means
-"not given" (the field's default).
+``parse_config(TrainConfig, argv)`` reads ``--config FILE`` (YAML mapping; each key is its flag
+without ``--`` and with ``_`` for ``-``: ``--batch-fraction`` → ``batch_fraction``, for every
+job), then applies the flags given on the command line on top. A YAML ``null`` means "not given"
+(the field's default). ``InputError`` (one line) for: an unknown key or flag (with a "did you
+mean" suggestion when one is close), an abbreviated flag (``--max-it`` is not ``--max-iter``:
+abbreviations are refused, so adding a flag can never change what an old command means), a
+value of the wrong type, an invalid or missing YAML file. A key spelt with ``-`` (the old
+``conf/evaluate.yaml`` spelling) is still read, with a deprecation warning naming the new key.
 
 Field metadata: ``help``; ``choices`` (str fields); ``negatable=False`` (bool fields: only the
 ``--flag`` form, no ``--no-flag``); ``excludes`` (names of fields that a flag setting this one
@@ -15,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import logging
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -132,7 +139,10 @@ UNKNOWN_LABEL_MODES = ("error", "ignore")
 
 @dataclass
 class EvaluateConfig(_FeatureSource):
-    """Every option of ``jobs/evaluate.py`` (flag ``--name-with-dashes``, YAML key with ``-`` or ``_``)."""
+    """Every option of ``jobs/evaluate.py`` (flag ``--name-with-dashes``, YAML key ``name_with_underscores``).
+
+    ``features_col`` / ``feature_cols`` / ``label_col`` left unset are taken from the model's
+    training options by ``inherit_from_model`` (``jobs/evaluate.py`` calls it)."""
 
     model_dir: str | None = _opt(None, "model directory written by the trainer (required)")
     input: str | None = _opt(None, "input Parquet path (required)")
@@ -156,11 +166,32 @@ class EvaluateConfig(_FeatureSource):
     no_plots: bool = _opt(False, "write no plots", negatable=False)
     # set by validate(): top_k came from one integer K → (1, …, K), capped at the number of classes
     top_k_is_range: bool = field(default=False, init=False, repr=False)
+    # set by inherit_from_model(): label_col is the model's, not given (an input without it is
+    # scored and the missing labels are reported, not an error)
+    label_col_from_model: bool = field(default=False, init=False, repr=False)
 
     @property
     def label_col_required(self) -> bool:
         """The label column was given explicitly: an input without it is an error."""
-        return self.label_col is not None
+        return self.label_col is not None and not self.label_col_from_model
+
+    def inherit_from_model(self, options: dict) -> list[str]:
+        """Fill what was not given from the training options recorded in the model's metadata
+        (``metadata.json`` → ``options``): the feature columns (``feature_cols``, else
+        ``features_col``) when neither ``features_col`` nor ``feature_cols`` is set, and
+        ``label_col`` when unset. Returns one phrase per setting taken (for the log)."""
+        taken = []
+        if self.features_col is None and self.feature_cols is None:
+            if options.get("feature_cols"):
+                self.feature_cols = tuple(str(c) for c in options["feature_cols"])
+                taken.append(f"feature_cols {','.join(self.feature_cols)}")
+            elif options.get("features_col"):
+                self.features_col = str(options["features_col"])
+                taken.append(f"features_col {self.features_col}")
+        if self.label_col is None and options.get("label_col"):
+            self.label_col, self.label_col_from_model = str(options["label_col"]), True
+            taken.append(f"label_col {self.label_col}")
+        return taken
 
     def validate(self) -> "EvaluateConfig":
         """Check the settings; ``top_k`` becomes the sorted tuple of k values."""
@@ -286,7 +317,8 @@ def _coerce(cls, name, value, key: str | None = None):
 
 
 def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    # allow_abbrev=False: a prefix of a flag is an unknown flag, never silently that flag
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     parser.add_argument("--config", help="YAML file with the same keys as these flags; flags override it")
     hints = typing.get_type_hints(cls)
     for f in _option_fields(cls):
@@ -308,20 +340,41 @@ def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def suggest(word: str, candidates) -> str | None:
+    """The candidate ``word`` most likely meant: the only one it is a prefix of, else the
+    closest by ``difflib`` (ratio ≥ 0.7), else None."""
+    candidates = list(candidates)
+    starts = [c for c in candidates if c.startswith(word)] if word else []
+    if len(starts) == 1:
+        return starts[0]
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
 def config_from_dict(cls, values: dict, source: str = "config"):
-    """``cls`` from a mapping of keys (``-`` or ``_``) to YAML values; not validated."""
+    """``cls`` from a mapping of keys to YAML values; not validated. Keys are the field names
+    (``batch_fraction``); the dashed spelling (``batch-fraction``) is read with a deprecation
+    warning."""
     names = {f.name for f in _option_fields(cls)}
     kwargs = {}
+    dashed = []
     for key, value in values.items():
         name = str(key).replace("-", "_")
         if name not in names:
-            raise InputError(f"{source}: unknown key '{key}'; known keys: {', '.join(sorted(names))}")
+            hint = suggest(name, names)
+            hint = f" (did you mean '{hint}'?)" if hint else ""
+            raise InputError(f"{source}: unknown key '{key}'{hint}; known keys: {', '.join(sorted(names))}")
+        if name != key:
+            dashed.append(f"'{key}' → '{name}'")
         if value is None:  # null: not given
             continue
         try:
             kwargs[name] = _coerce(cls, name, value, key=f"config key '{key}'")
         except InputError as exc:  # say which file the bad value is in
             raise InputError(f"{source}: {exc}") from None
+    if dashed:
+        logging.getLogger("softmax_spark").warning(
+            "%s: keys with '-' are deprecated, write the flag's name with '_': %s", source, ", ".join(dashed))
     return cls(**kwargs)
 
 
@@ -350,14 +403,39 @@ def load_yaml(path: str) -> dict:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse exits 2 itself; we want InputError's one line
+        _print_short_usage(self)
         raise InputError(message)
+
+
+def _print_short_usage(parser) -> None:
+    # the full usage of ~40 flags would bury the error line: one line pointing at --help
+    print(f"usage: {parser.prog} [--config FILE] [--flag VALUE ...]; {parser.prog} --help lists every flag",
+          file=sys.stderr, flush=True)
+
+
+def _unrecognized(parser, extras: list[str]) -> str:
+    """argparse's message for ``extras``, plus a "did you mean" for each unknown flag."""
+    flags = [option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    hints = []
+    for token in extras:
+        if token.startswith("--"):
+            word = token[2:].split("=", 1)[0]
+            match = suggest(word, flags)
+            if match:
+                hints.append(f"--{word}: did you mean --{match}?")
+    message = "unrecognized arguments: " + " ".join(extras)
+    return message + ("; " + "; ".join(hints) if hints else "")
 
 
 def parse_config(cls, argv, prog: str = "job", description: str = ""):
     """--config FILE first, then the command-line flags over it; returns a validated ``cls``."""
     parser = build_parser(cls, prog, description)
     parser.__class__ = _Parser
-    args = vars(parser.parse_args(argv))
+    namespace, extras = parser.parse_known_args(argv)
+    if extras:
+        _print_short_usage(parser)
+        raise InputError(_unrecognized(parser, extras))
+    args = vars(namespace)
     config_path = args.pop("config")
     values = load_yaml(config_path) if config_path else {}
     cfg = config_from_dict(cls, values, source=f"config file {config_path}")

@@ -262,12 +262,14 @@ class EvaluationResult:
     metrics: dict | None = None
     metrics_path: str | None = None
     plot_paths: list = field(default_factory=list)
+    note: str | None = None  # why there are no metrics, when the model's label column is absent
 
     def report(self) -> str:
         lines = [f"output                {self.output}"]
         if self.metrics is None:
             lines.append(f"rows scored           {self.rows_scored}")
-            lines.append("metrics               none (the input has no label column)")
+            lines.append(f"metrics               none: {self.note}" if self.note else
+                         "metrics               none (the input has no label column)")
         else:
             lines.append(f"metrics               {self.metrics_path}")
         if self.plot_paths:
@@ -438,6 +440,7 @@ class _Plan:
     output: str  # qualified URIs
     metrics_path: str | None
     plots_path: str | None
+    note: str | None = None  # why there are no metrics although the model had a label column
 
 
 def read(spark, cfg: EvaluateConfig) -> _Plan:
@@ -492,7 +495,12 @@ def read(spark, cfg: EvaluateConfig) -> _Plan:
             )
 
     want_plots = not cfg.no_plots and _plottable(model, has_labels)
-    metrics_path = storage.qualify(cfg.metrics_out or f"{output.rstrip('/')}.metrics.json", spark) if has_labels else None
+    # the model's label column (jobs/evaluate.py took it from the model) is absent: said in the
+    # report and in the metrics JSON, not silently skipped
+    note = (f"the input has no label column '{label_col}' (the model was trained with it)"
+            if getattr(cfg, "label_col_from_model", False) and not has_labels else None)
+    metrics_path = (storage.qualify(cfg.metrics_out or f"{output.rstrip('/')}.metrics.json", spark)
+                    if has_labels or note else None)
     plots_path = storage.qualify(cfg.plots_dir or f"{output.rstrip('/')}.plots", spark) if want_plots else None
     for target, what, leftover in (
         (metrics_path, "metrics file", _leftover_metrics(output)),
@@ -504,7 +512,7 @@ def read(spark, cfg: EvaluateConfig) -> _Plan:
             raise InputError(f"{what} {target} must not be inside the output {output}")
         _check_not_exists(target, cfg.overwrite, what, leftover)
     return _Plan(model, classes, frame, spec, label_col, has_labels, passthrough, prob_names, output_names,
-                 tuple(top_k), output, metrics_path, plots_path)
+                 tuple(top_k), output, metrics_path, plots_path, note)
 
 
 def score(spark, cfg: EvaluateConfig, plan: _Plan, weights):
@@ -548,7 +556,12 @@ def compute_metrics(spark, cfg: EvaluateConfig, plan: _Plan, staged: str, schema
     ``mapInArrow`` of ``_MetricsKernel`` merged with ``treeAggregate``; the metrics JSON is
     published (atomically) to ``plan.metrics_path``."""
     if not plan.has_labels:
-        return None, spark.read.parquet(staged).count()
+        rows_scored = spark.read.parquet(staged).count()
+        if plan.note:
+            record = {"model_dir": cfg.model_dir, "input": cfg.input, "output": plan.output,
+                      "label_col": plan.label_col, "rows_scored": rows_scored, "metrics": None, "note": plan.note}
+            storage.write_bytes(plan.metrics_path, (json.dumps(record, indent=2) + "\n").encode("utf-8"), spark)
+        return None, rows_scored
     states = (
         spark.read.schema(schema)
         .parquet(staged)
@@ -615,4 +628,5 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
         metrics=metrics,
         metrics_path=plan.metrics_path,
         plot_paths=[f"{plan.plots_path}/{name}" for name in plot_files],
+        note=plan.note,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_reliability_diagram", "plot_training_curve"]
+__all__ = ["plot_confusion_matrix", "plot_reliability_diagram", "plot_training_curve", "reliability_figure"]
 
 _ANNOTATE_MAX_CLASSES = 20
 _TICK_LABELS_MAX_CLASSES = 50
@@ -60,40 +60,89 @@ def plot_confusion_matrix(counts, class_names, path: str) -> str:
     return path
 
 
+# a bin with fewer rows than this gets a hatched bar: its accuracy is a noisy estimate
+FEW_ROWS = 30
+
+
 def plot_reliability_diagram(calibration: dict, path: str, ece: float | None = None) -> str:
-    """Top-label reliability diagram: accuracy vs mean confidence per bin, bin sizes below.
+    """Top-label reliability diagram: accuracy vs mean confidence per bin, with every bin's
+    size visible, and the rows per bin below on a log scale.
+
+    Above, each non-empty bin's accuracy bar is shaded by its row count (log scale: the fullest
+    bin darkest), hatched when it holds fewer than ``FEW_ROWS`` rows, and annotated ``n=<rows>`` at its foot;
+    the accuracy-at-mean-confidence markers have an area ∝ √rows. Below, the rows per bin
+    (log-scale axis, so a bin of 3 rows next to one of 430 still shows), each bar annotated with
+    its count. Typical case: most rows in the top bin, a few scattered below it.
 
     calibration : ``MetricsAccumulator.calibration()`` — bin_edges (n_bins + 1,), count,
         mean_confidence and accuracy (n_bins,), None for empty bins.
     """
     plt = _pyplot()
-    edges = np.asarray(calibration["bin_edges"], dtype=np.float64)  # (n_bins + 1,)
-    count = np.asarray(calibration["count"], dtype=np.int64)  # (n_bins,)
-    accuracy = np.array([np.nan if a is None else a for a in calibration["accuracy"]])  # (n_bins,)
-    confidence = np.array([np.nan if c is None else c for c in calibration["mean_confidence"]])
-    centers = 0.5 * (edges[:-1] + edges[1:])
-    widths = np.diff(edges)
-    fig, (ax, ax_count) = plt.subplots(
-        2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    fig = reliability_figure(calibration, ece)
     try:
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-        ax.bar(centers, np.nan_to_num(accuracy), width=widths, edgecolor="black", alpha=0.7, label="accuracy")
-        ax.plot(confidence, accuracy, marker="o", color="darkred", label="accuracy at mean confidence")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("accuracy")
-        title = "Reliability diagram (top label)"
-        ax.set_title(title if ece is None else f"{title}, ECE = {ece:.4f}")
-        ax.legend(loc="upper left")
-        ax_count.bar(centers, count, width=widths, edgecolor="black", color="grey")
-        ax_count.set_xlabel("confidence (max probability)")
-        ax_count.set_ylabel("rows")
-        fig.tight_layout()
         fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)
     return path
+
+
+def reliability_figure(calibration: dict, ece: float | None = None):
+    """The matplotlib Figure of ``plot_reliability_diagram`` (axes: diagram, rows per bin);
+    the caller closes it."""
+    plt = _pyplot()
+    from matplotlib.colors import to_rgba
+
+    edges = np.asarray(calibration["bin_edges"], dtype=np.float64)  # (n_bins + 1,)
+    count = np.asarray(calibration["count"], dtype=np.int64)  # (n_bins,)
+    accuracy = np.array([np.nan if a is None else a for a in calibration["accuracy"]], dtype=np.float64)
+    confidence = np.array([np.nan if c is None else c for c in calibration["mean_confidence"]], dtype=np.float64)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    widths = np.diff(edges)
+    filled = count > 0
+    total = int(count.sum())
+    # shade: 0.2 (one row) … 1.0 (the fullest bin), log scale so small bins stay visible
+    top = max(int(count.max(initial=0)), 1)
+    shade = 0.2 + 0.8 * np.log1p(count) / np.log1p(top)
+    labels = [f"n={c}" for c in count]
+    vertical = max((len(t) for t, f in zip(labels, filled) if f), default=0) > 5 or len(count) > 20
+    fig, (ax, ax_count) = plt.subplots(
+        2, 1, figsize=(6.5, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    )
+    try:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+        for i in np.flatnonzero(filled):
+            ax.bar(centers[i], accuracy[i], width=widths[i], color=to_rgba("tab:blue", shade[i]),
+                   edgecolor="black", linewidth=0.8, hatch="///" if count[i] < FEW_ROWS else None)
+            # at the foot of the bar, clear of the markers near its top
+            ax.text(centers[i], 0.015, labels[i], ha="center", va="bottom", fontsize=7,
+                    rotation=90 if vertical else 0, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+        sizes = 15 + 185 * np.sqrt(count[filled] / top)
+        ax.scatter(confidence[filled], accuracy[filled], s=sizes, color="darkred", zorder=3,
+                   label="accuracy at mean confidence (area ∝ √rows)")
+        ax.plot(confidence[filled], accuracy[filled], color="darkred", linewidth=1, zorder=2)
+        ax.bar([np.nan], [np.nan], color=to_rgba("tab:blue", 0.6), edgecolor="black",
+               label="accuracy per bin (shade: rows)")
+        ax.bar([np.nan], [np.nan], color="white", edgecolor="black", hatch="///",
+               label=f"bin with < {FEW_ROWS} rows")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.12)
+        ax.set_ylabel("accuracy")
+        title = f"Reliability diagram (top label, {total} rows)"
+        ax.set_title(title if ece is None else f"{title}, ECE = {ece:.4f}")
+        ax.legend(loc="upper left", fontsize=8)
+        ax_count.bar(centers[filled], count[filled], width=widths[filled], edgecolor="black", color="grey")
+        ax_count.set_yscale("log")
+        ax_count.set_ylim(0.7, top * 6)
+        for i in np.flatnonzero(filled):
+            ax_count.text(centers[i], count[i] * 1.15, str(count[i]), ha="center", va="bottom", fontsize=7,
+                          rotation=90 if vertical else 0)
+        ax_count.set_xlabel("confidence (max probability)")
+        ax_count.set_ylabel("rows (log scale)")
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
 
 
 def plot_training_curve(history: list, path: str) -> str | None:

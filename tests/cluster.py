@@ -14,8 +14,10 @@
   it started, with its descendants (PySpark's daemon puts itself in a process group of its own).
 * ``spark_submit()`` — runs one ``spark-submit`` in its own process group, killed whole on timeout.
 
-Run as a script (``spark-submit tests/cluster.py blocks-check ...``) it is the driver of the
-misplaced-task check of ``test_cluster.py``; see ``blocks_check``.
+Run as a script it is a driver for ``test_cluster.py``: ``spark-submit tests/cluster.py
+blocks-check ...`` (the misplaced-task check, see ``blocks_check``) and ``... gated train|evaluate
+...`` (a job whose first pass over the rows waits at a gate until the test has killed the
+executor running it, see ``gated_job``). ``executor_pids`` / ``executor_of`` find executor JVMs.
 """
 
 from __future__ import annotations
@@ -462,7 +464,121 @@ def blocks_check(argv) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# executors: find and kill one (the executor-loss tests)
+# ---------------------------------------------------------------------------------------------
+EXECUTOR_MAIN = "CoarseGrainedExecutorBackend"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def executor_pids(cluster: "StandaloneCluster") -> list[int]:
+    """The executor JVMs (``CoarseGrainedExecutorBackend``) running under this cluster's workers."""
+    found = set()
+    for proc in cluster.procs:
+        found |= {pid for pid in descendants(proc.pid) if EXECUTOR_MAIN in _cmdline(pid) and alive(pid)}
+    return sorted(found)
+
+
+def executor_of(pid: int) -> int | None:
+    """The executor JVM that ``pid`` (a Python worker of a task) runs under: its nearest ancestor
+    whose command line is ``CoarseGrainedExecutorBackend``."""
+    while pid and pid > 1:
+        if EXECUTOR_MAIN in _cmdline(pid):
+            return pid
+        pid = _parent(pid)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# driver of the gated executor-loss runs (spark-submit tests/cluster.py gated …)
+# ---------------------------------------------------------------------------------------------
+def _gate(gate_dir: str):
+    """A ``mapInArrow`` function passing batches through unchanged, except that the first task
+    to run it (once per ``gate_dir``) records its pid in ``gate_dir/held`` and waits — for the
+    test to SIGKILL the executor it runs in — until ``gate_dir/release`` exists (at most 10 min).
+    Uses only the standard library: the executors' Python has no softmax_spark of its own."""
+
+    def gate(batches):
+        import json as json_
+        import os as os_
+        import time as time_
+
+        held = os_.path.join(gate_dir, "held")
+        try:
+            fd = os_.open(held + ".tmp", os_.O_CREAT | os_.O_EXCL | os_.O_WRONLY)
+        except FileExistsError:
+            fd = None
+        if fd is not None:
+            with os_.fdopen(fd, "w") as f:
+                json_.dump({"pid": os_.getpid()}, f)
+            os_.replace(held + ".tmp", held)
+            deadline = time_.time() + 600
+            while not os_.path.exists(os_.path.join(gate_dir, "release")) and time_.time() < deadline:
+                time_.sleep(0.05)
+        yield from batches
+
+    return gate
+
+
+def gated_job(argv) -> int:
+    """``gated train --gate DIR <train flags>`` or ``gated evaluate --gate DIR <evaluate flags>``:
+    the job with its input read through ``_gate`` (a mapInArrow in the same stage as the job's
+    first pass over the rows), so the test can kill an executor while that pass runs.
+
+    train: ``fit_dataframe`` on the gated DataFrame — the rows come from Spark (the notebook
+    path, ``SoftmaxRegression.fit(df)``); give ``--classes`` so the first pass is the ingest.
+    evaluate: ``jobs/evaluate.py``'s ``main`` with ``ingest.read_parquet`` returning the gated
+    frame, so the first pass is the scoring-and-write of the output."""
+    import importlib.util
+
+    sys.path.insert(0, str(REPO))
+    job, flag, gate_dir, rest = argv[0], argv[1], argv[2], argv[3:]
+    assert flag == "--gate", argv
+    from softmax_spark import ingest as ingest_module
+    from softmax_spark.jobs_common import run_job
+
+    plain_read = ingest_module.read_parquet
+
+    def gated_read(spark, path):
+        frame = plain_read(spark, path)
+        return frame.mapInArrow(_gate(gate_dir), frame.schema)
+
+    if job == "train":
+        from softmax_spark.config import TrainConfig
+
+        def run(spark, cfg):
+            from softmax_spark.training import fit_dataframe
+
+            fit_dataframe(spark, cfg, df=gated_read(spark, cfg.input))
+            return 0
+
+        return run_job("softmax_spark-gated-train", TrainConfig, run, rest)
+    ingest_module.read_parquet = gated_read  # evaluation.run imports it when it runs
+    spec = importlib.util.spec_from_file_location("evaluate_job", REPO / "jobs" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(rest)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "blocks-check":
         sys.exit(blocks_check(sys.argv[2:]))
-    sys.exit(f"usage: spark-submit {sys.argv[0]} blocks-check --input P --local-dirs A,B --out F")
+    if len(sys.argv) > 2 and sys.argv[1] == "gated":
+        sys.exit(gated_job(sys.argv[2:]))
+    sys.exit(f"usage: spark-submit {sys.argv[0]} blocks-check --input P --local-dirs A,B --out F\n"
+             f"       spark-submit {sys.argv[0]} gated train|evaluate --gate DIR <job flags>")

@@ -44,9 +44,20 @@ def write_parquet(path, X, y, weight=None, labels=None, row_group_size=None):
 
 
 def sklearn_reference(X, y, l2, sample_weight=None, fit_intercept=True):
-    """scikit-learn's optimum of the same objective: C = 1 / (2 λ Σ s_i)."""
+    """scikit-learn's optimum of the same objective J = Σ s_i·(−log p_i)/Σ s_i + λ‖W‖²_F.
+
+    scikit-learn minimises ½‖W‖²_F/C + Σ s_i·(−log p_i), so C = 1/(2λ Σ s_i) for ≥ 3 classes.
+    For 2 classes it keeps one row v (p(1|x) = σ(v·x + c)) with penalty ½‖v‖²/C; our L2 optimum
+    has w_0 = −w_1 = v/2, so λ(‖w_0‖² + ‖w_1‖²) = ½λ‖v‖²: the matching C is 1/(λ Σ s_i).
+    """
     from sklearn.linear_model import LogisticRegression
 
     total = len(y) if sample_weight is None else float(np.sum(sample_weight))
-    est = LogisticRegression(C=1.0 / (2.0 * l2 * total), tol=1e-12, max_iter=100000, fit_intercept=fit_intercept)
+    C = sklearn_C(l2, total, len(np.unique(y)))
+    est = LogisticRegression(C=C, tol=1e-12, max_iter=100000, fit_intercept=fit_intercept)
     return est.fit(X, y, sample_weight=sample_weight)
+
+
+def sklearn_C(l2: float, weight_sum: float, n_classes: int) -> float:
+    """scikit-learn's C for our λ (``sklearn_reference``): 1/(λ Σ s_i) for 2 classes, else 1/(2λ Σ s_i)."""
+    return 1.0 / (l2 * weight_sum) if n_classes == 2 else 1.0 / (2.0 * l2 * weight_sum)

@@ -15,7 +15,10 @@ so every task runs the package the job shipped itself with ``addPyFile``.
 * ``blocks-check``: with one executor kept busy, a pass runs every task on the other one — the
   tasks whose block files are on the busy executor write copies from the Parquet slices (direct
   ingest) or report them missing so the driver rebuilds (rows from Spark); the sums equal the
-  numpy reference either way, and ``release()`` leaves no block file.
+  numpy reference either way, and ``release()`` leaves no block file;
+* executor loss (SIGKILL of one executor JVM; the master starts a new one): at iteration 5 of an
+  lbfgs run, during the ingest pass, and while evaluation scores and writes — training ends with
+  exit 0 and the local model, the evaluation output is complete, atomic, each row once.
 
 Every process the cluster started (master, workers, executors, Python daemons) is killed in the
 fixture's teardown, also on failure. The executor venv is built on the first run only (about a
@@ -28,6 +31,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +41,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster import (REPO, ExecutorVenvError, StandaloneCluster, alive, can_separate_disks, descendants,
-                     executor_python, spark_submit)
+                     executor_of, executor_pids, executor_python, spark_submit)
 from helpers import make_data, write_parquet
 
 TRAIN = REPO / "jobs" / "train.py"
@@ -269,3 +274,114 @@ def test_a_deleted_block_file_never_gives_partial_sums(spark, tmp_path, direct):
         descriptors = state["data"].blocks.collect()
         state["data"].release()
     assert not any(os.path.exists(d.path + ".X") or os.path.exists(d.path + ".y.npy") for d in descriptors)
+
+
+# -- executor loss (issue 16 item 16) ------------------------------------------------------------
+def _kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid), f"executor {pid} survived SIGKILL"
+
+
+def _submit_in_background(setup, script, args, name, conf=None):
+    """``setup.submit`` in a thread; returns (future, log path)."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(setup.submit, script, args, name, conf)
+    pool.shutdown(wait=False)
+    return future, setup.root / f"{name}.log"
+
+
+def _wait_for(condition, future, what: str, timeout: float = 300.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if future.done():
+            future.result()  # the run's own failure first, with its logs
+            raise AssertionError(f"the run ended before {what}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _assert_local_model(setup, model_dir):
+    from softmax_spark import load_model
+
+    local, remote = load_model(setup.local_model_dir), load_model(model_dir)
+    assert remote.classes == local.classes
+    np.testing.assert_allclose(remote.coef, local.coef, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(remote.intercept, local.intercept, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_executor_killed_at_iteration_5_gives_the_local_model(setup):
+    """jobs/train.py on the cluster; when ``iter 5`` is printed one executor JVM is SIGKILLed:
+    the run ends with exit 0 and the model of the local run of the same command."""
+    model_dir = setup.root / "killed-at-5"
+    future, log = _submit_in_background(setup, TRAIN, ["--input", setup.data, "--model-dir", model_dir, *TRAIN_ARGS],
+                                        "train-killed-at-5")
+    seen = lambda: log.exists() and re.search(r"iter +5 ", log.read_text(errors="replace"))  # noqa: E731
+    _wait_for(seen, future, "iteration 5")
+    victims = executor_pids(setup.cluster)
+    assert victims, "no executor JVM found"
+    _kill(victims[0])
+    text_at_kill = log.read_text(errors="replace")
+    done = future.result(timeout=600)
+    assert "stopped:" not in text_at_kill, "training had finished before the kill: inconclusive"
+    assert done.returncode == 0 and re.search(r"Lost executor \S+ on", done.stdout), done.stdout[-3000:]
+    _assert_local_model(setup, model_dir)
+
+
+def _gated(setup, job, args, name):
+    """``tests/cluster.py gated <job>`` in the background: kill the executor whose task holds the
+    gate (the job's first pass over the rows), then let the run finish. Returns (result, log
+    text at the moment of the kill)."""
+    gate = setup.root / f"{name}.gate"
+    gate.mkdir()
+    future, log = _submit_in_background(setup, HELPER, ["gated", job, "--gate", gate, *args], name)
+    try:
+        _wait_for(lambda: (gate / "held").exists(), future, "a task at the gate")
+        task_pid = json.loads((gate / "held").read_text())["pid"]
+        victim = executor_of(task_pid)
+        assert victim in executor_pids(setup.cluster), (task_pid, victim)
+        _kill(victim)
+        text_at_kill = log.read_text(errors="replace") if log.exists() else ""
+    finally:
+        (gate / "release").touch()
+    return future.result(timeout=600), text_at_kill
+
+
+@pytest.mark.slow
+def test_executor_killed_during_ingest_gives_the_local_model(setup):
+    """The ingest pass (rows from Spark, as ``SoftmaxRegression.fit(df)``) loses the executor
+    running one of its tasks: the task runs again on the new executor, the blocks are complete,
+    training ends with exit 0 and the local model."""
+    model_dir = setup.root / "killed-in-ingest"
+    done, text_at_kill = _gated(setup, "train", ["--input", setup.data, "--model-dir", model_dir,
+                                                 "--classes", "0,1,2", *TRAIN_ARGS], "train-killed-in-ingest")
+    assert "ingested" not in text_at_kill and "iter " not in text_at_kill, text_at_kill[-2000:]
+    assert done.returncode == 0 and re.search(r"Lost executor \S+ on", done.stdout), done.stdout[-3000:]
+    assert "spark rows (arrow)" in done.stdout
+    assert json.loads((model_dir / "metadata.json").read_text())["data_summary"]["rows"] == N_ROWS
+    _assert_local_model(setup, model_dir)
+
+
+@pytest.mark.slow
+def test_executor_killed_during_evaluation_scores_every_row_once(setup, cluster_model):
+    """An executor dies while evaluation scores and writes the output: exit 0; the output holds
+    every input row exactly once with the model's probabilities; nothing half-written is left
+    (no hidden temporary sibling); the metrics count every row."""
+    from softmax_spark import load_model
+
+    model_dir, _ = cluster_model
+    output = setup.root / "scored-killed"
+    done, _ = _gated(setup, "evaluate", ["--model-dir", model_dir, "--input", setup.data, "--output", output,
+                                         "--no-plots"], "evaluate-killed")
+    assert done.returncode == 0 and re.search(r"Lost executor \S+ on", done.stdout), done.stdout[-3000:]
+    table = pq.read_table(output)
+    ids = table.column("id").to_numpy()
+    assert table.num_rows == N_ROWS and sorted(ids.tolist()) == list(range(N_ROWS))
+    proba = np.array(table.column("probability").to_pylist(), dtype=np.float64)
+    np.testing.assert_allclose(proba, load_model(model_dir).predict_proba(setup.X[ids]), rtol=0, atol=1e-12)
+    metrics = json.loads(Path(f"{output}.metrics.json").read_text())
+    assert metrics["rows_scored"] == N_ROWS and metrics["labelled_rows"] == N_ROWS
+    assert [n for n in os.listdir(setup.root) if n.startswith(".scored-killed")] == []

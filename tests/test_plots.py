@@ -39,3 +39,46 @@ def test_training_curve_with_and_without_validation(tmp_path):
 def test_training_curve_skipped_without_history(tmp_path):
     assert plot_training_curve([], str(tmp_path / "none.png")) is None
     assert not (tmp_path / "none.png").exists()
+
+
+def _skewed_calibration():
+    """450 rows, 430 of them in the top bin (confidence ≥ 14/15), the 20 others spread below."""
+    import numpy as np
+
+    edges = np.linspace(0.0, 1.0, 16)
+    count = [0] * 15
+    for bin_index, rows in {14: 430, 13: 9, 12: 5, 10: 3, 8: 2, 6: 1}.items():
+        count[bin_index] = rows
+    confidence = [float(edges[i] + 0.5 / 15) if count[i] else None for i in range(15)]
+    accuracy = [min(1.0, c + 0.02) if c is not None else None for c in confidence]
+    return {"n_bins": 15, "bin_edges": edges.tolist(), "count": count, "mean_confidence": confidence,
+            "accuracy": accuracy}
+
+
+def test_reliability_diagram_shows_the_size_of_every_bin(tmp_path):
+    """With 430 of 450 rows in the top bin, every non-empty bin's row count is written in the
+    figure (on its accuracy bar and on its bar of the row histogram), the histogram's axis is
+    logarithmic (a 1-row bin stays visible next to 430 rows), and bins of few rows are hatched."""
+    import matplotlib.pyplot as plt
+
+    from softmax_spark.plots import FEW_ROWS, reliability_figure
+
+    calibration = _skewed_calibration()
+    fig = reliability_figure(calibration, ece=0.01)
+    try:
+        diagram, rows = fig.axes
+        assert "450 rows" in diagram.get_title()
+        assert sorted(t.get_text() for t in diagram.texts) == sorted(
+            f"n={c}" for c in calibration["count"] if c)
+        assert sorted(t.get_text() for t in rows.texts) == sorted(str(c) for c in calibration["count"] if c)
+        assert rows.get_yscale() == "log"
+        assert rows.get_ylim()[0] < 1  # a bin of one row has a visible bar
+        hatched = sorted(round(p.get_x() + p.get_width() / 2, 6) for p in diagram.patches
+                         if p.get_hatch() and p.get_height() == p.get_height() and p.get_width() > 0)
+        few = sorted(round(c, 6) for c, n in zip([(a + b) / 2 for a, b in zip(calibration["bin_edges"],
+                                                                              calibration["bin_edges"][1:])],
+                                                    calibration["count"]) if 0 < n < FEW_ROWS)
+        assert hatched == few
+    finally:
+        plt.close(fig)
+    assert_png(plot_reliability_diagram(calibration, str(tmp_path / "skewed.png"), 0.01))
