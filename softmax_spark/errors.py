@@ -12,3 +12,7 @@ class ModelFormatError(InputError):
 
 class DivergenceError(RuntimeError):
     """The objective became NaN or infinite during training."""
+
+
+class NoProgressError(RuntimeError):
+    """The optimizer could not decrease the objective although it is not at an optimum."""

@@ -1,0 +1,187 @@
+"""Newton's method with the exact Hessian (driver-side Cholesky), Armijo backtracking, and a
+scale-free stop on the Newton decrement.
+
+Per iteration, in θ (the optimizer's coordinates, ``precondition.Preconditioner``):
+
+    H d = −g                      (Cholesky of H on the complement of J's flat directions)
+    θ⁺ = θ + α d,  α = 1, then backtracking until J(θ⁺) ≤ J(θ) + c₁ α gᵀd       (Armijo, c₁ = 1e-4)
+
+The trial α = 1 is evaluated with ``problem.hessian`` (one distributed pass that returns J, ∇J and
+∇²J at θ⁺): when it is accepted — nearly always, and always once in Newton's quadratic phase — the
+next iteration needs no further pass, so one iteration costs one pass. Shorter trials use the
+cheaper ``problem.value_and_grad``; the next iteration then starts with one Hessian pass.
+
+Singular directions. Adding a constant to every class's logit changes no probability, so with all C
+classes free J is flat along the class-sum directions (β + t·1 always, as b is not penalised; Θ_·j
++ t·1 when feature j is not penalised). The gradient is orthogonal to them, the Hessian singular
+along them. When the problem says which they are (``problem.null_space``, an orthonormal (P, k)
+array, see ``curvature.null_directions``), we factor H + ᾱ NNᵀ (ᾱ = the mean of diag H), which is
+positive definite on the whole space and acts as H on the complement of N, and remove N's
+component from d. Other (data-made) near-singularities — collinear columns with λ = 0, nearly
+separable classes — are handled by a relative ridge τ = P·ε·max(diag H) always added (the size of
+the rounding error of the P-term sums in H, so eigenvalues it damps are indistinguishable from
+noise; it bounds d along noise directions), raised ×100 whenever Cholesky still reports a
+non-positive pivot.
+
+Stopping (``stop_reason``): the Newton decrement ½ gᵀH⁻¹g estimates J(θ) − J* (it equals it for a
+quadratic), so ½ gᵀH⁻¹g / max(|J|, 1) ≤ tol means "the objective is within a relative tol of its
+minimum" whatever the scale of the data or of J (Boyd & Vandenberghe, Convex Optimization §9.5);
+because Newton converges quadratically, the iteration that crosses tol typically lands orders of
+magnitude below it. Also: max |g| ≤ gtol. The decrement is an optimality certificate computed from
+g and H at θ, not from differences of J, so it stays meaningful far below J's rounding noise (floor ε²).
+When it is already below that noise (NOISE_REL·max(|J|, 1)), the full step is accepted if J did not
+rise by more than the noise; otherwise the Armijo test is strict, and a line search that finds no
+decrease raises ``NoProgressError`` — it never reports an optimum it has not certified.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from ..errors import NoProgressError
+
+__all__ = ["Newton", "NewtonState", "newton_direction"]
+
+EPS = np.finfo(np.float64).eps
+NOISE_REL = 1e-13  # relative noise of a difference of two evaluations of J (sums over many rows)
+DECREMENT_FLOOR = EPS * EPS  # ½gᵀH⁻¹g is quadratic in g, whose relative rounding error is ~ε
+
+
+class NewtonState(NamedTuple):
+    theta: np.ndarray  # of shape (P,)
+    objective: float  # J(θ)
+    grad: np.ndarray  # of shape (P,), ∇J(θ)
+    hessian: np.ndarray  # of shape (P, P) at θ, or (0, 0) when stale (the next step makes a Hessian pass)
+    direction: np.ndarray  # of shape (P,): the Newton direction at θ, or (0,) when stale
+    decrement: float  # ½ gᵀH⁻¹g / max(|J|, 1) at θ; nan when unknown
+    ridge: float  # the ridge τ used for ``direction``
+
+
+def newton_direction(grad, hessian, null_space=None, ridge_rel=None):
+    """Solve H d = −g on the complement of ``null_space`` by Cholesky.
+
+    Parameters
+    ----------
+    grad : ndarray (P,)
+    hessian : ndarray (P, P), symmetric positive semi-definite
+    null_space : ndarray (P, k) with orthonormal columns, or None
+    ridge_rel : τ / max(diag H), the initial relative ridge (default P·ε)
+
+    Returns (d of shape (P,), ½ gᵀ(−d) ≥ 0 the absolute decrement, τ). Falls back to d = −g/max(diag H)
+    if even τ = max(diag H) fails (a non-finite H).
+    """
+    grad = np.asarray(grad, dtype=np.float64)
+    P = grad.size
+    diag = np.diag(hessian)
+    scale = float(np.max(np.abs(diag), initial=0.0))
+    if not np.isfinite(scale) or scale <= 0.0:
+        scale = 1.0
+    A = np.array(hessian, dtype=np.float64, order="F")
+    N = None if null_space is None or np.size(null_space) == 0 else np.asarray(null_space)
+    if N is not None:
+        A += float(np.mean(np.abs(diag)) or scale) * (N @ N.T)
+    tau = (max(P, 16) * EPS if ridge_rel is None else ridge_rel) * scale
+    d = None
+    while tau <= scale:
+        try:
+            factor = cho_factor(A + tau * np.eye(P), lower=True, overwrite_a=True, check_finite=True)
+            d = -cho_solve(factor, grad, check_finite=False)
+            if np.all(np.isfinite(d)):
+                break
+            d = None
+        except (LinAlgError, ValueError):
+            pass
+        tau *= 100.0
+    if d is None:
+        d, tau = -grad / scale, scale
+    if N is not None:
+        d -= N @ (N.T @ d)
+    decrement = max(0.0, -0.5 * float(grad @ d))
+    return d, decrement, float(tau)
+
+
+class Newton:
+    """Exact-Hessian Newton with Armijo backtracking (see the module docstring).
+
+    Parameters
+    ----------
+    tol : stop when ½ gᵀH⁻¹g / max(|J|, 1) ≤ tol (floored at ε²)
+    gtol : stop when max |∇J| ≤ gtol (in θ); 0 disables
+    c1 : Armijo's sufficient-decrease constant
+    max_backtracks : trial step lengths per iteration before ``NoProgressError``
+    """
+
+    name = "newton"
+
+    def __init__(self, tol: float = 1e-14, gtol: float = 0.0, c1: float = 1e-4, max_backtracks: int = 30):
+        self.tol = float(tol)
+        self.gtol = float(gtol)
+        self.c1 = float(c1)
+        self.max_backtracks = int(max_backtracks)
+
+    # -- helpers
+    def _solved_state(self, problem, theta, objective, grad, hessian) -> NewtonState:
+        d, dec, tau = newton_direction(grad, hessian, getattr(problem, "null_space", None))
+        return NewtonState(np.asarray(theta, dtype=np.float64), float(objective), np.asarray(grad, dtype=np.float64),
+                           hessian, d, dec / max(abs(objective), 1.0), tau)
+
+    def _fresh(self, problem, theta) -> NewtonState:
+        objective, grad, hessian = problem.hessian(theta)
+        return self._solved_state(problem, theta, objective, grad, hessian)
+
+    # -- protocol
+    def init(self, theta, problem) -> NewtonState:
+        """One Hessian pass at θ₀ and the first Newton direction."""
+        return self._fresh(problem, np.asarray(theta, dtype=np.float64))
+
+    def step(self, problem, state: NewtonState, iteration: int):
+        if state.hessian.size == 0 or state.direction.size == 0:
+            state = self._fresh(problem, state.theta)
+        theta, f0, g0, d = state.theta, state.objective, state.grad, state.direction
+        slope = float(g0 @ d)
+        if not slope < 0.0:  # H not positive definite numerically: fall back to steepest descent
+            d = -g0 / max(float(np.max(np.abs(np.diag(state.hessian)), initial=0.0)), 1e-300)
+            slope = float(g0 @ d)
+        # at J's noise floor a step that does not raise J beyond the noise is accepted; else Armijo
+        noise = NOISE_REL * max(abs(f0), 1.0)
+        allowance = noise if -0.5 * slope <= noise else 0.0
+        extras = {"newton_decrement": state.decrement, "ridge": state.ridge}
+        alpha = 1.0
+        new_theta = theta + d
+        f, g, h = problem.hessian(new_theta)
+        if np.isfinite(f) and f <= f0 + self.c1 * slope + allowance:
+            extras["step"] = alpha
+            return self._solved_state(problem, new_theta, f, g, h), extras
+        for _ in range(self.max_backtracks):
+            alpha = self._shorter(alpha, f0, slope, f)
+            new_theta = theta + alpha * d
+            f, g = problem.value_and_grad(new_theta, iteration=iteration)
+            if np.isfinite(f) and f < f0 + self.c1 * alpha * slope:
+                extras["step"] = alpha
+                empty = np.zeros((0, 0))
+                return NewtonState(new_theta, float(f), np.asarray(g, dtype=np.float64), empty, np.zeros(0),
+                                   float("nan"), state.ridge), extras
+        raise NoProgressError(
+            f"newton: no decrease of J = {f0:.17g} along the Newton direction after {self.max_backtracks} "
+            f"backtracking steps (Newton decrement {state.decrement:.3g} relative)")
+
+    @staticmethod
+    def _shorter(alpha, f0, slope, f):
+        """Minimiser of the quadratic through J(0), J'(0) and J(α), kept in [0.1 α, 0.5 α]."""
+        if not np.isfinite(f):
+            return 0.1 * alpha
+        curvature = f - f0 - slope * alpha
+        trial = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
+        return float(min(max(trial, 0.1 * alpha), 0.5 * alpha))
+
+    def stop_reason(self, state: NewtonState, history) -> str | None:
+        limit = max(self.tol, DECREMENT_FLOOR)
+        if np.isfinite(state.decrement) and state.decrement <= limit:
+            return f"newton decrement ½gᵀH⁻¹g/max(|J|,1) = {state.decrement:.3g} ≤ {limit:.3g}"
+        gmax = float(np.max(np.abs(state.grad), initial=0.0))
+        if gmax <= self.gtol:
+            return f"gradient max|∇J| = {gmax:.3g} ≤ gtol {self.gtol:.3g}"
+        return None

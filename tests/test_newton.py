@@ -1,0 +1,249 @@
+"""Newton and Newton-CG solvers against scikit-learn's optimum (pure numpy; no Spark).
+
+``ArrayProblem`` is a test double of ``problem.Problem`` with the real maths: the same kernels
+(``loss.loss_and_gradient_sums`` via ``LossAccumulator``, ``curvature``'s kernels), a real
+``Preconditioner`` and the L2 penalty, over in-memory X, y, w, in row chunks. Each method call
+counts one pass, like a distributed pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import datasets
+from sklearn.linear_model import LogisticRegression
+
+from softmax_spark.curvature import (
+    HessianDiagKernel,
+    HessianKernel,
+    HvpKernel,
+    hessian_diag_in_theta,
+    hessian_in_theta,
+    l2_curvature_in_theta,
+    null_directions,
+)
+from softmax_spark.errors import NoProgressError
+from softmax_spark.lbfgs import lbfgs_init, lbfgs_step
+from softmax_spark.loss import LossAccumulator, add_l2, softmax
+from softmax_spark.precondition import Preconditioner
+from softmax_spark.solvers.auto import choose_solver
+from softmax_spark.solvers.newton import Newton
+from softmax_spark.solvers.newton_cg import NewtonCG
+
+LAMBDA = 1e-4
+TOL = 1e-20  # Newton: tighter than the default 1e-14 (costs one more iteration), for 1e-8 in probabilities with margin
+
+
+class ArrayProblem:
+    """J(θ) = Σ s_i (−log p(y_i|x_i)) / Σ s_i + λ‖W‖² over in-memory rows, in θ coordinates."""
+
+    def __init__(self, X, y, w=None, l2=LAMBDA, fit_intercept=True, reference=False, precondition=True, chunk=500):
+        self.X, self.y, self.w, self.l2, self.chunk = np.asarray(X), np.asarray(y), w, l2, chunk
+        self.n_classes = int(y.max()) + 1
+        n_features = X.shape[1]
+        s = np.ones(len(y)) if w is None else w
+        mean = s @ X / s.sum()
+        second = s @ (X - mean) ** 2 / s.sum() if fit_intercept else s @ X**2 / s.sum()
+        self.precond = Preconditioner(self.n_classes, n_features, mean, second, l2, np.ones(n_features),
+                                      fit_intercept, reference, enabled=precondition)
+        self.n_params = self.precond.size
+        self.null_space = null_directions(self.precond, l2)
+        self.l2_curvature = l2_curvature_in_theta(self.precond, l2)
+        self.passes = 0
+
+    def _run(self, kernel, payload):
+        C, D = self.n_classes, self.X.shape[1]
+        acc = kernel.zero(C, D)
+        for start in range(0, len(self.y), self.chunk):
+            sl = slice(start, start + self.chunk)
+            acc = kernel.add(acc, payload, self.X[sl], self.y[sl], None if self.w is None else self.w[sl])
+        self.passes += 1
+        return acc.result()
+
+    def _theta_grad(self, coef, loss, gW, gb):
+        loss, gW = add_l2(loss, gW, coef, self.l2)
+        return float(loss), self.precond.gradient(gW, gb)
+
+    def value_and_grad(self, theta, iteration=0, batch_fraction=1.0):
+        coef, intercept = self.precond.to_model(theta)
+        kernel = _LossKernel(self.precond.fit_intercept)
+        return self._theta_grad(coef, *self._run(kernel, (coef, intercept)))
+
+    def hessian(self, theta):
+        coef, intercept = self.precond.to_model(theta)
+        loss, gW, gb, H = self._run(HessianKernel(self.precond.fit_intercept), (coef, intercept))
+        H_theta = hessian_in_theta(self.precond, H)
+        H_theta[np.diag_indices_from(H_theta)] += self.l2_curvature
+        return (*self._theta_grad(coef, loss, gW, gb), H_theta)
+
+    def hvp(self, theta, v):
+        coef, intercept = self.precond.to_model(theta)
+        V, c = self.precond.to_model(v)  # θ → (W, b) is linear: the direction in model coordinates
+        hv_coef, hv_intercept = self._run(HvpKernel(self.precond.fit_intercept), (coef, intercept, V, c))
+        return self.precond.gradient(hv_coef + 2.0 * self.l2 * V, hv_intercept)
+
+    def hessian_diag(self, theta):
+        coef, intercept = self.precond.to_model(theta)
+        *_, sums = self._run(HessianDiagKernel(self.precond.fit_intercept), (coef, intercept))
+        return hessian_diag_in_theta(self.precond, sums) + self.l2_curvature
+
+    def proba(self, theta, X=None):
+        coef, intercept = self.precond.to_model(theta)
+        return softmax((self.X if X is None else X) @ coef.T + intercept)
+
+
+class _LossKernel:
+    """The loss/gradient block kernel (kernels.LossGradKernel's contract, local to this test)."""
+
+    def __init__(self, fit_intercept):
+        self.fit_intercept = fit_intercept
+
+    def zero(self, n_classes, n_features):
+        return LossAccumulator(n_classes, n_features)
+
+    def add(self, acc, payload, X, y_index, sample_weight):
+        coef, intercept = payload
+        return acc.add(coef, intercept if self.fit_intercept else None, X, y_index, sample_weight)
+
+
+def solve(solver, problem, max_iter=200):
+    """The training loop's use of the Solver protocol. Returns (θ, iterations, stop reason)."""
+    state = solver.init(np.zeros(problem.n_params), problem)
+    history = []
+    for it in range(1, max_iter + 1):
+        state, extras = solver.step(problem, state, it)
+        assert state._fields[0] == "theta"
+        assert all(isinstance(v, (np.ndarray, float, int)) for v in state), "checkpointable fields only"
+        history.append(extras)
+        reason = solver.stop_reason(state, history)
+        if reason:
+            return state.theta, it, reason
+    raise AssertionError(f"{solver.name} did not converge in {max_iter} iterations")
+
+
+def lbfgs_iterations_to(problem, target_proba, atol, max_iter=3000):
+    """Iterations ``softmax_spark.lbfgs`` needs to bring the probabilities within ``atol``."""
+    theta = np.zeros(problem.n_params)
+    state = lbfgs_init(*problem.value_and_grad(theta))
+    for it in range(1, max_iter + 1):
+        theta, state, alpha = lbfgs_step(problem.value_and_grad, theta, state)
+        if np.max(np.abs(problem.proba(theta) - target_proba)) <= atol:
+            return it
+        if alpha == 0.0:
+            return f">{it} (line search stalled)"
+    return f">{max_iter}"
+
+
+def badly_scaled(n=2000, D=12, C=5, seed=0):
+    """Raw scales 1e-2 … 1e4, one class at ~80 %, correlated columns, nearly separable."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, D)) @ (np.eye(D) + 0.9 * rng.normal(size=(D, D)) / np.sqrt(D))
+    W = rng.normal(size=(C, D)) * 3.0
+    logits = latent @ W.T
+    logits[:, 0] += np.quantile(logits.max(1) - logits[:, 0], 0.8)  # the majority class
+    y = logits.argmax(1)
+    flip = rng.random(n) < 0.01  # a few label flips keep it only nearly separable
+    y[flip] = rng.integers(0, C, flip.sum())
+    scales = np.logspace(-2, 4, D)
+    X = latent * scales + rng.normal(size=D) * scales * 3
+    return X, y
+
+
+def sklearn_proba(X, y, w=None, l2=LAMBDA):
+    """scikit-learn's optimum of the same objective: C Σ s_i loss_i + ½‖W‖² ⇔ ours with
+    λ = 1/(2 C Σs); binary problems fit one vector w = w₁ − w₂ whose ½‖w‖² equals our λ(‖w₁‖²+‖w₂‖²)
+    at its optimum (w₁ = −w₂) when C = 1/(λ Σs)."""
+    total = len(y) if w is None else w.sum()
+    n_classes = int(y.max()) + 1
+    C = 1.0 / (l2 * total) if n_classes == 2 else 1.0 / (2 * l2 * total)
+    clf = LogisticRegression(C=C, tol=1e-12, max_iter=10000, solver="newton-cholesky")
+    clf.fit(X, y, sample_weight=w)
+    return clf.predict_proba(X)
+
+
+DATASETS = {
+    "badly_scaled": badly_scaled,
+    "wine": lambda: datasets.load_wine(return_X_y=True),
+    "iris": lambda: datasets.load_iris(return_X_y=True),
+    "breast_cancer": lambda: datasets.load_breast_cancer(return_X_y=True),
+    "digits": lambda: datasets.load_digits(return_X_y=True),
+}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_newton_solvers_reach_sklearn_optimum(name, capsys):
+    X, y = DATASETS[name]()
+    X = np.asarray(X, dtype=np.float64)
+    target = sklearn_proba(X, y)
+    rows = []
+    for solver in (Newton(tol=TOL), NewtonCG()):
+        problem = ArrayProblem(X, y)
+        theta, iterations, reason = solve(solver, problem)
+        gap = float(np.max(np.abs(problem.proba(theta) - target)))
+        rows.append(f"{name:14s} {solver.name:9s} iterations {iterations:3d} passes {problem.passes:4d} "
+                    f"max|Δp| {gap:.1e}  ({reason})")
+        # newton-cg on the badly scaled set: κ ~ 1e12 in θ (eigenvalues down to 1e-12 along nearly
+        # separating directions) is beyond what CG resolves in max_cg products; it still meets the
+        # issue's 1e-6 target there, and 1e-8 elsewhere
+        limit = 1e-6 if (name == "badly_scaled" and solver.name == "newton-cg") else 1e-8
+        assert gap <= limit, rows[-1]
+    lbfgs_its = lbfgs_iterations_to(ArrayProblem(X, y), target, 1e-8, max_iter=300)
+    rows.append(f"{name:14s} lbfgs     iterations to max|Δp| ≤ 1e-8: {lbfgs_its}")
+    with capsys.disabled():
+        print("\n" + "\n".join(rows))
+
+
+@pytest.mark.parametrize("fit_intercept,reference", [(True, True), (False, False)])
+def test_newton_variants_weights_and_parameterisations(fit_intercept, reference):
+    """Sample weights, the reference parameterisation, no intercept: both solvers agree with the
+    optimality condition (zero gradient in model coordinates) and with each other."""
+    X, y = badly_scaled(n=600, D=6, C=3, seed=3)
+    w = np.random.default_rng(0).uniform(0.1, 4.0, size=len(y))
+    thetas = []
+    for solver in (Newton(tol=TOL), NewtonCG()):
+        problem = ArrayProblem(X, y, w, fit_intercept=fit_intercept, reference=reference)
+        theta, *_ = solve(solver, problem)
+        thetas.append(problem.proba(theta))
+    np.testing.assert_allclose(thetas[0], thetas[1], rtol=0, atol=1e-8)
+    if fit_intercept and not reference:
+        np.testing.assert_allclose(thetas[0], sklearn_proba(X, y, w), rtol=0, atol=1e-8)
+
+
+def test_newton_without_penalty_handles_the_flat_directions():
+    """λ = 0 (W's class-sum directions flat too) on data that is not separable."""
+    X, y = datasets.load_iris(return_X_y=True)
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random(len(y)) < 0.2, rng.integers(0, 3, len(y)), y)  # overlap: a finite optimum
+    for solver in (Newton(), NewtonCG()):
+        problem = ArrayProblem(X, y, l2=0.0)
+        theta, iterations, reason = solve(solver, problem)
+        _, grad = problem.value_and_grad(theta)
+        assert np.max(np.abs(grad)) < 1e-7, (solver.name, reason)
+
+
+def test_solvers_raise_no_progress_on_a_broken_problem():
+    """A problem whose gradient points the wrong way (J rises along every proposed step):
+    NoProgressError, never a reported optimum."""
+    X, y = datasets.load_iris(return_X_y=True)
+
+    class Broken(ArrayProblem):
+        def value_and_grad(self, theta, iteration=0, batch_fraction=1.0):
+            f, g = ArrayProblem.value_and_grad(self, theta)
+            return f, -g
+
+        def hessian(self, theta):
+            f, g, H = ArrayProblem.hessian(self, theta)
+            return f, -g, H
+
+    for solver in (Newton(), NewtonCG()):
+        with pytest.raises(NoProgressError):
+            solve(solver, Broken(X, y))
+
+
+def test_choose_solver():
+    name, reason = choose_solver(2000, 5, 20, True)
+    assert name == "newton" and reason
+    assert choose_solver(58_000, 7, 9, True)[0] == "newton"
+    assert choose_solver(1_000_000, 10, 64, True)[0] == "lbfgs"
+    assert choose_solver(1797, 10, 64, True)[0] == "newton"
+    assert choose_solver(50_000, 20, 5000, True, density=0.01)[0] == "newton-cg"
