@@ -1,4 +1,5 @@
-"""Error types. ``InputError`` is bad user input or configuration: jobs exit 2 with its message."""
+"""Error types. ``InputError`` is bad user input or configuration: jobs exit 2 with its message;
+``DivergenceError`` and ``NoProgressError`` end a training run with exit 1 and one line."""
 
 
 class InputError(ValueError):
@@ -12,3 +13,8 @@ class ModelFormatError(InputError):
 
 class DivergenceError(RuntimeError):
     """The objective became NaN or infinite during training."""
+
+
+class NoProgressError(RuntimeError):
+    """A solver could not decrease the objective at all from where it started: it is not at an
+    optimum, and no model is written (the jobs exit 1 with this one line)."""
