@@ -156,9 +156,10 @@ class LBFGS:
             gmax = float(np.max(np.abs(state.grad), initial=0.0))
             if state.n_steps == 0:
                 raise NoProgressError(
-                    f"lbfgs made no progress: the line search found no decrease of J = {state.objective:.10g} "
-                    f"from the starting point even along −∇J (largest gradient component {gmax:.3e} > gtol "
-                    f"{self.gtol}); the problem is badly scaled for it — keep --precondition on or rescale the features")
+                    f"lbfgs could not take a first step: the line search found no decrease of J = "
+                    f"{state.objective:.10g} from the starting point even along −∇J (largest gradient component "
+                    f"{gmax:.3e} > gtol {self.gtol}), so this is not an optimum; the problem is badly scaled for "
+                    f"it — keep --precondition on or rescale the features")
             raise SolverStop(f"line search found no further decrease after {state.n_steps} steps "
                              f"(largest gradient component {gmax:.3e}; J is computed to limited precision)")
         if not np.isfinite(inner.objective):
