@@ -120,7 +120,7 @@ def test_power_iteration_without_preconditioning():
 def test_sgd_default_step_is_the_same_either_side_of_512_features():
     """Issue 16 item 11's setting (600 rows, 40 classes, λ = 1e-3, batch fraction 1) at D = 520:
     SGD with the default step from power iteration (no covariance) takes a rate within 10 % of
-    the covariance bound's and ends 50 iterations within 3 % of its objective (the trace bound's
+    the covariance bound's and ends 50 iterations no more than 1 % above its objective (the trace bound's
     rate was 3.9e-3 against 0.55, its objective 2.16 against 0.076 after 400 iterations)."""
     from softmax_spark.loop import TrainingLoop
     from softmax_spark.solvers import SGD
@@ -133,7 +133,7 @@ def test_sgd_default_step_is_the_same_either_side_of_512_features():
         runs[keep] = (result.history[0]["learning_rate"], problem.value_and_grad(result.theta)[0])
     assert runs[False][0] == pytest.approx(runs[True][0], rel=0.1)
     assert runs[False][0] > 0.3
-    assert runs[False][1] == pytest.approx(runs[True][1], rel=0.03)
+    assert runs[False][1] <= runs[True][1] * 1.01
 
 
 def test_distributed_problem_equals_numpy(spark):
