@@ -208,22 +208,16 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
     return problem, validation_loss
 
 
-def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True) -> SoftmaxModel:
-    """Train on ``df`` (or ``cfg.input``); write ``cfg.model_dir`` when ``write``. Returns the model.
+def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
+    """(df, its Parquet files or None, validation_df or None, its files, classes), columns checked.
 
-    Raises ``InputError`` (bad data or options), ``DivergenceError`` / ``NoProgressError`` (the
-    solver could not train)."""
-    from .atomic import check_writable
-
-    use_console()
-    if write and cfg.model_dir:
-        check_writable(cfg.model_dir, cfg.overwrite, "model directory")
+    ``cfg.input`` is read by path so the ingest may read its row groups directly; the files'
+    listing order decides the partitions (and so the minibatches)."""
     spec = cfg.feature_spec
-    # -- read ---------------------------------------------------------------------------------
-    files = val_files = None  # Parquet read by path: the tasks may read its row groups directly
+    files = val_files = None
     if df is None:
         df = read_parquet(spark, cfg.input)
-        files = sorted(df.inputFiles())  # listing order decides the partitions (and minibatches)
+        files = sorted(df.inputFiles())
     check_columns(df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_input and validation_df is None:
         validation_df = read_parquet(spark, cfg.validation_input)
@@ -237,6 +231,20 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         raise InputError(f"the input has 0 labelled rows in column '{cfg.label_col}'; expected at least one")
     if len(classes) < 2:
         raise InputError(f"column '{cfg.label_col}' holds a single class {classes}; expected at least 2")
+    return df, files, validation_df, val_files, classes
+
+
+def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True) -> SoftmaxModel:
+    """Train on ``df`` (or ``cfg.input``); write ``cfg.model_dir`` when ``write``. Returns the model.
+
+    Raises ``InputError`` (bad data or options), ``DivergenceError`` / ``NoProgressError`` (the
+    solver could not train)."""
+    from .atomic import check_writable
+
+    use_console()
+    if write and cfg.model_dir:
+        check_writable(cfg.model_dir, cfg.overwrite, "model directory")
+    df, files, validation_df, val_files, classes = _read(spark, cfg, df, validation_df)
 
     # -- ingest -------------------------------------------------------------------------------
     n_partitions = cfg.num_partitions or spark.sparkContext.defaultParallelism
