@@ -68,10 +68,10 @@ class TrainConfig(_FeatureSource):
     l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)")
     fit_intercept: bool = _opt(True, "fit the intercept b")
     standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)")
-    parametrization: str = _opt("full", "full (C rows) or reference (C−1 free rows, last row pinned to 0)",
+    parametrization: str = _opt("full", "full (C rows) or reference (C−1 free rows, last row pinned to 0; the penalty is on the centred rows, so both give the same probabilities)",
                                 choices=("full", "reference"))
     precondition: bool = _opt(True, "optimise in centred and scaled coordinates (same objective)")
-    class_weight: typing.Any = _opt(None, "'balanced' (n / (C·n_c)) or, in the config file, a map label → weight")
+    class_weight: typing.Any = _opt(None, "'balanced' (Σs / (C·Σ_c s): per-class sums of the sample weights) or, in the config file, a map label → weight")
     init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir")
     init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
@@ -80,7 +80,7 @@ class TrainConfig(_FeatureSource):
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
     lbfgs_memory: int = _opt(10, "L-BFGS history size")
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]")
-    learning_rate: float | None = _opt(None, "sgd: step size η (default: 1/L, L the curvature bound computed at ingest)")
+    learning_rate: float | None = _opt(None, "sgd: step size η (default: 1/L, L Böhning's curvature bound: from the covariance when D ≤ 512, else by power iteration)")
     schedule: str = _opt("constant", "sgd: constant, invscaling (η/(t+1)^power_t) or step (η·decay_rate^⌊t/decay_every⌋)",
                          choices=("constant", "invscaling", "step"))
     power_t: float = _opt(0.5, "sgd: invscaling exponent")

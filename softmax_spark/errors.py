@@ -1,4 +1,5 @@
-"""Error types. ``InputError`` is bad user input or configuration: jobs exit 2 with its message."""
+"""Error types. ``InputError`` is bad user input or configuration: jobs exit 2 with its message;
+``DivergenceError`` and ``NoProgressError`` end a training run with exit 1 and one line."""
 
 
 class InputError(ValueError):
@@ -15,4 +16,5 @@ class DivergenceError(RuntimeError):
 
 
 class NoProgressError(RuntimeError):
-    """The optimizer could not decrease the objective although it is not at an optimum."""
+    """A solver could not decrease the objective at all from where it started: it is not at an
+    optimum, and no model is written (the jobs exit 1 with this one line)."""

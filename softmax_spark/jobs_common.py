@@ -26,7 +26,7 @@ import traceback
 import zipfile
 from urllib.parse import urlparse
 
-from .errors import DivergenceError, InputError
+from .errors import DivergenceError, InputError, NoProgressError
 
 __all__ = ["run_job", "ship_package", "local_path", "check_input_exists", "check_not_exists",
            "check_parquet_columns", "check_input_reachable", "describe_failure"]
@@ -104,6 +104,9 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
         return 2
     except DivergenceError as exc:  # not a bug: the message says what to change, no traceback
         print(f"error: training diverged: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except NoProgressError as exc:  # likewise: the solver says why it could not start
+        print(f"error: training made no progress: {exc}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:  # noqa: BLE001 - the job's last line must say what failed
         try:

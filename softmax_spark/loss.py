@@ -20,7 +20,8 @@ Conventions
 
 The data term is computed on blocks as *sums* (loss_sum, grad_coef_sum, grad_intercept_sum,
 weight_sum), so blocks and partitions merge by addition and are divided by Σ s_i only once, at
-the end (``LossAccumulator``). The L2 term is added once, on the driver (``add_l2``).
+the end (``LossAccumulator``). The penalty is added once, on the driver (``penalty.L2Penalty``,
+applied by ``problem.Problem``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .penalty import L2Penalty
+
 __all__ = [
     "BlockSums",
     "LossAccumulator",
     "log_softmax",
     "softmax",
     "loss_and_gradient_sums",
-    "add_l2",
     "objective_and_gradient",
     "textbook_sgd_step",
     "minibatch_sgd_step",
@@ -163,22 +165,11 @@ class LossAccumulator:
         return self.loss_sum / w, self.grad_coef_sum / w, self.grad_intercept_sum / w
 
 
-def add_l2(loss: float, grad_coef: np.ndarray, coef: np.ndarray, l2: float, l2_weights=None):
-    """Add λ‖W‖²_F to the loss and 2λW to the coef gradient (the intercept is never penalised).
-
-    ``l2_weights`` p of shape (n_features,) generalises the penalty to λ Σ_cj p_j w_cj² (gradient
-    2λ W diag(p)); ``--standardize`` uses p_j = σ_j², MLlib's standardization=True.
-    """
-    if l2 == 0.0:
-        return loss, grad_coef
-    weighted = coef if l2_weights is None else coef * l2_weights
-    return loss + l2 * float(np.vdot(weighted, coef)), grad_coef + (2.0 * l2) * weighted
-
-
 def objective_and_gradient(
     coef, intercept, X, y_index, sample_weight=None, l2: float = 0.0, block_rows: int = 65536
 ):
-    """J(W, b) and (∇_W J, ∇_b J) over all rows in one process (blocks of ``block_rows``).
+    """J(W, b) and (∇_W J, ∇_b J) over all rows in one process (blocks of ``block_rows``), with
+    the plain penalty λ‖W‖²_F (``penalty.L2Penalty(l2)``).
 
     ``intercept=None`` fits no intercept (b ≡ 0) and returns ``None`` for its gradient.
     """
@@ -189,12 +180,14 @@ def objective_and_gradient(
         sw = None if sample_weight is None else sample_weight[start:stop]
         acc.add(coef, intercept, X[start:stop], y_index[start:stop], sw)
     loss, grad_coef, grad_intercept = acc.result()
-    loss, grad_coef = add_l2(loss, grad_coef, coef, l2)
+    if l2:
+        penalty = L2Penalty(l2)
+        loss, grad_coef = loss + penalty.value(coef), grad_coef + penalty.gradient(coef)
     return loss, grad_coef, (grad_intercept if intercept is not None else None)
 
 
 def textbook_sgd_step(coef, x, y_index: int, learning_rate: float, l2: float) -> np.ndarray:
-    """One per-example SGD step written exactly as the seed derivation (Q3c), no intercept.
+    """One per-example SGD step written out per class, no intercept (the textbook derivation).
 
     For the true class i:  w_i ← w_i − η(−x + p_i x + 2λ w_i);
     for every other j:     w_j ← w_j − η(p_j x + 2λ w_j),

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from . import storage
 from .errors import InputError, ModelFormatError
 from .model import SoftmaxModel
+from .penalty import L2Penalty
 
 __all__ = ["write_mllib_model", "read_mllib_model", "MLLIB_LR_MODEL_CLASS", "SPARK_VERSION"]
 
@@ -176,10 +177,9 @@ def _params(model: SoftmaxModel) -> dict:
         "labelCol": "label",
         "standardization": False,
     }
-    l2 = model.metadata.get("l2")
-    if l2 is not None:
-        # ours: λ‖W‖²; MLlib's: regParam/2 ‖W‖² (elasticNetParam 0), neither penalises b
-        params["regParam"] = 2.0 * float(l2)
+    penalty = L2Penalty.from_metadata(model.metadata)
+    if penalty is not None:  # regParam = 2λ, elasticNetParam 0, standardization as trained
+        params.update(penalty.mllib_params())
     return dict(sorted(params.items()))
 
 

@@ -5,10 +5,11 @@ A ``GradientTransformation`` is ``init(params) -> state`` and
 States are NamedTuples of numpy arrays and ints, so checkpoints store them without pickle.
 Schedules are plain functions of the step t = 0, 1, 2, …
 
-SGD (``sgd``) is W ← W − η_t ∇J_batch (batch of one row = the seed's per-example update);
+SGD (``sgd``) is W ← W − η_t ∇J_batch (batch of one row = the textbook per-example update);
 with momentum μ: v ← μ v + ∇, update −η v (Nesterov: −η (∇ + μ v)).
-``polyak_average`` keeps the running mean of the iterates (Polyak–Ruppert), to be reported as
-the model instead of the last iterate.
+``polyak_average_init`` / ``polyak_average_update`` keep the running mean of the iterates
+(Polyak–Ruppert), to be reported as the model instead of the last iterate. ``solvers.sgd``
+composes these into the SGD solver.
 """
 
 from __future__ import annotations

@@ -5,17 +5,19 @@ Optimizers work on a flat vector θ = (Θ, β); the model is
     W = Θ S⁻¹,   b = β − W μ            (with an intercept: centre, then scale)
     W = Θ S⁻¹,   b = 0                  (without: scale only, μ = 0)
 
-with μ the weighted column means and S = diag(s), s_j² = v_j + 8λ p_j, where v_j is the
-column's variance (its second moment when there is no intercept) and p_j its L2 weight
-(1, or σ_j² under ``--standardize``). This is exact re-parameterisation — J(W(θ), b(θ)) is the
+with μ the weighted column means and S = diag(s), s_j² = v_j + 4·2λ p_j, where v_j is the
+column's variance (its second moment when there is no intercept) and 2λ p_j the penalty's
+curvature for feature j (``penalty.L2Penalty.feature_curvature``; p_j = 1, or σ_j² under
+``--standardize``). This is exact re-parameterisation — J(W(θ), b(θ)) is the
 same objective, and so the same optimum — but in θ every diagonal entry of the Hessian is at most
 ¼ (p(1−p) ≤ ¼ bounds the data part, 2λp_j/s_j² the penalty). Unlike standardising by σ_j
 alone it does not blow up on constant or nearly constant columns (s_j ≥ √(8λp_j) keeps the penalty's
 curvature ≤ ¼, and a centred constant column simply has zero gradient) — the case on which
 MLlib's internal standardisation stalls.
 
-The reference parameterisation (``reference=True``, the seed's Q2b) keeps only C−1 free rows:
-row C−1 of Θ and β is pinned to zero.
+The reference parameterisation (``reference=True``) keeps only C−1 free rows: row C−1 of Θ and
+β is pinned to zero (the probabilities are shift invariant, so nothing is lost; its penalty is
+the centred one, see ``penalty``).
 
 The chain rule gives the gradient in θ from the one in (W, b):
 
@@ -26,14 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Preconditioner", "l2_feature_weights"]
-
-
-def l2_feature_weights(n_features: int, standardize: bool, col_std: np.ndarray | None) -> np.ndarray:
-    """p_j in λ Σ_cj p_j w_cj²: ones, or σ_j² for ``--standardize`` (MLlib's standardization=True)."""
-    if not standardize:
-        return np.ones(n_features)
-    return np.asarray(col_std, dtype=np.float64) ** 2
+__all__ = ["Preconditioner"]
 
 
 class Preconditioner:
@@ -44,14 +39,13 @@ class Preconditioner:
     n_classes, n_features : ints
     mean : ndarray of shape (n_features,) — column means (ignored without intercept)
     second_moment : ndarray of shape (n_features,) — variances (with intercept) or E[x²] (without)
-    l2 : λ ≥ 0
-    l2_weights : ndarray of shape (n_features,) — p_j
+    penalty : ``penalty.L2Penalty`` (its per-feature curvature 2λp_j enters the scale)
     fit_intercept : bool
     reference : bool — C−1 free rows
     enabled : bool — False gives the identity map (θ = (W, b) flattened)
     """
 
-    def __init__(self, n_classes, n_features, mean, second_moment, l2, l2_weights,
+    def __init__(self, n_classes, n_features, mean, second_moment, penalty,
                  fit_intercept=True, reference=False, enabled=True):
         self.n_classes = n_classes
         self.n_features = n_features
@@ -59,7 +53,8 @@ class Preconditioner:
         self.reference = reference
         self.rows = n_classes - 1 if reference else n_classes
         if enabled:
-            scale_sq = np.asarray(second_moment, dtype=np.float64) + 8.0 * l2 * np.asarray(l2_weights)
+            # s_j² = v_j + 4·(2λp_j): keeps the penalty's curvature 2λp_j/s_j² ≤ ¼ in θ
+            scale_sq = np.asarray(second_moment, dtype=np.float64) + 4.0 * penalty.feature_curvature(n_features)
             positive = scale_sq > 0
             tiny = scale_sq <= 1e-300
             scale = np.where(positive & ~tiny, np.sqrt(np.where(positive, scale_sq, 1.0)), 1.0)
@@ -121,22 +116,25 @@ class Preconditioner:
             parts.append((grad_coef / self.scale).ravel())
         return np.concatenate(parts)
 
-    def curvature_bound(self, covariance, col_mean, col_var, l2, l2_weights) -> float:
+    def curvature_bound(self, covariance, col_mean, penalty) -> float:
         """An upper bound L on the largest Hessian eigenvalue of J in θ.
 
-        Böhning's bound H ⪯ ½ (I − 11ᵀ/C) ⊗ E[z̃ z̃ᵀ] for the data term, with z̃ = (S⁻¹(x − μ), 1)
-        (with intercept) or z̃ = S⁻¹x (without), plus the penalty's 2λ max_j p_j/s_j². Uses the
-        full covariance when the ingest kept it, else the trace of E[z̃ z̃ᵀ] (looser, still safe).
+        Böhning's bound H ⪯ ½ (I − 11ᵀ/C) ⊗ E[z̃ z̃ᵀ] for the data term (Böhning 1992, "Multinomial
+        logistic regression algorithm", Ann. Inst. Statist. Math. 44), with z̃ = (S⁻¹(x − μ), 1)
+        (with intercept) or z̃ = S⁻¹x (without), plus the penalty's max_j 2λp_j/s_j². Needs the full
+        covariance (kept by the ingest when D ≤ 512); without it, ``problem.curvature_bound``
+        estimates the same eigenvalue by power iteration over distributed passes.
         """
+        if covariance is None:
+            raise ValueError("curvature_bound needs the covariance; see problem.curvature_bound")
         col_mean = np.asarray(col_mean, dtype=np.float64)
-        if covariance is not None:
-            moment = covariance if self.fit_intercept else covariance + np.outer(col_mean, col_mean)
-            scaled = moment / np.outer(self.scale, self.scale)
-            top = float(np.linalg.eigvalsh(scaled)[-1]) if scaled.size else 0.0
-        else:
-            moment = np.asarray(col_var) if self.fit_intercept else np.asarray(col_var) + col_mean**2
-            top = float(np.sum(moment / self.scale**2))
+        moment = covariance if self.fit_intercept else covariance + np.outer(col_mean, col_mean)
+        scaled = moment / np.outer(self.scale, self.scale)
+        top = float(np.linalg.eigvalsh(scaled)[-1]) if scaled.size else 0.0
         if self.fit_intercept:
             top = max(top, 1.0)  # the constant 1 is uncorrelated with the centred z
-        penalty = 2.0 * l2 * float(np.max(np.asarray(l2_weights) / self.scale**2, initial=0.0))
-        return 0.5 * top + penalty
+        return 0.5 * top + self.penalty_bound(penalty)
+
+    def penalty_bound(self, penalty) -> float:
+        """max_j 2λ p_j / s_j²: the largest curvature of the penalty in θ."""
+        return float(np.max(penalty.feature_curvature(self.n_features) / self.scale**2, initial=0.0))

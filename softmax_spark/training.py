@@ -1,47 +1,52 @@
-"""The training loop: ingest once, then iterate an optimizer over distributed (loss, gradient).
+"""Training, one way down: read → ingest → problem → solver loop → model.
 
-    J(W, b) = Σ_i s_i·(−log p(y_i|x_i)) / Σ_i s_i + λ Σ_cj p_j W_cj²      (p_j = 1 unless --standardize)
+    fit_dataframe(spark, cfg, df=None, validation_df=None, write=True) -> SoftmaxModel
+    train(spark, cfg) -> SoftmaxModel                  # the job's entry (validates cfg first)
 
-Per iteration: the optimizer asks for J and ∇J at θ; ``Preconditioner`` maps θ → (W, b);
-``DistributedLoss`` returns the data term's means from one Spark job; the driver adds the L2
-term and maps the gradient back to θ. One log line per iteration; the history, checkpoints and
-early stopping live here; optimizers are pure (``optim``, ``lbfgs``).
+1. read: ``df`` or ``cfg.input`` (Parquet read by path, so the ingest may read its row groups
+   directly), columns checked, classes found or coerced (``ingest``).
+2. ingest: ``TrainingData`` holds the executor-local blocks and summary of the training and
+   validation sets, rebuilds a set in place when a pass finds blocks missing, and releases them.
+3. problem: ``build_problem`` — the penalty (``penalty``) + the preconditioner (``precondition``)
+   + ``distributed.DistributedLoss`` with the class weights folded in, as a ``problem.Problem``.
+4. solver loop: ``solvers.make_solver(cfg)`` run by ``loop.TrainingLoop`` (history, log line,
+   validation and early stopping, checkpoints, resume, stopping rules — see those modules).
+5. model: a ``SoftmaxModel`` with its metadata, written atomically when ``write``.
 
-Stopping (``--tol``): with f_k = J after iteration k,
-- lbfgs stops when (f_{k−1} − f_k) / max(|f_{k−1}|, |f_k|, 1) ≤ tol, or the largest gradient
-  component in θ is ≤ gtol, or the line search can make no progress (numerical optimum);
-- sgd stops when f_k (the minibatch objective) has not dropped below best − tol·max(|best|, 1)
-  for ``n_iter_no_change`` consecutive iterations;
-- both stop after ``max_iter`` iterations, or when the validation loss has not improved for
-  ``patience`` iterations (early stopping returns the best iterate).
+The objective is J(W, b) = Σ_i s_i·(−log p(y_i|x_i)) / Σ_i s_i + P(W), with s_i the row's sample
+weight times its class weight and P the L2 penalty (``penalty.L2Penalty``).
+
+``--class-weight balanced`` gives class c the weight Σ_i s_i / (C · Σ_{i in c} s_i) (the sums of
+the sample weights: a row of weight k counts as k repeated rows; scikit-learn's rule with
+sample weights). A class absent from the data gets weight 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
 
 import numpy as np
 
-from .checkpoint import finish_run, fingerprint, latest_checkpoint, save_checkpoint
+from .checkpoint import finish_run, fingerprint
 from .config import TrainConfig
 from .distributed import DistributedLoss
-from .errors import DivergenceError, InputError
+from .errors import InputError
 from .ingest import check_columns, discover_classes, ingest, read_parquet
-from .lbfgs import LbfgsState, lbfgs_init, lbfgs_step, two_loop_direction
-from .loss import add_l2
+from .loop import TrainingLoop, use_console
 from .model import SoftmaxModel
-from .optim import AverageState, SgdState, make_schedule, polyak_average_init, polyak_average_update, sgd
-from .precondition import Preconditioner, l2_feature_weights
+from .penalty import L2Penalty, feature_weights
+from .precondition import Preconditioner
+from .problem import Problem
+from .solvers import make_solver
 
 log = logging.getLogger("softmax_spark")
 
-__all__ = ["train", "fit_dataframe"]
+__all__ = ["train", "fit_dataframe", "TrainingData", "build_problem"]
 
-TOL_WINDOW = 5  # lbfgs: iterations over which the relative decrease is measured for --tol
+CHECKPOINT_STATE_FORMAT = 2  # checkpoints hold solver state by field name (solvers.base)
 
 
 def _coerce_classes(df, label_col, given):
@@ -65,15 +70,49 @@ def _coerce_classes(df, label_col, given):
     return sorted(values)
 
 
-def _class_weights(cfg: TrainConfig, summary) -> np.ndarray | None:
+def _initial_model(cfg: TrainConfig, classes, n_features):
+    """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's)."""
+    if not cfg.init_model:
+        return np.zeros((len(classes), n_features)), np.zeros(len(classes))
+    path = cfg.init_model
+    if os.path.isdir(os.path.join(path, "metadata")) and not os.path.exists(os.path.join(path, "metadata.json")):
+        from .mllib_io import read_mllib_model
+
+        init = read_mllib_model(path)
+        if init.n_classes != len(classes):
+            raise InputError(f"--init-model {path} has {init.n_classes} classes, the data has {len(classes)}")
+    else:
+        from .model_io import load_model
+
+        init = load_model(path)
+        if list(init.classes) != list(classes):
+            raise InputError(f"--init-model {path} has classes {init.classes}, the data has {list(classes)}")
+    if init.n_features != n_features:
+        raise InputError(f"--init-model {path} has {init.n_features} features, the data has {n_features}")
+    return init.coef, init.intercept
+
+
+def class_weight_sums(dist: DistributedLoss) -> np.ndarray:
+    """Σ s_i over the rows of each class, of shape (C,), from one pass at W = 0, b = 0.
+
+    There every row has p_i = 1/C, so the intercept gradient is Σ_i s_i (1/C − onehot(y_i)) / Σ s_i
+    = 1/C − S_c / S: S_c = S (1/C − ∇_b J_c). ``dist`` must carry no class weights."""
+    result = dist(np.zeros((dist.n_classes, dist.n_features)), np.zeros(dist.n_classes))
+    sums = result.weight_sum * (1.0 / dist.n_classes - result.grad_intercept)
+    return np.where(sums > 1e-12 * result.weight_sum, sums, 0.0)  # rounding of an absent class
+
+
+def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | None:
+    """Class weights of shape (C,) or None. ``class_sums``: Σ s_i per class (default: the row
+    counts, which they are without a weight column)."""
     cw = cfg.class_weight
     if cw is None:
         return None
     n_classes = len(summary.classes)
     if cw == "balanced":
-        counts = summary.class_counts.astype(np.float64)
-        # scikit-learn's rule n / (C · n_c); a class absent from the data gets weight 0
-        return np.where(counts > 0, summary.n_rows / (n_classes * np.maximum(counts, 1)), 0.0)
+        sums = summary.class_counts.astype(np.float64) if class_sums is None else np.asarray(class_sums, float)
+        # scikit-learn's rule S / (C · S_c) on weight sums; a class absent from the data gets weight 0
+        return np.where(sums > 0, sums.sum() / (n_classes * np.where(sums > 0, sums, 1.0)), 0.0)
     weights = np.ones(n_classes)
     lookup = {str(c): i for i, c in enumerate(summary.classes)}
     for label, value in cw.items():
@@ -83,58 +122,102 @@ def _class_weights(cfg: TrainConfig, summary) -> np.ndarray | None:
     return weights
 
 
-def _initial_model(cfg: TrainConfig, classes, n_features):
-    """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's: model_io.load_any_model)."""
-    if not cfg.init_model:
-        return np.zeros((len(classes), n_features)), np.zeros(len(classes))
-    from .model_io import load_any_model
-
-    init = load_any_model(cfg.init_model, classes=classes, mllib_classes=cfg.init_model_classes, n_features=n_features)
-    return init.coef, init.intercept
-
-
 def _fingerprint_options(cfg: TrainConfig, summary) -> str:
     skip = {"model_dir", "overwrite", "max_iter", "checkpoint_dir", "checkpoint_every", "write_mllib",
             "fail_first_attempt_dir", "patience"}
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     options["data"] = summary.to_dict()
+    options["checkpoint_state_format"] = CHECKPOINT_STATE_FORMAT
     return fingerprint(options)
 
 
-class _Objective:
-    """θ → (J, ∇_θ J) over the distributed data (or a minibatch of it), with the last result kept."""
+class TrainingData:
+    """The ingested data sets of one run (``train``, optionally ``validation``) by name.
 
-    def __init__(self, dist: DistributedLoss, precond: Preconditioner, l2, l2_weights, seed):
-        self.dist, self.precond, self.l2, self.l2_weights, self.seed = dist, precond, l2, l2_weights, seed
-        self.passes = 0
-        self.rows = 0
-        self.last_grad_norm = float("nan")
+    ``rebuilder(name)`` is what ``DistributedLoss`` calls when a pass finds block files that its
+    tasks could not rewrite (rows that came through Spark): the set is ingested again from the
+    same DataFrame — same partitions, same sums — and its new blocks returned. ``release()``
+    deletes every set's block files (also as a context manager)."""
 
-    def __call__(self, theta, iteration=0, batch_fraction=1.0):
-        coef, intercept = self.precond.to_model(theta)
-        result = self.dist(coef, intercept, iteration=iteration, batch_fraction=batch_fraction, seed=self.seed)
-        self.passes += 1
-        self.rows += result.n_rows
-        loss, grad_coef = add_l2(result.loss, result.grad_coef, coef, self.l2, self.l2_weights)
-        grad_intercept = result.grad_intercept if self.precond.fit_intercept else np.zeros_like(result.grad_intercept)
-        self.last_grad_norm = float(math.sqrt(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept)))
-        return float(loss), self.precond.gradient(grad_coef, grad_intercept)
+    def __init__(self, cfg: TrainConfig, classes, n_partitions: int):
+        self.cfg, self.classes, self.n_partitions = cfg, list(classes), n_partitions
+        self.sets: dict = {}
+        self._sources: dict = {}
+
+    def add(self, name: str, frame, files=None, n_features=None):
+        """Ingest ``frame`` as set ``name``; returns its ``ingest.IngestedData``."""
+        self._sources[name] = (frame, files, n_features)
+        self.sets[name] = self._ingest(name)
+        return self.sets[name]
+
+    def _ingest(self, name):
+        cfg = self.cfg
+        frame, files, n_features = self._sources[name]
+        return ingest(frame, cfg.feature_spec, cfg.label_col, self.classes, cfg.weight_col, cfg.dtype,
+                      self.n_partitions, n_features=n_features, files=files)
+
+    def rebuild(self, name: str):
+        """Ingest set ``name`` again (replacing its blocks); returns the new blocks RDD."""
+        log.warning("%s block files missing on some executor; rebuilding them", name)
+        self.sets[name].release()
+        self.sets[name] = self._ingest(name)
+        return self.sets[name].blocks
+
+    def rebuilder(self, name: str):
+        return lambda: self.rebuild(name)
+
+    def release(self) -> None:
+        for ingested in self.sets.values():
+            ingested.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
-def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True) -> SoftmaxModel:
-    """Train on ``df`` (or ``cfg.input``); write ``cfg.model_dir`` when ``write``. Returns the model."""
-    from .storage import check_reachable, check_writable
+def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
+    """(problem, validation_loss or None) for the ingested ``data``: penalty + preconditioner +
+    distributed loss (``class_weight`` of shape (C,) folded into the sample weights)."""
+    summary = data.sets["train"].summary
+    n_classes, n_features = len(data.classes), summary.n_features
+    # MLlib's standardization uses the unbiased sample std
+    n = max(summary.n_rows, 2)
+    col_std = np.sqrt(summary.col_var * n / (n - 1))
+    reference = cfg.parametrization == "reference"
+    penalty = L2Penalty(cfg.l2, feature_weights(n_features, cfg.standardize, col_std), centred=reference,
+                        standardize=cfg.standardize)
+    second_moment = summary.col_var if cfg.fit_intercept else summary.col_var + summary.col_mean**2
+    precond = Preconditioner(n_classes, n_features, summary.col_mean, second_moment, penalty, cfg.fit_intercept,
+                             reference, enabled=cfg.precondition)
+    dist = DistributedLoss(data.sets["train"].blocks, n_classes, n_features, cfg.fit_intercept,
+                           cfg.aggregation_depth, rebuild=data.rebuilder("train"),
+                           fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight)
+    problem = Problem(dist, precond, penalty, cfg.seed,
+                      moments=(summary.covariance, summary.col_mean, summary.col_var))
+    if "validation" not in data.sets:
+        return problem, None
+    val_dist = DistributedLoss(data.sets["validation"].blocks, n_classes, n_features, cfg.fit_intercept,
+                               cfg.aggregation_depth, rebuild=data.rebuilder("validation"), label="validation",
+                               class_weight=class_weight)
 
-    if write and cfg.model_dir:
-        check_writable(cfg.model_dir, cfg.overwrite, "model directory", spark=spark)
-    check_reachable(cfg.checkpoint_dir, "--checkpoint-dir", spark)
-    check_reachable(cfg.init_model, "--init-model", spark)
+    def validation_loss(theta):
+        return float(val_dist(*precond.to_model(theta)).loss)
+
+    return problem, validation_loss
+
+
+def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
+    """(df, its Parquet files or None, validation_df or None, its files, classes), columns checked.
+
+    ``cfg.input`` is read by path so the ingest may read its row groups directly; the files'
+    listing order decides the partitions (and so the minibatches)."""
     spec = cfg.feature_spec
-    # Parquet read by path: the tasks may read its row groups directly (``ingest``'s fast path)
     files = val_files = None
     if df is None:
         df = read_parquet(spark, cfg.input)
-        files = sorted(df.inputFiles())  # listing order decides the partitions (and minibatches)
+        files = sorted(df.inputFiles())
     check_columns(df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_input and validation_df is None:
         validation_df = read_parquet(spark, cfg.validation_input)
@@ -143,53 +226,79 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
     if cfg.validation_fraction:
         df, validation_df = df.randomSplit([1.0 - cfg.validation_fraction, cfg.validation_fraction], seed=cfg.seed)
         files = None
-
     classes = _coerce_classes(df, cfg.label_col, cfg.classes) if cfg.classes else discover_classes(df, cfg.label_col)
     if len(classes) == 0:
         raise InputError(f"the input has 0 labelled rows in column '{cfg.label_col}'; expected at least one")
     if len(classes) < 2:
         raise InputError(f"column '{cfg.label_col}' holds a single class {classes}; expected at least 2")
+    return df, files, validation_df, val_files, classes
 
+
+def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True) -> SoftmaxModel:
+    """Train on ``df`` (or ``cfg.input``); write ``cfg.model_dir`` when ``write``. Returns the model.
+
+    Raises ``InputError`` (bad data or options), ``DivergenceError`` / ``NoProgressError`` (the
+    solver could not train)."""
+    from .storage import check_reachable, check_writable
+
+    use_console()
+    if write and cfg.model_dir:
+        check_writable(cfg.model_dir, cfg.overwrite, "model directory", spark=spark)
+    check_reachable(cfg.checkpoint_dir, "--checkpoint-dir", spark)
+    check_reachable(cfg.init_model, "--init-model", spark)
+    df, files, validation_df, val_files, classes = _read(spark, cfg, df, validation_df)
+
+    # -- ingest -------------------------------------------------------------------------------
     n_partitions = cfg.num_partitions or spark.sparkContext.defaultParallelism
     t0 = time.perf_counter()
-    # the ingested data sets by name, so a rebuild can replace one in place
-    data = {"train": ingest(df, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype, n_partitions, files=files)}
-    sources = {"train": (df, files, None)}
-    try:
-        summary = data["train"].summary
+    with TrainingData(cfg, classes, n_partitions) as data:
+        summary = data.add("train", df, files).summary
         if cfg.weight_col and summary.weight_sum <= 0:
             raise InputError(f"column '{cfg.weight_col}': every sample weight is 0")
         if validation_df is not None:
-            sources["validation"] = (validation_df, val_files, summary.n_features)
-            data["validation"] = ingest(validation_df, spec, cfg.label_col, classes, cfg.weight_col,
-                                        cfg.dtype, n_partitions, n_features=summary.n_features, files=val_files)
+            data.add("validation", validation_df, val_files, n_features=summary.n_features)
         ingest_seconds = time.perf_counter() - t0
-        print(f"softmax_spark: ingested {summary.n_rows} rows × {summary.n_features} features, "
-              f"{len(classes)} classes, {summary.n_partitions} partitions from {data['train'].source} "
-              f"in {ingest_seconds:.2f} s", flush=True)
+        log.info("ingested %d rows × %d features, %d classes, %d partitions from %s in %.2f s", summary.n_rows,
+                 summary.n_features, len(classes), summary.n_partitions, data.sets["train"].source, ingest_seconds)
         cached = summary.n_rows * (summary.n_features * np.dtype(cfg.dtype).itemsize + 4 + (8 if cfg.weight_col else 0))
-        print(f"softmax_spark: cached_bytes={cached} (executor-local block files)", flush=True)
+        log.info("cached_bytes=%d (executor-local block files)", cached)
 
-        def rebuilder(name):
-            def rebuild():
-                # a pass found block files missing that its tasks could not rewrite (rows that
-                # came through Spark): ingest again from the same DataFrame — same partitions, same sums
-                log.warning("%s block files missing on some executor; rebuilding them", name)
-                frame, frame_files, width = sources[name]
-                data[name].release()
-                data[name] = ingest(frame, spec, cfg.label_col, classes, cfg.weight_col, cfg.dtype,
-                                    n_partitions, n_features=width, files=frame_files)
-                return data[name].blocks
+        # -- problem ----------------------------------------------------------------------------
+        class_sums = None
+        if cfg.class_weight == "balanced" and cfg.weight_col:
+            plain = DistributedLoss(data.sets["train"].blocks, len(classes), summary.n_features, True,
+                                    cfg.aggregation_depth, rebuild=data.rebuilder("train"))
+            class_sums = class_weight_sums(plain)
+        class_weight = _class_weights(cfg, summary, class_sums)
+        problem, validation_loss = build_problem(cfg, data, class_weight)
+        coef0, intercept0 = _initial_model(cfg, classes, summary.n_features)
 
-            return rebuild
+        # -- solver loop --------------------------------------------------------------------------
+        run_fingerprint = _fingerprint_options(cfg, summary)
+        loop = TrainingLoop(make_solver(cfg), problem, cfg.max_iter, validation_loss, cfg.patience,
+                            cfg.checkpoint_dir, cfg.checkpoint_every, run_fingerprint)
+        result = loop.run(problem.from_model(coef0, intercept0))
 
-        model = _optimize(cfg, data["train"], data.get("validation"), classes, ingest_seconds,
-                          rebuilder("train"), rebuilder("validation"))
-    finally:
-        for ingested in data.values():
-            ingested.release()
+    # -- model --------------------------------------------------------------------------------
+    coef, intercept = problem.to_model(result.theta)
+    metadata = {
+        "l2": cfg.l2,
+        "fit_intercept": cfg.fit_intercept,
+        "options": {**dataclasses.asdict(cfg), "stop_reason": result.reason},
+        "data_summary": {
+            **summary.to_dict(),
+            "ingest_seconds": ingest_seconds,
+            "class_weight": None if class_weight is None else class_weight.tolist(),
+        },
+        "stop_reason": result.reason,
+        "returned_iteration": result.returned_iteration,
+        "penalty": problem.penalty.to_dict(),
+    }
+    model = SoftmaxModel(coef, intercept, classes, history=result.history, metadata=metadata)
     if write and cfg.model_dir:
         _write(model, cfg)
+    if cfg.checkpoint_dir:  # a converged run's checkpoints go; one stopped by max_iter stays resumable
+        finish_run(cfg.checkpoint_dir, run_fingerprint, converged=not result.reason.startswith("max_iter"))
     return model
 
 
@@ -203,246 +312,6 @@ def _write(model: SoftmaxModel, cfg: TrainConfig) -> None:
         extra = lambda tmp: write_mllib_model(model, os.path.join(tmp, "mllib"))  # noqa: E731
     save_model(model, cfg.model_dir, overwrite=cfg.overwrite, extra_writer=extra)
     log.info("model written to %s", cfg.model_dir)
-
-
-def _optimize(cfg: TrainConfig, data, val_data, classes, ingest_seconds, rebuild=None,
-              rebuild_validation=None) -> SoftmaxModel:
-    summary = data.summary
-    n_classes, n_features = len(classes), summary.n_features
-    fit_intercept = cfg.fit_intercept
-    class_weight = _class_weights(cfg, summary)
-    # MLlib's standardization uses the unbiased sample std
-    n = max(summary.n_rows, 2)
-    col_std = np.sqrt(summary.col_var * n / (n - 1))
-    l2_weights = l2_feature_weights(n_features, cfg.standardize, col_std)
-    second_moment = summary.col_var if fit_intercept else summary.col_var + summary.col_mean**2
-    precond = Preconditioner(n_classes, n_features, summary.col_mean, second_moment, cfg.l2, l2_weights,
-                             fit_intercept, cfg.parametrization == "reference", enabled=cfg.precondition)
-
-    dist = DistributedLoss(data.blocks, n_classes, n_features, fit_intercept, cfg.aggregation_depth,
-                           rebuild=rebuild, fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight)
-    objective = _Objective(dist, precond, cfg.l2, l2_weights, cfg.seed)
-    val_loss_fn = None
-    if val_data is not None:
-        val_dist = DistributedLoss(val_data.blocks, n_classes, n_features, fit_intercept,
-                                   cfg.aggregation_depth, rebuild=rebuild_validation, label="validation",
-                                   class_weight=class_weight)
-
-        def val_loss_fn(theta):
-            coef, intercept = precond.to_model(theta)
-            return float(val_dist(coef, intercept).loss)
-
-    coef0, intercept0 = _initial_model(cfg, classes, n_features)
-    theta = precond.from_model(coef0, intercept0)
-    run_fp = _fingerprint_options(cfg, summary)
-    start_iteration, history, restored = 0, [], None
-    if cfg.checkpoint_dir:
-        restored = latest_checkpoint(cfg.checkpoint_dir, run_fp)
-        if restored is not None:
-            start_iteration, history = restored.iteration, restored.history
-            theta = restored.arrays["theta"]
-            log.info("resuming from iteration %d (%s)", start_iteration, restored.path)
-            print(f"softmax_spark: resuming from iteration {start_iteration}", flush=True)
-
-    loop = _Loop(cfg, objective, precond, val_loss_fn, history, run_fp, summary)
-    if cfg.optimizer == "lbfgs":
-        theta, reason = loop.run_lbfgs(theta, start_iteration, restored)
-    else:
-        theta, reason = loop.run_sgd(theta, start_iteration, restored, summary, l2_weights)
-    if cfg.checkpoint_dir:  # a converged run's checkpoints go; one stopped by max_iter stays resumable
-        finish_run(cfg.checkpoint_dir, run_fp, converged=not reason.startswith("max_iter"))
-    coef, intercept = precond.to_model(theta)
-    metadata = {
-        "l2": cfg.l2,
-        "fit_intercept": fit_intercept,
-        "options": dataclasses.asdict(cfg),
-        "data_summary": {
-            **summary.to_dict(),
-            "ingest_seconds": ingest_seconds,
-            "class_weight": None if class_weight is None else class_weight.tolist(),
-        },
-        "stop_reason": reason,
-    }
-    metadata["options"]["stop_reason"] = reason
-    return SoftmaxModel(coef, intercept, classes, history=loop.history, metadata=metadata)
-
-
-class _Loop:
-    """Shared per-iteration book-keeping: history, log line, validation, checkpoints, stopping."""
-
-    def __init__(self, cfg, objective, precond, val_loss_fn, history, run_fp, summary):
-        self.cfg, self.objective, self.precond = cfg, objective, precond
-        self.val_loss_fn = val_loss_fn
-        self.history = list(history)
-        self.run_fp = run_fp
-        self.n_rows = summary.n_rows
-        self.best_val = min((h["validation_loss"] for h in history if h.get("validation_loss") is not None),
-                            default=float("inf"))
-        self.best_theta = None
-        self.since_best = 0
-
-    def record(self, iteration, theta, f, grad_theta, seconds, rows, passes, extra):
-        """Append the history record; returns a stop reason from validation, or None."""
-        entry = {
-            "iteration": iteration,
-            "objective": f,
-            "grad_norm": self.objective.last_grad_norm,
-            "seconds": seconds,
-            "passes": passes,
-            "rows_per_second": rows / seconds if seconds > 0 else None,
-            **extra,
-        }
-        reason = None
-        if self.val_loss_fn is not None:
-            val = self.val_loss_fn(theta)
-            entry["validation_loss"] = val
-            if val < self.best_val:
-                self.best_val, self.best_theta, self.since_best = val, theta.copy(), 0
-            else:
-                self.since_best += 1
-                if self.since_best >= self.cfg.patience:
-                    reason = f"early stopping: validation loss did not improve for {self.cfg.patience} iterations"
-        self.history.append(entry)
-        parts = [f"iter {iteration:5d}", f"objective {f:.10g}", f"grad_norm {entry['grad_norm']:.3e}"]
-        if "learning_rate" in extra:
-            parts.append(f"lr {extra['learning_rate']:.3e}")
-        if "step" in extra:
-            parts.append(f"step {extra['step']:.3e}")
-        if "validation_loss" in entry:
-            parts.append(f"val_loss {entry['validation_loss']:.8g}")
-        parts.append(f"{seconds:.3f} s")
-        if entry["rows_per_second"]:
-            parts.append(f"{entry['rows_per_second']:.3g} rows/s")
-        print("softmax_spark: " + "  ".join(parts), flush=True)
-        return reason
-
-    def checkpoint(self, iteration, theta, arrays, scalars):
-        if self.cfg.checkpoint_dir and iteration % self.cfg.checkpoint_every == 0:
-            arrays = {"theta": theta, **arrays}
-            if self.best_theta is not None:
-                arrays["best_theta"] = self.best_theta
-            scalars = {**scalars, "best_val": self.best_val, "since_best": self.since_best}
-            save_checkpoint(self.cfg.checkpoint_dir, iteration, arrays, scalars, self.history, self.run_fp)
-
-    def restore_validation(self, restored):
-        if restored is not None:
-            if "best_theta" in restored.arrays:
-                self.best_theta = restored.arrays["best_theta"]
-            self.best_val = float(restored.scalars.get("best_val", self.best_val))
-            self.since_best = int(restored.scalars.get("since_best", 0))
-
-    def final(self, theta, reason):
-        if self.best_theta is not None and self.val_loss_fn is not None:
-            return self.best_theta, reason
-        return theta, reason
-
-    @staticmethod
-    def _check_finite(f, iteration, hint):
-        if not math.isfinite(f):
-            raise DivergenceError(f"the objective became {f} at iteration {iteration}; {hint}")
-
-    # -- L-BFGS -------------------------------------------------------------------------------
-    def run_lbfgs(self, theta, start, restored):
-        cfg = self.cfg
-        self.restore_validation(restored)
-        if restored is not None and "lbfgs_s" in restored.arrays:
-            state = LbfgsState(restored.arrays["lbfgs_s"], restored.arrays["lbfgs_y"],
-                               float(restored.scalars["objective"]), restored.arrays["lbfgs_grad"],
-                               float(restored.scalars["prev_objective"]))
-        else:
-            f0, g0 = self.objective(theta)
-            self._check_finite(f0, start, "check the input scale or the initial model")
-            state = lbfgs_init(f0, g0)
-        reason = f"max_iter ({cfg.max_iter}) reached"
-        for iteration in range(start + 1, cfg.max_iter + 1):
-            t0, passes0, rows0 = time.perf_counter(), self.objective.passes, self.objective.rows
-            if float(np.max(np.abs(state.grad), initial=0.0)) <= cfg.gtol:
-                reason = f"gradient below gtol ({cfg.gtol})"
-                break
-            evaluate = lambda x: self.objective(x, iteration)  # noqa: E731
-            theta, state, step = lbfgs_step(evaluate, theta, state, cfg.lbfgs_memory)
-            if step == 0.0:
-                reason = "line search made no progress (numerical optimum reached)"
-                break
-            self._check_finite(state.objective, iteration, "check the input for extreme values")
-            seconds = time.perf_counter() - t0
-            stop = self.record(iteration, theta, state.objective, state.grad, seconds,
-                               self.objective.rows - rows0, self.objective.passes - passes0, {"step": step})
-            self.checkpoint(iteration, theta,
-                            {"lbfgs_s": state.s, "lbfgs_y": state.y, "lbfgs_grad": state.grad},
-                            {"objective": state.objective, "prev_objective": state.prev_objective})
-            if stop:
-                reason = stop
-                break
-            # J − J* ≈ ½ gᵀ H⁻¹ g, the L-BFGS model's remaining decrease; it underestimates
-            # while the model has seen few directions, so the actual decrease over the last
-            # TOL_WINDOW iterations must be small too
-            if len(self.history) > TOL_WINDOW:
-                past = self.history[-TOL_WINDOW - 1]["objective"]
-                scale = max(abs(past), abs(state.objective), 1.0)
-                rel = (past - state.objective) / scale
-                predicted = 0.5 * max(0.0, -float(state.grad @ two_loop_direction(state.grad, state.s, state.y))) / scale
-                if rel <= cfg.tol and predicted <= cfg.tol:
-                    reason = (f"relative decrease over {TOL_WINDOW} iterations {rel:.3e} and predicted "
-                              f"remaining decrease {predicted:.3e} ≤ tol ({cfg.tol})")
-                    break
-        print(f"softmax_spark: stopped: {reason}", flush=True)
-        return self.final(theta, reason)
-
-    # -- SGD ----------------------------------------------------------------------------------
-    def run_sgd(self, theta, start, restored, summary, l2_weights):
-        cfg = self.cfg
-        self.restore_validation(restored)
-        lr = cfg.learning_rate
-        if lr is None:
-            bound = self.precond.curvature_bound(summary.covariance, summary.col_mean, summary.col_var,
-                                                 cfg.l2, l2_weights)
-            lr = 1.0 / bound
-            print(f"softmax_spark: learning rate 1/L = {lr:.4g} (curvature bound L = {bound:.4g})", flush=True)
-        schedule = make_schedule(cfg.schedule, lr, cfg.power_t, cfg.decay_rate, cfg.decay_every)
-        opt = sgd(schedule, cfg.momentum, cfg.nesterov)
-        state = opt.init(theta)
-        avg = polyak_average_init(theta)
-        best_obj, no_improve = float("inf"), 0
-        if restored is not None:
-            state = SgdState(int(restored.scalars["step"]), restored.arrays["velocity"])
-            avg = AverageState(int(restored.scalars["avg_count"]), restored.arrays["avg_mean"])
-            best_obj = float(restored.scalars["best_obj"])
-            no_improve = int(restored.scalars["no_improve"])
-        reason = f"max_iter ({cfg.max_iter}) reached"
-        for iteration in range(start + 1, cfg.max_iter + 1):
-            t0, rows0 = time.perf_counter(), self.objective.rows
-            f, grad = self.objective(theta, iteration, cfg.batch_fraction)
-            self._check_finite(f, iteration, f"the learning rate {schedule(state.step):.3g} is probably too large; "
-                                             "try a smaller --learning-rate")
-            step_lr = schedule(state.step)
-            updates, state = opt.update(grad, state, theta)
-            theta = theta + updates
-            if not np.all(np.isfinite(theta)):
-                raise DivergenceError(f"the parameters became non-finite at iteration {iteration}; "
-                                      f"the learning rate {step_lr:.3g} is too large; try a smaller --learning-rate")
-            if cfg.average:
-                avg = polyak_average_update(theta, avg)
-            current = avg.mean if cfg.average else theta
-            seconds = time.perf_counter() - t0
-            stop = self.record(iteration, current, f, grad, seconds, self.objective.rows - rows0, 1,
-                               {"learning_rate": step_lr})
-            improved = not math.isfinite(best_obj) or f < best_obj - cfg.tol * max(abs(best_obj), 1.0)
-            if improved:
-                best_obj, no_improve = min(f, best_obj), 0
-            else:
-                no_improve += 1
-            self.checkpoint(iteration, theta, {"velocity": state.velocity, "avg_mean": avg.mean},
-                            {"step": state.step, "avg_count": avg.count, "best_obj": best_obj,
-                             "no_improve": no_improve})
-            if stop:
-                reason = stop
-                break
-            if cfg.tol > 0 and no_improve >= cfg.n_iter_no_change:
-                reason = f"objective did not improve by tol ({cfg.tol}) for {cfg.n_iter_no_change} iterations"
-                break
-        print(f"softmax_spark: stopped: {reason}", flush=True)
-        return self.final(avg.mean if cfg.average else theta, reason)
 
 
 def train(spark, cfg: TrainConfig) -> SoftmaxModel:

@@ -1,0 +1,107 @@
+"""Pure-numpy helpers shared by the core tests (loss, penalty, problem, solvers, preconditioner)."""
+
+import warnings
+
+import numpy as np
+from scipy.optimize import minimize
+
+from softmax_spark.loss import objective_and_gradient
+from softmax_spark.penalty import L2Penalty
+from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
+
+
+def make_data(rng, n=40, d=4, c=3, dtype=np.float64, weights=False):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = rng.integers(0, c, size=n)
+    y[:c] = np.arange(c)  # every class present
+    s = rng.uniform(0.2, 3.0, size=n) if weights else None
+    return X, y, s
+
+
+def full_objective(coef, intercept, X, y, s=None, l2=0.0, l2_weights=None):
+    """J with optional per-feature L2 weights: data term from objective_and_gradient, penalty from
+    penalty.L2Penalty."""
+    loss, g_coef, g_int = objective_and_gradient(coef, intercept, X, y, s, l2=0.0)
+    penalty = L2Penalty(l2, l2_weights)
+    coef = np.asarray(coef, dtype=np.float64)
+    loss, g_coef = loss + penalty.value(coef), g_coef + penalty.gradient(coef)
+    return loss, g_coef, g_int
+
+
+def pack(coef, intercept):
+    return np.concatenate([coef.ravel(), [] if intercept is None else intercept])
+
+
+def unpack(theta, c, d, fit_intercept):
+    coef = theta[: c * d].reshape(c, d)
+    return coef, (theta[c * d:] if fit_intercept else None)
+
+
+def central_fd(fun, theta, h=1e-6):
+    g = np.empty_like(theta)
+    for k in range(theta.size):
+        e = np.zeros_like(theta)
+        e[k] = h
+        g[k] = (fun(theta + e) - fun(theta - e)) / (2 * h)
+    return g
+
+
+def rel_err(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
+
+
+def flat_objective(X, y, s, l2, fit_intercept, c, l2_weights=None):
+    """θ = (vec W, b) → (J, ∇J), for scipy."""
+    d = X.shape[1]
+
+    def fun(theta):
+        coef, intercept = unpack(theta, c, d, fit_intercept)
+        loss, g_coef, g_int = full_objective(coef, intercept, X, y, s, l2, l2_weights)
+        return loss, pack(g_coef, g_int)
+
+    return fun
+
+
+def sklearn_probs(X, y, l2, sample_weight=None):
+    """scikit-learn's L2 multinomial optimum for our J: C = 1 / (2 λ Σ s_i)."""
+    from sklearn.linear_model import LogisticRegression
+
+    total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+    est = LogisticRegression(C=1.0 / (2.0 * l2 * total), tol=1e-12, max_iter=10000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y, sample_weight=sample_weight)
+    return est
+
+
+def scipy_fit(X, y, s, l2, C, fit_intercept=True, theta0=None, l2_weights=None):
+    fun = flat_objective(X, y, s, l2, fit_intercept, C, l2_weights)
+    n = C * X.shape[1] + (C if fit_intercept else 0)
+    theta0 = np.zeros(n) if theta0 is None else theta0
+    res = minimize(fun, theta0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": 10000, "maxcor": 20, "gtol": 1e-11, "ftol": 1e-16})
+    return res, unpack(res.x, C, X.shape[1], fit_intercept)
+
+
+def classification_data(rng, n=300, d=5, c=3):
+    centers = rng.normal(size=(c, d)) * 1.5
+    y = rng.integers(0, c, size=n)
+    X = centers[y] + rng.normal(size=(n, d))
+    return X, y
+
+
+def run_project_lbfgs(fun, theta, max_iter=500, gtol=1e-8):
+    f, g = fun(theta)
+    state = lbfgs_init(f, g)
+    for _ in range(max_iter):
+        if np.linalg.norm(state.grad) <= gtol:
+            break
+        theta, state, step = lbfgs_step(fun, theta, state, memory=10)
+        if step == 0.0:
+            break
+    return theta, state
+
+def small_problem_data():
+    rng = np.random.default_rng(51)
+    X, y = classification_data(rng, n=300, d=5, c=3)
+    return X, y, 0.01
