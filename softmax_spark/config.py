@@ -63,8 +63,10 @@ class TrainConfig(_FeatureSource):
                       choices=("float64", "float32"))
     num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)")
     aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)")
-    optimizer: str = _opt("lbfgs", "lbfgs (full batch) or sgd (minibatch; --batch-fraction 1 = gradient descent)",
-                          choices=("lbfgs", "sgd"))
+    optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
+                          "see solvers/auto.py), newton (exact Hessian), newton-cg (Hessian-vector products), lbfgs "
+                          "(full batch) or sgd (minibatch; --batch-fraction 1 = gradient descent)",
+                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd"))
     l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)")
     fit_intercept: bool = _opt(True, "fit the intercept b")
     standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)")
@@ -76,7 +78,7 @@ class TrainConfig(_FeatureSource):
     init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
     max_iter: int = _opt(1000, "maximum iterations (≥ 1)")
-    tol: float = _opt(1e-9, "lbfgs: stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when J has not dropped below best − tol·max(|best|,1) for --n-iter-no-change iterations; 0 disables")
+    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when J has not dropped below best − tol·max(|best|,1) for --n-iter-no-change iterations; 0 disables")
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
     lbfgs_memory: int = _opt(10, "L-BFGS history size")
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]")
@@ -108,7 +110,7 @@ class TrainConfig(_FeatureSource):
             (0 < self.batch_fraction <= 1, f"--batch-fraction must be in (0, 1], got {self.batch_fraction}"),
             (self.learning_rate is None or self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (self.max_iter >= 1, f"--max-iter must be ≥ 1, got {self.max_iter}"),
-            (self.tol >= 0, f"--tol must be ≥ 0, got {self.tol}"),
+            (self.tol is None or self.tol >= 0, f"--tol must be ≥ 0, got {self.tol}"),
             (self.gtol >= 0, f"--gtol must be ≥ 0, got {self.gtol}"),
             (self.aggregation_depth >= 1, f"--aggregation-depth must be ≥ 1, got {self.aggregation_depth}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),

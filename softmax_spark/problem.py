@@ -62,6 +62,15 @@ class _ProblemBase:
         loss, grad_coef, grad_intercept, n_rows = self._data_term(coef, intercept, iteration, batch_fraction)
         self.passes += 1
         self.rows += n_rows
+        return self._finish(coef, loss, grad_coef, grad_intercept)
+
+    # -- second order (``curvature``'s block kernels; one data pass each) ------------------------
+    def _curvature_pass(self, kernel, payload):
+        """The merged accumulator's ``result()`` of ``kernel`` over all rows (one data pass)."""
+        raise NotImplementedError
+
+    def _finish(self, coef, loss, grad_coef, grad_intercept) -> tuple[float, np.ndarray]:
+        """(J, ∇_θ J) from the data term's means at (coef, ·): the penalty added, mapped to θ."""
         loss = loss + self.penalty.value(coef)
         grad_coef = grad_coef + self.penalty.gradient(coef)
         if not self.fit_intercept:
@@ -69,24 +78,59 @@ class _ProblemBase:
         self.last_grad_norm = float(math.sqrt(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept)))
         return float(loss), self.precond.gradient(grad_coef, grad_intercept)
 
-    # -- second order: filled in with the curvature kernels (softmax_spark/curvature.py) ---------
+    @property
+    def null_space(self) -> np.ndarray:
+        """Orthonormal basis (n_params, k) of the directions J is constant along in θ (the class-sum
+        shifts of the intercept, and of a feature's coefficients when it is unpenalised): the
+        Hessian is singular there and Newton steps are taken in the complement."""
+        from .curvature import null_directions
+
+        return null_directions(self.precond, self.penalty.l2, self.penalty.weights)
+
     def hessian(self, theta) -> tuple[float, np.ndarray, np.ndarray]:
         """(J, ∇J, ∇²J) in θ, ∇²J dense of shape (n_params, n_params); one pass.
 
-        STUB: needs ``curvature.HessianKernel`` (the newton helper's); raises NotImplementedError."""
-        raise NotImplementedError("Problem.hessian needs the curvature kernels (curvature.HessianKernel)")
+        The data term's exact Hessian Σ_i s_i (diag(p_i) − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ / Σ s_i comes from
+        ``curvature.HessianKernel`` in (W, b) coordinates; the penalty's (``L2Penalty.hessian``) is
+        added there and the sum mapped to θ by ``curvature.hessian_in_theta`` (θ → (W, b) is linear)."""
+        from .curvature import HessianKernel, hessian_in_theta
+
+        coef, intercept = self.precond.to_model(theta)
+        loss, grad_coef, grad_intercept, H = self._curvature_pass(HessianKernel(self.fit_intercept), (coef, intercept))
+        C, D = coef.shape
+        width = D + (1 if self.fit_intercept else 0)
+        if self.penalty.l2:
+            H = H.reshape(C, width, C, width)
+            H[:, :D, :, :D] += self.penalty.hessian(C, D).reshape(C, D, C, D)
+            H = H.reshape(C * width, C * width)
+        f, g = self._finish(coef, loss, grad_coef, grad_intercept)
+        return f, g, hessian_in_theta(self.precond, H)
 
     def hvp(self, theta, v) -> np.ndarray:
-        """∇²J(θ)·v of shape (n_params,); one pass.
+        """∇²J(θ)·v of shape (n_params,); one pass (``curvature.HvpKernel``). θ → (W, b) is linear,
+        so the direction in model coordinates is ``to_model(v)`` and the product maps back with
+        the gradient's map (its transpose)."""
+        from .curvature import HvpKernel
 
-        STUB: needs ``curvature.HvpKernel``; raises NotImplementedError."""
-        raise NotImplementedError("Problem.hvp needs the curvature kernels (curvature.HvpKernel)")
+        coef, intercept = self.precond.to_model(theta)
+        V, c = self.precond.to_model(v)
+        hv_coef, hv_intercept = self._curvature_pass(HvpKernel(self.fit_intercept), (coef, intercept, V, c))
+        if not self.fit_intercept:
+            hv_intercept = np.zeros_like(hv_intercept)
+        return self.precond.gradient(hv_coef + self.penalty.hvp(V), hv_intercept)
 
     def hessian_diag(self, theta) -> np.ndarray:
-        """diag ∇²J(θ) (or a bound on it) of shape (n_params,), for a PCG preconditioner.
+        """diag ∇²J(θ) of shape (n_params,), for a Jacobi preconditioner of CG; one pass
+        (``curvature.HessianDiagKernel``)."""
+        from .curvature import HessianDiagKernel, hessian_diag_in_theta
 
-        STUB: needs the curvature kernels; raises NotImplementedError."""
-        raise NotImplementedError("Problem.hessian_diag needs the curvature kernels")
+        coef, intercept = self.precond.to_model(theta)
+        *_, sums = self._curvature_pass(HessianDiagKernel(self.fit_intercept), (coef, intercept))
+        pen = self.penalty.hessian_diag(self.precond.n_classes, self.precond.n_features)[: self.precond.rows]
+        parts = [(pen / self.precond.scale**2).ravel()]
+        if self.fit_intercept:
+            parts.append(np.zeros(self.precond.rows))
+        return hessian_diag_in_theta(self.precond, sums) + np.concatenate(parts)
 
 
 class Problem(_ProblemBase):
@@ -110,6 +154,12 @@ class Problem(_ProblemBase):
     def _data_term(self, coef, intercept, iteration, batch_fraction):
         r = self.dist(coef, intercept, iteration=iteration, batch_fraction=batch_fraction, seed=self.seed)
         return r.loss, r.grad_coef, r.grad_intercept, r.n_rows
+
+    def _curvature_pass(self, kernel, payload):
+        acc = self.dist.run(kernel, payload, label=f"{type(kernel).__name__} pass")
+        self.passes += 1
+        self.rows += acc.count if hasattr(acc, "count") else 0
+        return acc.result()
 
 
 class NumpyProblem(_ProblemBase):
@@ -161,6 +211,17 @@ class NumpyProblem(_ProblemBase):
             return 0.0, np.zeros_like(coef), np.zeros(coef.shape[0]), 0
         loss, grad_coef, grad_intercept = acc.result()
         return loss, grad_coef, grad_intercept, acc.count
+
+    def _curvature_pass(self, kernel, payload):
+        C = self.precond.n_classes
+        acc = kernel.zero(C, self.X.shape[1])
+        for start in range(0, self.X.shape[0], self.block_rows):
+            sl = slice(start, start + self.block_rows)
+            w = None if self.sample_weight is None else self.sample_weight[sl]
+            acc = kernel.add(acc, payload, self.X[sl], self.y_index[sl], w)
+        self.passes += 1
+        self.rows += self.X.shape[0]
+        return acc.result()
 
 
 def weighted_moments(X, sample_weight=None, keep_covariance=True):

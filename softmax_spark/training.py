@@ -40,7 +40,7 @@ from .model import SoftmaxModel
 from .penalty import L2Penalty, feature_weights
 from .precondition import Preconditioner
 from .problem import Problem
-from .solvers import make_solver
+from .solvers import make_solver, resolve_optimizer
 
 log = logging.getLogger("softmax_spark")
 
@@ -127,6 +127,10 @@ def _fingerprint_options(cfg: TrainConfig, summary) -> str:
             "fail_first_attempt_dir", "patience"}
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     options["data"] = summary.to_dict()
+    # day-2 data at the same path with the same counts must not resume day 1's run: the feature
+    # moments tell the two apart
+    options["data_moments"] = fingerprint({"mean": np.asarray(summary.col_mean).tobytes().hex(),
+                                           "var": np.asarray(summary.col_var).tobytes().hex()})
     options["checkpoint_state_format"] = CHECKPOINT_STATE_FORMAT
     return fingerprint(options)
 
@@ -274,10 +278,15 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         coef0, intercept0 = _initial_model(cfg, classes, summary.n_features)
 
         # -- solver loop --------------------------------------------------------------------------
+        density = getattr(summary, "density", 1.0) or 1.0
+        solver_name, solver_reason = resolve_optimizer(cfg, summary.n_rows, len(classes), summary.n_features, density)
+        log.info("optimizer %s (%s)", solver_name, solver_reason)
         run_fingerprint = _fingerprint_options(cfg, summary)
-        loop = TrainingLoop(make_solver(cfg), problem, cfg.max_iter, validation_loss, cfg.patience,
+        loop = TrainingLoop(make_solver(cfg, solver_name), problem, cfg.max_iter, validation_loss, cfg.patience,
                             cfg.checkpoint_dir, cfg.checkpoint_every, run_fingerprint)
         result = loop.run(problem.from_model(coef0, intercept0))
+        for record in result.history:
+            record.setdefault("solver", solver_name)
 
     # -- model --------------------------------------------------------------------------------
     coef, intercept = problem.to_model(result.theta)
@@ -291,6 +300,9 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
             "class_weight": None if class_weight is None else class_weight.tolist(),
         },
         "stop_reason": result.reason,
+        "solver": solver_name,
+        "solver_reason": solver_reason,
+        "passes": problem.passes,
         "returned_iteration": result.returned_iteration,
         "penalty": problem.penalty.to_dict(),
     }

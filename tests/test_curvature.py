@@ -14,7 +14,8 @@ from softmax_spark.curvature import (
     l2_curvature_in_theta,
     null_directions,
 )
-from softmax_spark.loss import add_l2, objective_and_gradient
+from softmax_spark.loss import objective_and_gradient
+from softmax_spark.penalty import L2Penalty
 from softmax_spark.precondition import Preconditioner
 
 
@@ -135,13 +136,13 @@ def make_precond(X, w, C, l2, fit_intercept, reference, l2_weights=None):
     mean = s @ Xd / s.sum()
     second = s @ (Xd - mean) ** 2 / s.sum() if fit_intercept else s @ Xd**2 / s.sum()
     weights = np.ones(Xd.shape[1]) if l2_weights is None else l2_weights
-    return Preconditioner(C, Xd.shape[1], mean, second, l2, weights, fit_intercept, reference)
+    return Preconditioner(C, Xd.shape[1], mean, second, L2Penalty(l2, weights), fit_intercept, reference)
 
 
 def theta_grad(precond, theta, X, y, w, l2, l2_weights=None):
     coef, intercept = precond.to_model(theta)
     loss, gW, gb = objective_and_gradient(coef, intercept if precond.fit_intercept else None, dense64(X), y, w)
-    loss, gW = add_l2(loss, gW, coef, l2, l2_weights)
+    gW = gW + L2Penalty(l2, l2_weights).gradient(coef)
     return precond.gradient(gW, gb if precond.fit_intercept else np.zeros(precond.n_classes))
 
 

@@ -1,9 +1,8 @@
 """Newton and Newton-CG solvers against scikit-learn's optimum (pure numpy; no Spark).
 
-``ArrayProblem`` is a test double of ``problem.Problem`` with the real maths: the same kernels
-(``loss.loss_and_gradient_sums`` via ``LossAccumulator``, ``curvature``'s kernels), a real
-``Preconditioner`` and the L2 penalty, over in-memory X, y, w, in row chunks. Each method call
-counts one pass, like a distributed pass.
+``ArrayProblem`` is ``problem.NumpyProblem`` (the same kernels as the distributed problem, a
+real ``Preconditioner`` and the L2 penalty) over in-memory X, y, w, in row chunks. Each method
+call counts one pass, like a distributed pass.
 """
 
 from __future__ import annotations
@@ -13,19 +12,12 @@ import pytest
 from sklearn import datasets
 from sklearn.linear_model import LogisticRegression
 
-from softmax_spark.curvature import (
-    HessianDiagKernel,
-    HessianKernel,
-    HvpKernel,
-    hessian_diag_in_theta,
-    hessian_in_theta,
-    l2_curvature_in_theta,
-    null_directions,
-)
 from softmax_spark.errors import NoProgressError
-from softmax_spark.lbfgs import lbfgs_init, lbfgs_step
-from softmax_spark.loss import LossAccumulator, add_l2, softmax
+from softmax_spark.loss import softmax
+from softmax_spark.penalty import L2Penalty
+from softmax_spark.problem import NumpyProblem
 from softmax_spark.precondition import Preconditioner
+from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
 from softmax_spark.solvers.auto import choose_solver
 from softmax_spark.solvers.newton import Newton
 from softmax_spark.solvers.newton_cg import NewtonCG
@@ -34,76 +26,26 @@ LAMBDA = 1e-4
 TOL = 1e-20  # Newton: tighter than the default 1e-14 (costs one more iteration), for 1e-8 in probabilities with margin
 
 
-class ArrayProblem:
-    """J(θ) = Σ s_i (−log p(y_i|x_i)) / Σ s_i + λ‖W‖² over in-memory rows, in θ coordinates."""
+class ArrayProblem(NumpyProblem):
+    """``problem.NumpyProblem`` over in-memory X, y, w with a real ``Preconditioner`` and the L2
+    penalty λ‖W‖², in row chunks (each method call one pass, like a distributed pass), plus the
+    probabilities at θ for the comparisons."""
 
     def __init__(self, X, y, w=None, l2=LAMBDA, fit_intercept=True, reference=False, precondition=True, chunk=500):
-        self.X, self.y, self.w, self.l2, self.chunk = np.asarray(X), np.asarray(y), w, l2, chunk
-        self.n_classes = int(y.max()) + 1
-        n_features = X.shape[1]
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+        n_classes, n_features = int(y.max()) + 1, X.shape[1]
         s = np.ones(len(y)) if w is None else w
         mean = s @ X / s.sum()
         second = s @ (X - mean) ** 2 / s.sum() if fit_intercept else s @ X**2 / s.sum()
-        self.precond = Preconditioner(self.n_classes, n_features, mean, second, l2, np.ones(n_features),
-                                      fit_intercept, reference, enabled=precondition)
-        self.n_params = self.precond.size
-        self.null_space = null_directions(self.precond, l2)
-        self.l2_curvature = l2_curvature_in_theta(self.precond, l2)
-        self.passes = 0
-
-    def _run(self, kernel, payload):
-        C, D = self.n_classes, self.X.shape[1]
-        acc = kernel.zero(C, D)
-        for start in range(0, len(self.y), self.chunk):
-            sl = slice(start, start + self.chunk)
-            acc = kernel.add(acc, payload, self.X[sl], self.y[sl], None if self.w is None else self.w[sl])
-        self.passes += 1
-        return acc.result()
-
-    def _theta_grad(self, coef, loss, gW, gb):
-        loss, gW = add_l2(loss, gW, coef, self.l2)
-        return float(loss), self.precond.gradient(gW, gb)
-
-    def value_and_grad(self, theta, iteration=0, batch_fraction=1.0):
-        coef, intercept = self.precond.to_model(theta)
-        kernel = _LossKernel(self.precond.fit_intercept)
-        return self._theta_grad(coef, *self._run(kernel, (coef, intercept)))
-
-    def hessian(self, theta):
-        coef, intercept = self.precond.to_model(theta)
-        loss, gW, gb, H = self._run(HessianKernel(self.precond.fit_intercept), (coef, intercept))
-        H_theta = hessian_in_theta(self.precond, H)
-        H_theta[np.diag_indices_from(H_theta)] += self.l2_curvature
-        return (*self._theta_grad(coef, loss, gW, gb), H_theta)
-
-    def hvp(self, theta, v):
-        coef, intercept = self.precond.to_model(theta)
-        V, c = self.precond.to_model(v)  # θ → (W, b) is linear: the direction in model coordinates
-        hv_coef, hv_intercept = self._run(HvpKernel(self.precond.fit_intercept), (coef, intercept, V, c))
-        return self.precond.gradient(hv_coef + 2.0 * self.l2 * V, hv_intercept)
-
-    def hessian_diag(self, theta):
-        coef, intercept = self.precond.to_model(theta)
-        *_, sums = self._run(HessianDiagKernel(self.precond.fit_intercept), (coef, intercept))
-        return hessian_diag_in_theta(self.precond, sums) + self.l2_curvature
+        penalty = L2Penalty(l2, centred=reference)
+        precond = Preconditioner(n_classes, n_features, mean, second, penalty, fit_intercept, reference,
+                                 enabled=precondition)
+        super().__init__(X, y, w, precond, penalty, block_rows=chunk)
+        self.l2 = l2
 
     def proba(self, theta, X=None):
         coef, intercept = self.precond.to_model(theta)
         return softmax((self.X if X is None else X) @ coef.T + intercept)
-
-
-class _LossKernel:
-    """The loss/gradient block kernel (kernels.LossGradKernel's contract, local to this test)."""
-
-    def __init__(self, fit_intercept):
-        self.fit_intercept = fit_intercept
-
-    def zero(self, n_classes, n_features):
-        return LossAccumulator(n_classes, n_features)
-
-    def add(self, acc, payload, X, y_index, sample_weight):
-        coef, intercept = payload
-        return acc.add(coef, intercept if self.fit_intercept else None, X, y_index, sample_weight)
 
 
 def solve(solver, problem, max_iter=200):
