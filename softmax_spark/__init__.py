@@ -10,7 +10,8 @@ from .model_io import load_model, save_model
 
 __version__ = "0.1.0"
 
-__all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelFormatError", "SoftmaxRegression"]
+__all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelFormatError", "SoftmaxRegression",
+           "score_dataframe"]
 
 
 def __getattr__(name):
@@ -18,4 +19,8 @@ def __getattr__(name):
         from .estimator import SoftmaxRegression
 
         return SoftmaxRegression
+    if name == "score_dataframe":  # the Spark ML classes live in softmax_spark.ml
+        from .scoring import score_dataframe
+
+        return score_dataframe
     raise AttributeError(name)

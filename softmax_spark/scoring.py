@@ -28,6 +28,7 @@ struct<type: int8, size: int32, indices: list<int32>, values: list<double>> with
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +40,8 @@ from .loss import softmax
 
 __all__ = ["score_dataframe", "score_arrays", "check_thresholds"]
 
+# SparseVector rows as a csr_matrix (X @ Wᵀ stays sparse × dense) once features_to_numpy offers it
+_SPARSE = {"sparse": "auto"} if "sparse" in inspect.signature(features_to_numpy).parameters else {}
 BROADCAST_BYTES = 1 << 20  # coefficients larger than this travel as a broadcast, not in the closure
 
 
@@ -138,7 +141,9 @@ class _Scorer:
             if batch.schema.names != self.input_names:  # keep the DataFrame's own column names
                 batch = pa.RecordBatch.from_arrays(batch.columns, names=self.input_names)
             n = batch.num_rows
-            X = features_to_numpy(batch, self.spec, np.float64, where, row_offset, self.n_features)
+            X = features_to_numpy(batch, self.spec, np.float64, where, row_offset, self.n_features, **_SPARSE)
+            if n == 0:
+                X = np.empty((0, self.n_features))
             raw, proba, index = score_arrays(X, coef, intercept, self.thresholds, self.binomial)
             columns, names = list(batch.columns), list(self.input_names)
             for kind, name in self.outputs:

@@ -130,3 +130,25 @@ def test_score_dataframe_errors(spark, rng):
     wide = _model(rng, d=5)
     with pytest.raises(Exception, match="expected 5"):  # a task fails naming the column and row
         score_dataframe(arrays, wide).collect()
+
+
+def _sparse_ingest_available():
+    from softmax_spark.scoring import _SPARSE
+
+    return bool(_SPARSE)
+
+
+@pytest.mark.skipif(not _sparse_ingest_available(), reason="features_to_numpy has no sparse support on this branch")
+def test_score_dataframe_sparse_vectors_equal_dense(spark, rng):
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import Vectors
+
+    from softmax_spark.scoring import score_dataframe
+
+    m = _model(rng, d=6)
+    X = rng.normal(size=(40, 6)) * (rng.random((40, 6)) < 0.3)
+    rows = [(i, Vectors.sparse(6, {j: float(v) for j, v in enumerate(x) if v}) if i % 2 else Vectors.dense(x))
+            for i, x in enumerate(X)]
+    out = score_dataframe(spark.createDataFrame(rows, ["id", "features"]), m)
+    got = sorted(out.select("id", vector_to_array("probability")).collect())
+    np.testing.assert_allclose(np.array([r[1] for r in got]), m.predict_proba(X), atol=1e-15)
