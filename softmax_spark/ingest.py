@@ -694,6 +694,7 @@ def ingest(
         records = [stats for _, stats in persisted.collect()]
     except Exception as exc:
         persisted.unpersist()
+        _remove_run_dirs(sc, run_id)  # the blocks of partitions that finished before the failure
         raise_task_error(exc)
         raise
     finally:
@@ -770,6 +771,20 @@ def remove_blocks(blocks) -> None:
     try:
         blocks.foreachPartition(remove)
     except Exception:  # cleanup must never hide the real outcome; Spark's local dirs go at exit
+        pass
+
+
+def _remove_run_dirs(sc, run_id: str) -> None:
+    """Best effort after a failed ingest: delete ``softmax_spark-<run_id>`` from the local
+    directory of every executor a few tasks reach (no descriptors exist to find them by)."""
+    def remove(_):
+        shutil.rmtree(os.path.join(_local_dir(), f"softmax_spark-{run_id}"), ignore_errors=True)
+        return iter(())
+
+    n = 2 * sc.defaultParallelism
+    try:
+        sc.parallelize(range(n), n).foreachPartition(remove)
+    except Exception:  # cleanup must never hide the real error
         pass
 
 
