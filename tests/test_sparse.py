@@ -143,14 +143,14 @@ def test_digits_vector_assembler_column_trains(spark, tmp_path, capsys):
 
     write_parquet(tmp_path / "arrays.parquet", X, y)
     main = _job("train")
-    common = ["--l2", "1e-3", "--max-iter", "60", "--no-write-mllib"]
+    common = ["--l2", "1e-3", "--max-iter", "30", "--no-write-mllib"]
     for name in ("assembled", "arrays.parquet"):
         assert main(["--input", str(tmp_path / name), "--model-dir", str(tmp_path / f"m-{name}"), *common],
                     spark=spark) == 0
     capsys.readouterr()
     sparse_model, dense_model = load_model(str(tmp_path / "m-assembled")), load_model(str(tmp_path / "m-arrays.parquet"))
-    assert np.mean(sparse_model.predict(X) == y) > 0.97
-    np.testing.assert_allclose(sparse_model.predict_proba(X), dense_model.predict_proba(X), atol=1e-6)
+    assert np.mean(sparse_model.predict(X) == y) > 0.95
+    np.testing.assert_allclose(sparse_model.predict_proba(X), dense_model.predict_proba(X), atol=1e-9)
 
 
 def _text_data(n, seed):
@@ -176,10 +176,10 @@ def test_hashing_tf_text_trains_evaluates_and_mllib_agrees(spark, tmp_path, caps
 
     frames = {}
     for name, n, seed in (("train", 600, 1), ("test", 200, 2)):
-        text = spark.createDataFrame(_text_data(n, seed), ["text", "label"])
+        text = spark.createDataFrame([(i, *row) for i, row in enumerate(_text_data(n, seed))], ["id", "text", "label"])
         words = Tokenizer(inputCol="text", outputCol="words").transform(text)
         frames[name] = HashingTF(inputCol="words", outputCol="features", numFeatures=1 << 14).transform(words)
-        frames[name].select("features", "label").write.parquet(str(tmp_path / name))
+        frames[name].select("id", "features", "label").write.parquet(str(tmp_path / name))
     assert _job("train")(["--input", str(tmp_path / "train"), "--model-dir", str(tmp_path / "model"),
                           "--l2", "1e-3", "--tol", "1e-7"], spark=spark) == 0
     out = capsys.readouterr()
@@ -192,17 +192,17 @@ def test_hashing_tf_text_trains_evaluates_and_mllib_agrees(spark, tmp_path, caps
 
     model = load_model(str(tmp_path / "model"))
     assert model.n_features == 1 << 14
-    test = pq.read_table(tmp_path / "test").combine_chunks()
+    test = pq.read_table(tmp_path / "test").sort_by("id").combine_chunks()
     vectors = test.column("features").chunk(0)
     X = sp.csr_matrix(
         (vectors.field("values").flatten().to_numpy(), vectors.field("indices").flatten().to_numpy(),
          np.asarray(vectors.field("values").offsets) - vectors.field("values").offsets[0].as_py()),
         shape=(len(vectors), 1 << 14))
-    scored = pq.read_table(tmp_path / "scored").to_pandas()
+    scored = pq.read_table(tmp_path / "scored").to_pandas().sort_values("id")
     np.testing.assert_allclose(np.array(scored["probability"].tolist()), model.predict_proba(X), atol=1e-12)
 
     mllib = LogisticRegressionModel.load(str(tmp_path / "model" / "mllib"))
-    rows = mllib.transform(spark.read.parquet(str(tmp_path / "test"))).select("probability").collect()
+    rows = mllib.transform(spark.read.parquet(str(tmp_path / "test"))).orderBy("id").select("probability").collect()
     theirs = np.array([r.probability.toArray() for r in rows])
     np.testing.assert_allclose(theirs, model.predict_proba(X), atol=1e-9)
 
@@ -227,13 +227,13 @@ def test_bad_sparse_input_exits_2_with_its_line_and_leaves_nothing(spark, tmp_pa
     rows = good * 4 + [bad_row] + good
     path = write_vectors(tmp_path / "bad.parquet", pa.array(rows, type=VECTOR_TYPE), np.arange(len(rows)) % 3)
     before = _local_block_dirs(spark)
-    code = _job("train")(["--input", path, "--model-dir", str(tmp_path / "out" / "model"), "--no-write-mllib"],
-                         spark=spark)
+    code = _job("train")(["--input", path, "--model-dir", str(tmp_path / "out" / "model"), "--no-write-mllib",
+                          "--num-partitions", "2"], spark=spark)
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2, err[-5:]
     last = err[-1]
-    assert last.startswith("error: column 'features") and fragment in last and "row 12" in last, last
-    assert "partition 0" in last
+    # 16 rows planned into 2 partitions of 8 (direct Parquet path): row 12 is partition 1's row 4
+    assert last.startswith("error: column 'features") and fragment in last and "partition 1 row 4" in last, last
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
     assert _local_block_dirs(spark) <= before
 
