@@ -137,8 +137,12 @@ def _maybe_fail_first_attempt(marker_dir: str, partition: int, iteration: int) -
 
 
 def _merge(a, b):
+    """Merge (accumulator, missing partitions) pairs; ``None`` is the empty accumulator (the
+    zero value travels with every task and is deep-copied: it must not be model-sized)."""
     acc_a, missing_a = a
     acc_b, missing_b = b
+    if acc_a is None or acc_b is None:
+        return (acc_b if acc_a is None else acc_a), missing_a + missing_b
     return acc_a.merge(acc_b), missing_a + missing_b
 
 
@@ -223,8 +227,9 @@ class DistributedLoss:
         try:
             fn = _partition_sums(bc, kernel, self.n_classes, self.n_features, batch_fraction, seed, iteration,
                                  self.fail_marker_dir, self.class_weight)
-            zero = (kernel.zero(self.n_classes, self.n_features), [])
-            return self.blocks.mapPartitions(fn).treeAggregate(zero, _merge, _merge, self.aggregation_depth)
+            acc, missing = self.blocks.mapPartitions(fn).treeAggregate((None, []), _merge, _merge,
+                                                                      self.aggregation_depth)
+            return (kernel.zero(self.n_classes, self.n_features) if acc is None else acc), missing
         except Exception as exc:
             raise_task_error(exc)
             raise

