@@ -1,10 +1,12 @@
-"""The one module that knows about RDDs and broadcasts: (coef, intercept) → (loss, gradient).
+"""Distributed passes over the ingested blocks: broadcast → mapPartitions → treeAggregate → destroy.
 
-Every evaluation: broadcast (coef, intercept) → each partition's task opens its memory-mapped
-block (or draws its minibatch from it) and runs the vectorised kernel
-(``loss.loss_and_gradient_sums``) over it in chunks → ``treeAggregate`` sums the accumulators →
-the broadcast is destroyed → the driver divides by Σ s_i. Optimizers only ever see the
-returned numbers.
+``DistributedLoss.run(kernel, payload, ...)`` is the one place that runs a pass: broadcast the
+payload (e.g. (coef, intercept)) → each partition's task opens its memory-mapped block (dense
+ndarray or CSR, as the descriptor says), or draws its minibatch from it, and applies the block
+kernel (``softmax_spark.kernels``) to it in chunks of ``CHUNK_ROWS`` rows → ``treeAggregate``
+merges the accumulators → the broadcast is destroyed. ``DistributedLoss(coef, intercept)`` is
+that pass with ``kernels.LossGradKernel``, divided by Σ s_i on the driver. Optimizers only ever
+see the returned numbers. (Ingest and scoring run their own Spark jobs: ``ingest``, ``evaluation``.)
 
 Minibatches: partition p at iteration t keeps each row independently with probability
 ``batch_fraction``, from a generator seeded by (seed, t, p) — a retried task draws the same rows.
@@ -19,11 +21,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import InputError
-from .loss import LossAccumulator
+from .kernels import LossGradKernel
 
-__all__ = ["DistributedLoss", "PassResult", "raise_task_error", "minibatch_rows"]
+__all__ = ["DistributedLoss", "PassResult", "raise_task_error", "minibatch_rows", "row_chunks"]
 
 CHUNK_ROWS = 32768  # rows per kernel call: big enough for BLAS-3, small enough for cache
+CHUNK_NNZ = 1 << 22  # CSR blocks: also ≤ 4M stored values per call (a chunk's values are copied)
 
 
 class PassResult(NamedTuple):
@@ -54,8 +57,28 @@ def minibatch_rows(n_rows: int, fraction: float, seed: int, iteration: int, part
     return np.flatnonzero(rng.random(n_rows) < fraction)
 
 
-def _partition_sums(bc, fit_intercept, fraction, seed, iteration, fail_marker, class_weight):
-    """The task body: sums over the blocks of one partition (closure; no Spark objects)."""
+def row_chunks(X, rows: np.ndarray | None):
+    """The kernel calls' row selections over one block: slices (all rows) or index arrays
+    (``rows``, a minibatch), each ≤ CHUNK_ROWS rows and, for a CSR block, ≤ CHUNK_NNZ stored
+    values (but at least one row)."""
+    n = X.shape[0] if rows is None else len(rows)
+    if isinstance(X, np.ndarray):
+        bounds = list(range(0, n, CHUNK_ROWS)) + [n]
+    else:
+        row_nnz = np.diff(X.indptr) if rows is None else np.diff(X.indptr)[rows]
+        ends = np.concatenate([[0], np.cumsum(row_nnz)])
+        bounds, start = [0], 0
+        while start < n:
+            by_nnz = int(np.searchsorted(ends, ends[start] + CHUNK_NNZ, side="right")) - 1
+            start = min(n, start + CHUNK_ROWS, max(by_nnz, start + 1))
+            bounds.append(start)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        yield slice(lo, hi) if rows is None else rows[lo:hi]
+
+
+def _partition_sums(bc, kernel, n_classes, n_features, fraction, seed, iteration, fail_marker, class_weight):
+    """The task body: ``kernel`` over the blocks of one partition, in chunks of ``CHUNK_ROWS``
+    rows (closure; no Spark objects). Each block is dense or CSR, as its descriptor says."""
 
     def run(descriptors):
         from pyspark import TaskContext
@@ -63,8 +86,8 @@ def _partition_sums(bc, fit_intercept, fraction, seed, iteration, fail_marker, c
         ctx = TaskContext.get()
         # BLAS threads = the cores this task owns (spark.task.cpus): no oversubscription
         blas_threads = max(1, ctx.cpus()) if ctx is not None else 1
-        coef, intercept = bc.value
-        acc = LossAccumulator(*coef.shape)
+        payload = bc.value
+        acc = kernel.zero(n_classes, n_features)
         missing = []
         for d in descriptors:
             if fail_marker:
@@ -73,21 +96,14 @@ def _partition_sums(bc, fit_intercept, fraction, seed, iteration, fail_marker, c
             if local is None:
                 missing.append(d.partition)
                 continue
-            X, y_index, w = local.open()
+            X, y_index, w = local.open()  # X: memory-mapped ndarray, or csr_matrix over memory maps
             if class_weight is not None:
                 # s_i ← s_i · class_weight[y_i]: the weights enter the kernel as plain sample weights
                 w = class_weight[y_index] if w is None else w * class_weight[y_index]
             rows = minibatch_rows(d.n_rows, fraction, seed, iteration, d.partition)
             _limit_blas_threads(blas_threads)
-            b = intercept if fit_intercept else None
-            if rows is None:
-                for start in range(0, d.n_rows, CHUNK_ROWS):
-                    sl = slice(start, start + CHUNK_ROWS)
-                    acc.add(coef, b, X[sl], y_index[sl], None if w is None else w[sl])
-            else:
-                for start in range(0, len(rows), CHUNK_ROWS):
-                    idx = rows[start:start + CHUNK_ROWS]
-                    acc.add(coef, b, X[idx], y_index[idx], None if w is None else w[idx])
+            for sel in row_chunks(X, rows):
+                acc = kernel.add(acc, payload, X[sel], y_index[sel], None if w is None else w[sel])
             del X
         yield acc, missing
 
@@ -121,27 +137,39 @@ def _maybe_fail_first_attempt(marker_dir: str, partition: int, iteration: int) -
 
 
 def _merge(a, b):
+    """Merge (accumulator, missing partitions) pairs; ``None`` is the empty accumulator (the
+    zero value travels with every task and is deep-copied: it must not be model-sized)."""
     acc_a, missing_a = a
     acc_b, missing_b = b
+    if acc_a is None or acc_b is None:
+        return (acc_b if acc_a is None else acc_a), missing_a + missing_b
     return acc_a.merge(acc_b), missing_a + missing_b
 
 
 class DistributedLoss:
-    """The data term of J and its gradient over a persisted RDD of block descriptors.
+    """Block kernels over a persisted RDD of block descriptors; the data term of J by default.
 
     Parameters
     ----------
-    blocks : RDD of ``ingest.BlockDescriptor`` (persisted: it pins each task to its files)
+    blocks : RDD of ``ingest.BlockDescriptor`` (persisted: it pins each task to its files), or an
+        ``ingest.IngestedData`` (whose ``rebuild()`` is then used when files go missing)
     n_classes, n_features : ints
     fit_intercept : bool
     aggregation_depth : treeAggregate depth (≥ 1)
-    rebuild : callable returning a new blocks RDD, called when a pass finds files missing
+    rebuild : callable returning a new blocks RDD (or ``IngestedData``), called when a pass finds
+        files missing; default: the ``IngestedData``'s own ``rebuild``
     fail_marker_dir : test-only; see ``_maybe_fail_first_attempt``
+    label : names the Spark jobs ("softmax_spark: <label> pass, iteration <t>")
     class_weight : ndarray of shape (n_classes,) or None — multiplies each row's sample weight
+
+    The block format (dense or CSR) is each descriptor's own: a kernel gets whichever its block holds.
     """
 
     def __init__(self, blocks, n_classes, n_features, fit_intercept=True, aggregation_depth=2,
                  rebuild=None, fail_marker_dir=None, label="train", class_weight=None):
+        self.data = None
+        if hasattr(blocks, "blocks") and hasattr(blocks, "rebuild"):  # an IngestedData
+            self.data, blocks = blocks, blocks.blocks
         self.blocks = blocks
         self.n_classes = n_classes
         self.n_features = n_features
@@ -155,33 +183,53 @@ class DistributedLoss:
 
     def __call__(self, coef, intercept, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0) -> PassResult:
         """Mean loss and gradients (no L2) at (coef, intercept) over all rows or a minibatch."""
-        for _ in range(3):
-            acc, missing = self._pass(coef, intercept, iteration, batch_fraction, seed)
-            if not missing:
-                break
-            if self.rebuild is None:
-                raise RuntimeError(f"block files missing for partitions {sorted(missing)} and no way to rebuild")
-            # a task ran where its block file is not: rebuild everything, never return partial sums
-            self.blocks = self.rebuild()
-        else:
-            raise RuntimeError(f"block files still missing after rebuilding: partitions {sorted(missing)}")
+        coef = np.ascontiguousarray(coef, dtype=np.float64)
+        intercept = np.zeros(self.n_classes) if intercept is None else np.asarray(intercept, dtype=np.float64)
+        acc = self.run(LossGradKernel(self.fit_intercept), (coef, intercept), iteration, batch_fraction, seed)
         if acc.weight_sum <= 0:
             # an empty minibatch: no information this step
             return PassResult(0.0, np.zeros((self.n_classes, self.n_features)), np.zeros(self.n_classes), 0.0, 0)
         loss, grad_coef, grad_intercept = acc.result()
         return PassResult(loss, grad_coef, grad_intercept, acc.weight_sum, acc.count)
 
-    def _pass(self, coef, intercept, iteration, batch_fraction, seed):
+    def run(self, kernel, payload, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0,
+            label: str | None = None):
+        """One distributed pass of ``kernel``: broadcast ``payload`` → ``kernel.add`` over every
+        chunk of every block (or of the minibatch) → ``treeAggregate`` of the accumulators →
+        destroy the broadcast. Returns the merged accumulator (sums; the caller divides).
+
+        A pass in which some task found its block files missing (and could not rewrite them
+        from the input) is discarded: the blocks are rebuilt and the pass run again (at most
+        twice), so partial sums are never returned. Raises ``InputError`` for bad input found
+        by a task, ``RuntimeError`` if the files cannot be rebuilt.
+        """
+        for _ in range(3):
+            acc, missing = self._pass(kernel, payload, iteration, batch_fraction, seed, label or self.label)
+            if not missing:
+                return acc
+            # a task ran where its block file is not: rebuild everything, never return partial sums
+            self._rebuild(missing)
+        raise RuntimeError(f"block files still missing after rebuilding: partitions {sorted(missing)}")
+
+    def _rebuild(self, missing) -> None:
+        rebuild = self.rebuild or (self.data.rebuild if self.data is not None else None)
+        if rebuild is None:
+            raise RuntimeError(f"block files missing for partitions {sorted(missing)} and no way to rebuild")
+        fresh = rebuild()
+        if hasattr(fresh, "blocks") and hasattr(fresh, "rebuild"):
+            self.data, fresh = fresh, fresh.blocks
+        self.blocks = fresh
+
+    def _pass(self, kernel, payload, iteration, batch_fraction, seed, label):
         sc = self.blocks.context
-        coef = np.ascontiguousarray(coef, dtype=np.float64)
-        intercept = np.zeros(self.n_classes) if intercept is None else np.asarray(intercept, dtype=np.float64)
-        bc = sc.broadcast((coef, intercept))
-        sc.setJobDescription(f"softmax_spark: {self.label} pass, iteration {iteration}")
+        bc = sc.broadcast(payload)
+        sc.setJobDescription(f"softmax_spark: {label} pass, iteration {iteration}")
         try:
-            fn = _partition_sums(bc, self.fit_intercept, batch_fraction, seed, iteration,
+            fn = _partition_sums(bc, kernel, self.n_classes, self.n_features, batch_fraction, seed, iteration,
                                  self.fail_marker_dir, self.class_weight)
-            zero = (LossAccumulator(self.n_classes, self.n_features), [])
-            return self.blocks.mapPartitions(fn).treeAggregate(zero, _merge, _merge, self.aggregation_depth)
+            acc, missing = self.blocks.mapPartitions(fn).treeAggregate((None, []), _merge, _merge,
+                                                                      self.aggregation_depth)
+            return (kernel.zero(self.n_classes, self.n_features) if acc is None else acc), missing
         except Exception as exc:
             raise_task_error(exc)
             raise

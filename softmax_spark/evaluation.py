@@ -186,7 +186,8 @@ class _ScoringKernel:
             if self.input_names is not None and batch.schema.names != self.input_names:
                 batch = pa.RecordBatch.from_arrays(batch.columns, names=self.input_names)
             n_rows = batch.num_rows
-            X = features_to_numpy(batch, self.spec, where=where, row_offset=row_offset, n_features=self.n_features)
+            X = features_to_numpy(batch, self.spec, where=where, row_offset=row_offset, n_features=self.n_features,
+                                  sparse="auto")  # csr_matrix for SparseVector rows: X @ coef.T stays sparse × dense
             if n_rows == 0:
                 X = np.empty((0, self.n_features))
             proba = softmax(X @ coef.T + intercept)  # (n_rows, C)
@@ -312,7 +313,7 @@ def _check_feature_types(schema, spec: FeatureSpec, n_features: int) -> None:
     if not (is_array or is_vector):
         raise InputError(
             f"column '{spec.features_col}' is {dtype.simpleString()}, expected array<double>, "
-            f"array<float> or a dense ml Vector of {n_features} features"
+            f"array<float> or an ml Vector of {n_features} features"
         )
 
 

@@ -20,7 +20,7 @@ Conventions
 - ``intercept``: ndarray of shape (n_classes,); zeros when fitted without an intercept.
 - ``classes``: list of the label values in sorted order (scikit-learn's ``classes_`` rule);
   position c in ``classes`` is row c of ``coef``.
-- ``X``: array-like of shape (n_samples, n_features).
+- ``X``: array-like of shape (n_samples, n_features), or a scipy.sparse matrix (kept sparse).
 """
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ def labels_to_index(labels: Sequence[Any], classes: Sequence[Any]) -> np.ndarray
                 f"label {label!r} at row {row} is not one of the model's classes {list(classes)}"
             ) from None
     return out
+
+
+def _is_sparse(X) -> bool:
+    """A scipy.sparse matrix or array (checked without importing scipy)."""
+    return type(X).__module__.startswith("scipy.sparse")
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,11 @@ class SoftmaxModel:
         return self.coef.shape[1]
 
     # -- prediction -------------------------------------------------------------------------
-    def _check_X(self, X) -> np.ndarray:
+    def _check_X(self, X):
+        if _is_sparse(X):  # scipy.sparse: kept sparse, X @ Wᵀ is a sparse × dense product
+            if X.ndim != 2 or X.shape[1] != self.n_features:
+                raise ValueError(f"X has shape {X.shape}; the model expects (n_samples, {self.n_features})")
+            return X.tocsr()
         X = np.asarray(X)
         if X.ndim == 1:
             X = X.reshape(1, -1)
@@ -137,9 +146,10 @@ class SoftmaxModel:
         return X
 
     def decision_function(self, X) -> np.ndarray:
-        """Logits W x + b, ndarray of shape (n_samples, n_classes)."""
+        """Logits W x + b, ndarray of shape (n_samples, n_classes). ``X`` may be a scipy.sparse
+        matrix (never densified)."""
         X = self._check_X(X)
-        return X.astype(np.float64, copy=False) @ self.coef.T + self.intercept
+        return np.asarray(X.astype(np.float64, copy=False) @ self.coef.T) + self.intercept
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log p(y = c | x), ndarray of shape (n_samples, n_classes)."""
