@@ -140,7 +140,8 @@ class TrainingLoop:
     # -- one record ---------------------------------------------------------------------------------
     def _record(self, iteration, state, info, seconds, rows, passes) -> str | None:
         """Append the history record, log the line; returns an early-stopping reason or None."""
-        objective = info["objective"]
+        # the J of this iteration: the solver's extras, else its state's ``objective`` field
+        objective = float(info["objective"] if "objective" in info else state.objective)
         entry = {
             "iteration": iteration,
             "objective": objective,

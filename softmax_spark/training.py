@@ -264,8 +264,6 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         ingest_seconds = time.perf_counter() - t0
         log.info("ingested %d rows × %d features, %d classes, %d partitions from %s in %.2f s", summary.n_rows,
                  summary.n_features, len(classes), summary.n_partitions, data.sets["train"].source, ingest_seconds)
-        cached = summary.n_rows * (summary.n_features * np.dtype(cfg.dtype).itemsize + 4 + (8 if cfg.weight_col else 0))
-        log.info("cached_bytes=%d (executor-local block files)", cached)
 
         # -- problem ----------------------------------------------------------------------------
         class_sums = None

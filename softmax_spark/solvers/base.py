@@ -9,7 +9,8 @@ A solver is three methods over a ``problem.Problem`` (or ``NumpyProblem``):
 ``state`` is a NamedTuple whose first field is ``theta`` and whose every field is an ndarray, a
 float or an int, so ``loop`` checkpoints and restores any solver's state by field name
 (``state_to_checkpoint`` / ``state_from_checkpoint``) and a resumed run continues exactly.
-``info`` must hold ``objective`` (the J the history records for this iteration) and may add
+``info`` holds ``objective`` (the J the history records for this iteration; default the state's
+``objective`` field) and may add
 e.g. ``step``, ``learning_rate``, ``newton_decrement``. An optional ``result(state) -> θ``
 gives the parameters to report (default ``state.theta``; SGD's Polyak average differs).
 
