@@ -326,7 +326,7 @@ def test_no_progress_is_an_error_not_an_optimum(spark, tmp_path, capsys):
     spec.loader.exec_module(module)
     model_dir = tmp_path / "model"
     code = module.main(["--input", path, "--model-dir", str(model_dir), "--l2", "1e-4", "--no-precondition",
-                        "--no-write-mllib"], spark=spark)
+                        "--no-write-mllib", "--optimizer", "lbfgs"], spark=spark)
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1, last
     assert last.startswith("error: training made no progress: lbfgs could not take a first step"), last
