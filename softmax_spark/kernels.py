@@ -15,7 +15,8 @@ it) with two methods::
 
 Accumulators hold float64 *sums* (merged by addition in ``treeAggregate``) and divide by Σ s_i
 once, at the end (``result()``). ``distributed.DistributedLoss.run`` applies a kernel to every
-block of the data; this module is pure numpy + scipy.sparse (no Spark).
+block of the data; this module is pure numpy (a CSR chunk brings scipy with it; dense data needs
+no scipy on the executors) and imports no Spark.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import scipy.sparse as sp
 
 from .loss import BlockSums, LossAccumulator, log_softmax
 
@@ -49,7 +49,7 @@ def loss_and_gradient_sums_any(coef, intercept, X, y_index, sample_weight=None) 
     computed by scipy on the CSR arrays as they are (the transpose of a CSR matrix is a CSC
     view, no copy); only the chunk's values are up-cast to float64.
     """
-    if not sp.issparse(X):
+    if isinstance(X, np.ndarray):  # dense (memmaps included); no scipy needed on the executors
         from .loss import loss_and_gradient_sums
 
         return loss_and_gradient_sums(coef, intercept, X, y_index, sample_weight)

@@ -103,3 +103,29 @@ def test_wide_csr_gradient_shape():
     touched = np.unique(X.indices)
     untouched = np.setdiff1d(np.arange(0, D, 4099), touched)
     assert np.all(sums.grad_coef_sum[:, untouched] == 0.0)
+
+
+def test_dense_task_code_needs_no_scipy():
+    """Executors may lack scipy (tests/cluster.py ships numpy, pyarrow, threadpoolctl only): the
+    task-side modules import without it, and dense data (arrays, DenseVectors) runs without it."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules['scipy'] = None  # any scipy import now fails
+import numpy as np, pyarrow as pa
+from softmax_spark import distributed, ingest, kernels
+from softmax_spark.features import FeatureSpec, features_to_numpy
+t = pa.struct([('type', pa.int8()), ('size', pa.int32()), ('indices', pa.list_(pa.int32())),
+               ('values', pa.list_(pa.float64()))])
+col = pa.array([{'type': 1, 'size': None, 'indices': None, 'values': [1.0, 0.0, 2.0]}], type=t)
+X = features_to_numpy(pa.record_batch([col], names=['features']), FeatureSpec(), sparse='auto')
+assert isinstance(X, np.ndarray) and X.shape == (1, 3)
+k = kernels.LossGradKernel(True)
+acc = k.add(k.zero(2, 3), (np.zeros((2, 3)), np.zeros(2)), X, np.array([1]), None)
+assert abs(acc.loss_sum - np.log(2)) < 1e-15
+assert not ingest._scipy_available()
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
