@@ -29,10 +29,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.linalg.blas import dsyrk
 
 from .loss import BlockSums, LossAccumulator, log_softmax
+from .model import _is_sparse
 
 __all__ = [
     "BUFFER_BYTES",
@@ -55,9 +54,25 @@ BUFFER_BYTES = 64 << 20  # bound on the per-chunk n × P (and n × D̃²) float6
 # --------------------------------------------------------------------------- shared forward pass
 
 
+def _syrk(alpha, a, beta=0.0, c=None):
+    """c ← α·aᵀa + β·c, upper triangle: BLAS syrk through scipy when the executor has scipy (dense
+    data needs only numpy there), else one numpy product (the same sum, twice the flops)."""
+    try:
+        from scipy.linalg.blas import dsyrk
+    except ImportError:
+        out = alpha * (a.T @ a)
+        return out if c is None else np.add(beta * c, out, out=c)
+    if c is None:
+        return dsyrk(alpha, a.T)
+    out = dsyrk(alpha, a.T, beta=beta, c=c, trans=0, lower=0, overwrite_c=1)
+    if out is not c:  # f2py updates a Fortran-ordered float64 c in place; copy back otherwise
+        c[...] = out
+    return c
+
+
 def _as_float64(X):
     """Up-cast one chunk (dense or CSR) to float64; CSR stays CSR (only its data array is cast)."""
-    if sp.issparse(X):
+    if _is_sparse(X):
         X = X.tocsr()
         return X if X.dtype == np.float64 else X.astype(np.float64)
     return X if X.dtype == np.float64 else np.asarray(X, dtype=np.float64)
@@ -66,7 +81,9 @@ def _as_float64(X):
 def _with_ones(X):
     """x̃ = (x, 1): append the intercept's constant column (CSR stays CSR)."""
     n = X.shape[0]
-    if sp.issparse(X):
+    if _is_sparse(X):
+        import scipy.sparse as sp
+
         return sp.hstack([X, np.ones((n, 1))], format="csr")
     out = np.empty((n, X.shape[1] + 1))
     out[:, :-1] = X
@@ -163,7 +180,7 @@ class HessianKernel:
         proba, s, sums, _ = _forward(coef, intercept, X, y_index, sample_weight)
         acc.add_sums(sums, X.shape[0])
         Xt = _with_ones(X) if self.fit_intercept else X
-        if sp.issparse(Xt):
+        if _is_sparse(Xt):
             _add_hessian_sparse(acc.hessian_sum, Xt, proba, s)
         else:
             _add_hessian_dense(acc.hessian_sum, Xt, proba, s)
@@ -192,17 +209,17 @@ def _add_hessian_dense(H, Xt, proba, s):
         else:
             for c in range(n_classes):
                 a = x * np.sqrt(sp_[:, c])[:, None]
-                H[c * width:(c + 1) * width, c * width:(c + 1) * width] += dsyrk(1.0, a.T)
+                H[c * width:(c + 1) * width, c * width:(c + 1) * width] += _syrk(1.0, a)
         G = ((np.sqrt(sw)[:, None] * p)[:, :, None] * x[:, None, :]).reshape(x.shape[0], P)
         # Gᵀ is (P, m) Fortran-contiguous: syrk with trans=0 computes GᵀG without a copy
-        out = dsyrk(-1.0, G.T, beta=1.0, c=H, trans=0, lower=0, overwrite_c=1)
-        if out is not H:  # f2py updates a Fortran-ordered float64 H in place; copy back otherwise
-            H[...] = out
+        _syrk(-1.0, G, beta=1.0, c=H)
 
 
 def _add_hessian_sparse(H, Xt, proba, s):
     """The same sum for a CSR chunk: class row-block c is X̃ᵀ diag(s p_c) [(1 − p_c) X̃, −p_c' X̃ …]
     for c' > c, as sparse × sparse products (nothing densified but the P × D̃·C output)."""
+    import scipy.sparse as sp
+
     n, width = Xt.shape
     n_classes = proba.shape[1]
     XtT = Xt.T.tocsr()
@@ -345,7 +362,7 @@ class HessianDiagKernel:
         proba, s, sums, _ = _forward(coef, intercept, X, y_index, sample_weight)
         acc.add_sums(sums, X.shape[0])
         q = proba * (1.0 - proba) * s[:, None]
-        squared = X.multiply(X) if sp.issparse(X) else X * X
+        squared = X.multiply(X) if _is_sparse(X) else X * X
         acc.qxx_sum += np.asarray(squared.T @ q).T
         acc.qx_sum += np.asarray(X.T @ q).T
         acc.q_sum += q.sum(axis=0)
