@@ -54,7 +54,7 @@ class TrainConfig(_FeatureSource):
     input: str | None = _opt(None, "training data: any Parquet path Spark reads (dir, file, glob, URI)")
     model_dir: str | None = _opt(None, "where the model directory is written, atomically (local path or URI: hdfs://, s3a://, viewfs://, …)")
     overwrite: bool = _opt(False, "replace an existing model directory")
-    features_col: str | None = _opt("features", "feature column: array<double>, array<float> or dense ml Vector")
+    features_col: str | None = _opt("features", "feature column: an ml Vector (any mix of dense and sparse rows), array<double> or array<float>")
     feature_cols: list | None = _opt(None, "comma-separated numeric feature columns (instead of --features-col)")
     label_col: str = _opt("label", "label column: any orderable type (int, string, …)")
     weight_col: str | None = _opt(None, "optional sample-weight column (≥ 0)")
