@@ -21,10 +21,12 @@ file replaced, rewritten or deleted while training runs raises ``InputChangedErr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 
@@ -143,7 +145,7 @@ class BlockDescriptor:
                 pass
         run_dir = os.path.dirname(self._path_here())
         if os.path.basename(run_dir).startswith("softmax_spark-"):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)  # owner.json and copies for other partitions too
 
 
 @dataclass
@@ -343,6 +345,89 @@ def _local_dir() -> str:
     return dirs.split(",")[0] if dirs else tempfile.gettempdir()
 
 
+# -- executor-local run directories: who owns them, and removing those of dead executors -------
+# Each run writes into ``<executor local dir>/softmax_spark-<run_id>`` (run_id: 48 random bits, so
+# concurrent runs never share a directory). A run that ends releases its blocks, and Spark deletes
+# its executor's local dir (``blockmgr-*``) at a normal shutdown; a JVM killed with SIGKILL (or by
+# the OOM killer) runs no shutdown hook, and both stay. So each run directory records its owner —
+# the executor JVM's pid and start time — and the first task of every later run on the machine
+# removes the ``softmax_spark-*`` directories whose owner is gone.
+OWNER_FILE = "owner.json"
+
+
+def _proc_stat(pid: int):
+    """(command name, parent pid, start time in clock ticks since boot) from Linux's /proc; None
+    when the process does not exist (or there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    rest = text.rsplit(")", 1)[1].split()  # rest[0] is field 3 (state): field k is rest[k - 3]
+    if rest[0] == "Z":
+        return None  # a zombie is dead
+    return text[text.index("(") + 1:text.rindex(")")], int(rest[1]), int(rest[19])
+
+
+def _executor_jvm():
+    """{"pid", "start"} of the JVM running this Python worker — its nearest ``java`` ancestor
+    (worker → pyspark daemon → JVM) — or None when it cannot be told (no /proc: not Linux)."""
+    pid = os.getppid()
+    for _ in range(4):
+        stat = _proc_stat(pid)
+        if stat is None:
+            return None
+        name, parent, start = stat
+        if name == "java":
+            return {"pid": pid, "start": start}
+        pid = parent
+    return None
+
+
+def _claim_run_dir(root: str) -> None:
+    """Record this executor's JVM as the owner of ``root``, then remove the run directories of
+    JVMs that died without cleaning up. Best effort: never fails the ingest."""
+    try:
+        owner = {"host": socket.gethostname(), "jvm": _executor_jvm(), "created": time.time()}
+        tmp = os.path.join(root, f".{OWNER_FILE}.{uuid.uuid4().hex[:8]}")
+        with open(tmp, "w") as f:
+            json.dump(owner, f)
+        os.replace(tmp, os.path.join(root, OWNER_FILE))
+        remove_stale_run_dirs(os.path.dirname(root))
+    except Exception:
+        pass
+
+
+def remove_stale_run_dirs(local_dir: str) -> list[str]:
+    """Delete the ``softmax_spark-*`` run directories under ``local_dir`` and — when it is one of
+    Spark's ``blockmgr-*`` directories — under its siblings (other executors' / applications'
+    local dirs on this machine: local mode puts every application's under the same
+    ``spark.local.dir``) whose owner JVM (``owner.json``: host, pid, start time) is no longer
+    running on this host. Directories without an owner record, or of another host, or whose owner
+    cannot be checked, are kept. Returns the removed paths."""
+    import glob
+
+    patterns = [os.path.join(local_dir, "softmax_spark-*")]
+    if os.path.basename(local_dir.rstrip(os.sep)).startswith("blockmgr-"):
+        patterns.append(os.path.join(os.path.dirname(local_dir.rstrip(os.sep)), "blockmgr-*", "softmax_spark-*"))
+    host, removed = socket.gethostname(), []
+    for run_dir in sorted({path for pattern in patterns for path in glob.glob(pattern)}):
+        try:
+            with open(os.path.join(run_dir, OWNER_FILE)) as f:
+                owner = json.load(f)
+            jvm = owner.get("jvm")
+            if owner.get("host") != host or not jvm:
+                continue
+            stat = _proc_stat(int(jvm["pid"]))
+            if stat is not None and stat[2] == int(jvm["start"]):
+                continue  # alive (the same process, not a reused pid)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        shutil.rmtree(run_dir, ignore_errors=True)
+        removed.append(run_dir)
+    return removed
+
+
 def _scipy_available() -> bool:
     try:
         import scipy.sparse  # noqa: F401
@@ -369,7 +454,12 @@ class _BlockWriter:
         self.partition = partition
         self.where = f"partition {partition}"
         root = os.path.join(_local_dir(), f"softmax_spark-{run_id}")
-        os.makedirs(root, exist_ok=True)
+        try:
+            os.makedirs(root)
+        except FileExistsError:
+            pass
+        else:  # the first task of this run on this executor
+            _claim_run_dir(root)
         self.final = os.path.join(root, f"part-{partition:05d}")
         self.tmp = f"{self.final}.attempt-{attempt}-{uuid.uuid4().hex[:8]}"
         self.files = {}
