@@ -683,7 +683,8 @@ def _file_ingest_fn(plan, columns, file_stamps):
         units = [unit for unit_list in unit_lists for unit in unit_list]
         record = _write_blocks(_read_units(units, columns), plan, index)
         if record is not None:
-            stamps = {uri: stamp for uri, stamp in file_stamps.items() if any(u[0] == uri for u in units)}
+            mine = {unit[0] for unit in units}
+            stamps = {uri: stamp for uri, stamp in file_stamps.items() if uri in mine}
             yield replace(_to_descriptor(record), source=(plan, columns, units, stamps)), record
 
     return ingest_partition

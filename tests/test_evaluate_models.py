@@ -27,7 +27,6 @@ def _evaluate_main():
 @pytest.fixture(scope="module")
 def data(spark, tmp_path_factory):
     """300 rows (id, features vector, label double 0/1/2, name string) as Parquet, and X, y."""
-    import pandas as pd
     from pyspark.ml.linalg import Vectors
 
     rng = np.random.default_rng(5)
@@ -38,7 +37,7 @@ def data(spark, tmp_path_factory):
     df = spark.createDataFrame([(i, Vectors.dense(x), float(c), str(n)) for i, (x, c, n) in enumerate(zip(X, y, names))],
                                ["id", "features", "label", "name"])
     df.write.parquet(str(path))
-    return str(path), X, y, pd
+    return str(path), X, y
 
 
 def _run(main, spark, model_dir, input_path, output, *extra):
@@ -50,7 +49,7 @@ def _run(main, spark, model_dir, input_path, output, *extra):
 def test_evaluate_a_saved_spark_ml_model(spark, data, tmp_path):
     from softmax_spark.ml import SoftmaxRegression
 
-    path, X, y, _ = data
+    path, X, y = data
     df = spark.read.parquet(path)
     fitted = SoftmaxRegression(regParam=0.01, labelCol="name").fit(df)
     fitted.write().overwrite().save(str(tmp_path / "ml_model"))
@@ -68,7 +67,7 @@ def test_evaluate_a_saved_spark_ml_model(spark, data, tmp_path):
 def test_evaluate_an_mllib_model_with_and_without_class_names(spark, data, tmp_path):
     from pyspark.ml.classification import LogisticRegression
 
-    path, X, y, _ = data
+    path, X, y = data
     df = spark.read.parquet(path)
     mllib = LogisticRegression(regParam=0.01, maxIter=50).fit(df)
     mllib.write().overwrite().save(str(tmp_path / "mllib_model"))
