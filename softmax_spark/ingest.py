@@ -145,7 +145,7 @@ class BlockDescriptor:
                 pass
         run_dir = os.path.dirname(self._path_here())
         if os.path.basename(run_dir).startswith("softmax_spark-"):
-            shutil.rmtree(run_dir, ignore_errors=True)  # owner.json and copies for other partitions too
+            _remove_run_dir(run_dir)  # copies for other partitions and the owner record too
 
 
 @dataclass
@@ -349,10 +349,10 @@ def _local_dir() -> str:
 # Each run writes into ``<executor local dir>/softmax_spark-<run_id>`` (run_id: 48 random bits, so
 # concurrent runs never share a directory). A run that ends releases its blocks, and Spark deletes
 # its executor's local dir (``blockmgr-*``) at a normal shutdown; a JVM killed with SIGKILL (or by
-# the OOM killer) runs no shutdown hook, and both stay. So each run directory records its owner —
-# the executor JVM's pid and start time — and the first task of every later run on the machine
-# removes the ``softmax_spark-*`` directories whose owner is gone.
-OWNER_FILE = "owner.json"
+# the OOM killer) runs no shutdown hook, and both stay. So each run directory has an owner record
+# beside it, ``softmax_spark-<run_id>.owner.json`` — the executor JVM's pid and start time — and the
+# first task of every later run on the machine removes the run directories whose owner is gone.
+OWNER_SUFFIX = ".owner.json"
 
 
 def _proc_stat(pid: int):
@@ -389,10 +389,10 @@ def _claim_run_dir(root: str) -> None:
     JVMs that died without cleaning up. Best effort: never fails the ingest."""
     try:
         owner = {"host": socket.gethostname(), "jvm": _executor_jvm(), "created": time.time()}
-        tmp = os.path.join(root, f".{OWNER_FILE}.{uuid.uuid4().hex[:8]}")
+        tmp = f"{root}{OWNER_SUFFIX}.tmp-{uuid.uuid4().hex[:8]}"
         with open(tmp, "w") as f:
             json.dump(owner, f)
-        os.replace(tmp, os.path.join(root, OWNER_FILE))
+        os.replace(tmp, root + OWNER_SUFFIX)
         remove_stale_run_dirs(os.path.dirname(root))
     except Exception:
         pass
@@ -402,18 +402,20 @@ def remove_stale_run_dirs(local_dir: str) -> list[str]:
     """Delete the ``softmax_spark-*`` run directories under ``local_dir`` and — when it is one of
     Spark's ``blockmgr-*`` directories — under its siblings (other executors' / applications'
     local dirs on this machine: local mode puts every application's under the same
-    ``spark.local.dir``) whose owner JVM (``owner.json``: host, pid, start time) is no longer
-    running on this host. Directories without an owner record, or of another host, or whose owner
-    cannot be checked, are kept. Returns the removed paths."""
+    ``spark.local.dir``) whose owner JVM (``<run dir>.owner.json``: host, pid, start time) is no
+    longer running on this host, with their owner records. Directories without an owner record,
+    or of another host, or whose owner cannot be checked, are kept. Returns the removed paths."""
     import glob
 
-    patterns = [os.path.join(local_dir, "softmax_spark-*")]
+    pattern = "softmax_spark-*" + OWNER_SUFFIX
+    patterns = [os.path.join(local_dir, pattern)]
     if os.path.basename(local_dir.rstrip(os.sep)).startswith("blockmgr-"):
-        patterns.append(os.path.join(os.path.dirname(local_dir.rstrip(os.sep)), "blockmgr-*", "softmax_spark-*"))
+        patterns.append(os.path.join(os.path.dirname(local_dir.rstrip(os.sep)), "blockmgr-*", pattern))
     host, removed = socket.gethostname(), []
-    for run_dir in sorted({path for pattern in patterns for path in glob.glob(pattern)}):
+    for record in sorted({path for pattern in patterns for path in glob.glob(pattern)}):
+        run_dir = record[:-len(OWNER_SUFFIX)]
         try:
-            with open(os.path.join(run_dir, OWNER_FILE)) as f:
+            with open(record) as f:
                 owner = json.load(f)
             jvm = owner.get("jvm")
             if owner.get("host") != host or not jvm:
@@ -423,9 +425,18 @@ def remove_stale_run_dirs(local_dir: str) -> list[str]:
                 continue  # alive (the same process, not a reused pid)
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_run_dir(run_dir)
         removed.append(run_dir)
     return removed
+
+
+def _remove_run_dir(run_dir: str) -> None:
+    """Delete a run directory and its owner record (best effort)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        os.remove(run_dir + OWNER_SUFFIX)
+    except OSError:
+        pass
 
 
 def _scipy_available() -> bool:
@@ -992,7 +1003,7 @@ def _remove_run_dirs(sc, run_id: str) -> None:
     """Best effort after a failed ingest: delete ``softmax_spark-<run_id>`` from the local
     directory of every executor a few tasks reach (no descriptors exist to find them by)."""
     def remove(_):
-        shutil.rmtree(os.path.join(_local_dir(), f"softmax_spark-{run_id}"), ignore_errors=True)
+        _remove_run_dir(os.path.join(_local_dir(), f"softmax_spark-{run_id}"))
         return iter(())
 
     n = 2 * sc.defaultParallelism

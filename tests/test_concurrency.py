@@ -36,12 +36,12 @@ def _run_dirs(local_dir: Path) -> list[str]:
 
 
 def test_remove_stale_run_dirs_keeps_live_and_unknown_owners(tmp_path):
-    """The rule, without Spark: a run dir is removed only when its owner.json names a JVM of this
+    """The rule, without Spark: a run dir is removed only when its owner record names a JVM of this
     host that is not running (or a reused pid: another start time)."""
     import json
     import socket
 
-    from softmax_spark.ingest import OWNER_FILE, _proc_stat, remove_stale_run_dirs
+    from softmax_spark.ingest import OWNER_SUFFIX, _proc_stat, remove_stale_run_dirs
 
     local = tmp_path / "blockmgr-a"
     sibling = tmp_path / "blockmgr-b"
@@ -58,12 +58,12 @@ def test_remove_stale_run_dirs_keeps_live_and_unknown_owners(tmp_path):
     for run_dir, owner in owners.items():
         run_dir.mkdir(parents=True)
         (run_dir / "part-00000.X").write_bytes(b"x")
-        (run_dir / OWNER_FILE).write_text(json.dumps(owner))
+        Path(str(run_dir) + OWNER_SUFFIX).write_text(json.dumps(owner))
     (local / "softmax_spark-no-owner").mkdir()
     removed = remove_stale_run_dirs(str(local))
     assert sorted(Path(p).name for p in removed) == ["softmax_spark-dead", "softmax_spark-reused"]
-    assert _run_dirs(tmp_path) == ["blockmgr-a/softmax_spark-live", "blockmgr-a/softmax_spark-no-owner",
-                                   "blockmgr-b/softmax_spark-elsewhere", "blockmgr-b/softmax_spark-unknown"]
+    kept = ["blockmgr-a/softmax_spark-live", "blockmgr-b/softmax_spark-elsewhere", "blockmgr-b/softmax_spark-unknown"]
+    assert _run_dirs(tmp_path) == sorted(kept + [k + OWNER_SUFFIX for k in kept] + ["blockmgr-a/softmax_spark-no-owner"])
 
 
 @pytest.mark.slow
