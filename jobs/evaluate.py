@@ -4,6 +4,8 @@
                                   [--config conf/evaluate.yaml] [...]
     python jobs/evaluate.py ...   (the same, in local mode)
 
+M is a model directory written by jobs/train.py, a saved softmax_spark.ml.SoftmaxRegressionModel, or
+a Spark MLlib LogisticRegressionModel (classes 0.0, 1.0, … unless --model-classes names them).
 Every path may be a local path or a URI the Spark session's Hadoop FileSystem reaches (hdfs://,
 s3a://, viewfs://, …). Settings come from the flags and, optionally, a YAML file (--config) whose
 keys are the flags without "--" and with "_" (e.g. ``model_dir: M``); flags override the file. The
@@ -40,10 +42,10 @@ def precheck(cfg) -> None:
     from softmax_spark import storage
     from softmax_spark.errors import InputError
     from softmax_spark.jobs_common import check_input_exists, check_parquet_columns
-    from softmax_spark.model_io import load_model
+    from softmax_spark.model_io import load_scoring_model
 
     if storage.is_local(cfg.model_dir):
-        _inherit(cfg, load_model(cfg.model_dir))
+        _inherit(cfg, load_scoring_model(cfg.model_dir, model_classes=cfg.model_classes))
         if check_input_exists(cfg.input, "input path") is not None:
             required = [*cfg.feature_spec.columns, *([cfg.label_col] if cfg.label_col_required else [])]
             check_parquet_columns(cfg.input, required, "input")
@@ -56,10 +58,10 @@ def postcheck(spark, cfg) -> None:
     exists — one line each."""
     from softmax_spark import storage
     from softmax_spark.jobs_common import check_input_reachable
-    from softmax_spark.model_io import load_model
+    from softmax_spark.model_io import load_scoring_model
 
     if not storage.is_local(cfg.model_dir):
-        _inherit(cfg, load_model(cfg.model_dir, spark=spark))
+        _inherit(cfg, load_scoring_model(cfg.model_dir, spark=spark, model_classes=cfg.model_classes))
     check_input_reachable(spark, cfg.input, "input path")
 
 

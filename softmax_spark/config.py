@@ -146,7 +146,10 @@ class EvaluateConfig(_FeatureSource):
     ``features_col`` / ``feature_cols`` / ``label_col`` left unset are taken from the model's
     training options by ``inherit_from_model`` (``jobs/evaluate.py`` calls it)."""
 
-    model_dir: str | None = _opt(None, "model directory written by the trainer (required)")
+    model_dir: str | None = _opt(None, "model directory (required): written by the trainer, a saved "
+                                 "softmax_spark.ml.SoftmaxRegressionModel, or a Spark MLlib LogisticRegressionModel")
+    model_classes: list | None = _opt(None, "an MLlib --model-dir's class labels in its label-index order 0, 1, …, "
+                                      "comma-separated (default 0.0, 1.0, …: MLlib models carry no label names)")
     input: str | None = _opt(None, "input Parquet path (required)")
     output: str | None = _opt(None, "output Parquet path (required)")
     metrics_out: str | None = _opt(None, "metrics JSON path (default <output>.metrics.json)")

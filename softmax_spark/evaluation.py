@@ -448,9 +448,9 @@ def read(spark, cfg: EvaluateConfig) -> _Plan:
     """Load the model, read the input's schema and check every column and output path (no
     Spark job runs: an existing output is refused before any work)."""
     from .ingest import read_parquet
-    from .model_io import load_model
+    from .model_io import load_scoring_model
 
-    model = load_model(cfg.model_dir, spark=spark)
+    model = load_scoring_model(cfg.model_dir, spark=spark, model_classes=getattr(cfg, "model_classes", None))
     classes = list(model.classes)
     class_kind(classes)  # refuses mixed-type classes early
     for flag, path in (("--output", cfg.output), ("--metrics-out", cfg.metrics_out), ("--plots-dir", cfg.plots_dir)):

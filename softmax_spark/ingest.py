@@ -12,14 +12,21 @@ A pass whose task lands on a machine without the file (Spark's locality is a pre
 guarantee) writes the partition's blocks again there from its Parquet row-group slices, which the
 descriptor carries (direct path); without them (rows from Spark) it reports the partition as
 missing — never wrong sums — and ``distributed.DistributedLoss`` has the driver rebuild the blocks.
+
+Both rebuilds read the input again, so the ingest records each input file's size and modification
+time (``input_stamps``, taken before the first read) and every rebuild checks them first: an input
+file replaced, rewritten or deleted while training runs raises ``InputChangedError`` (an
+``InputError``: the job exits 2 with one line) rather than mixing other rows into the sums.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 
@@ -30,8 +37,8 @@ import numpy as np
 from .errors import InputError
 from .features import FeatureSpec, features_to_numpy, labels_to_python, weights_to_numpy
 
-__all__ = ["BlockDescriptor", "DataSummary", "IngestedData", "read_parquet", "check_columns", "discover_classes",
-           "ingest", "choose_block_format"]
+__all__ = ["BlockDescriptor", "DataSummary", "IngestedData", "InputChangedError", "read_parquet", "check_columns",
+           "discover_classes", "ingest", "choose_block_format", "input_stamps", "check_input_unchanged"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -59,8 +66,9 @@ class BlockDescriptor:
     has_weights: bool
     format: str = "dense"
     nnz: int = 0  # stored non-zeros (dense blocks: counted non-zeros)
-    # direct Parquet ingest only: (plan, columns, units), what any executor needs to write this
-    # partition's blocks again from the input (``local``); None for rows that came from Spark
+    # direct Parquet ingest only: (plan, columns, units, stamps), what any executor needs to write
+    # this partition's blocks again from the input (``local``), with the stamps of its files at
+    # ingest (``input_stamps``); None for rows that came from Spark
     source: tuple | None = field(default=None, compare=False, repr=False)
 
     def exists(self) -> bool:
@@ -83,7 +91,9 @@ class BlockDescriptor:
             return here
         if self.source is None:
             return None
-        plan, columns, units = self.source
+        plan, columns, units, stamps = self.source
+        if _changed_files(stamps):  # never rows of another file version: the driver reports it
+            return None
         try:
             record = _write_blocks(_read_units(units, columns), plan, self.partition)
         except Exception:  # the input moved or went: let the driver rebuild (and report) it
@@ -135,7 +145,7 @@ class BlockDescriptor:
                 pass
         run_dir = os.path.dirname(self._path_here())
         if os.path.basename(run_dir).startswith("softmax_spark-"):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run_dir(run_dir)  # copies for other partitions and the owner record too
 
 
 @dataclass
@@ -335,6 +345,100 @@ def _local_dir() -> str:
     return dirs.split(",")[0] if dirs else tempfile.gettempdir()
 
 
+# -- executor-local run directories: who owns them, and removing those of dead executors -------
+# Each run writes into ``<executor local dir>/softmax_spark-<run_id>`` (run_id: 48 random bits, so
+# concurrent runs never share a directory). A run that ends releases its blocks, and Spark deletes
+# its executor's local dir (``blockmgr-*``) at a normal shutdown; a JVM killed with SIGKILL (or by
+# the OOM killer) runs no shutdown hook, and both stay. So each run directory has an owner record
+# beside it, ``softmax_spark-<run_id>.owner.json`` — the executor JVM's pid and start time — and the
+# first task of every later run on the machine removes the run directories whose owner is gone.
+OWNER_SUFFIX = ".owner.json"
+
+
+def _proc_stat(pid: int):
+    """(command name, parent pid, start time in clock ticks since boot) from Linux's /proc; None
+    when the process does not exist (or there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    rest = text.rsplit(")", 1)[1].split()  # rest[0] is field 3 (state): field k is rest[k - 3]
+    if rest[0] == "Z":
+        return None  # a zombie is dead
+    return text[text.index("(") + 1:text.rindex(")")], int(rest[1]), int(rest[19])
+
+
+def _executor_jvm():
+    """{"pid", "start"} of the JVM running this Python worker — its nearest ``java`` ancestor
+    (worker → pyspark daemon → JVM) — or None when it cannot be told (no /proc: not Linux)."""
+    pid = os.getppid()
+    for _ in range(4):
+        stat = _proc_stat(pid)
+        if stat is None:
+            return None
+        name, parent, start = stat
+        if name == "java":
+            return {"pid": pid, "start": start}
+        pid = parent
+    return None
+
+
+def _claim_run_dir(root: str) -> None:
+    """Record this executor's JVM as the owner of ``root``, then remove the run directories of
+    JVMs that died without cleaning up. Best effort: never fails the ingest."""
+    try:
+        owner = {"host": socket.gethostname(), "jvm": _executor_jvm(), "created": time.time()}
+        tmp = f"{root}{OWNER_SUFFIX}.tmp-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "w") as f:
+            json.dump(owner, f)
+        os.replace(tmp, root + OWNER_SUFFIX)
+        remove_stale_run_dirs(os.path.dirname(root))
+    except Exception:
+        pass
+
+
+def remove_stale_run_dirs(local_dir: str) -> list[str]:
+    """Delete the ``softmax_spark-*`` run directories under ``local_dir`` and — when it is one of
+    Spark's ``blockmgr-*`` directories — under its siblings (other executors' / applications'
+    local dirs on this machine: local mode puts every application's under the same
+    ``spark.local.dir``) whose owner JVM (``<run dir>.owner.json``: host, pid, start time) is no
+    longer running on this host, with their owner records. Directories without an owner record,
+    or of another host, or whose owner cannot be checked, are kept. Returns the removed paths."""
+    import glob
+
+    pattern = "softmax_spark-*" + OWNER_SUFFIX
+    patterns = [os.path.join(local_dir, pattern)]
+    if os.path.basename(local_dir.rstrip(os.sep)).startswith("blockmgr-"):
+        patterns.append(os.path.join(os.path.dirname(local_dir.rstrip(os.sep)), "blockmgr-*", pattern))
+    host, removed = socket.gethostname(), []
+    for record in sorted({path for pattern in patterns for path in glob.glob(pattern)}):
+        run_dir = record[:-len(OWNER_SUFFIX)]
+        try:
+            with open(record) as f:
+                owner = json.load(f)
+            jvm = owner.get("jvm")
+            if owner.get("host") != host or not jvm:
+                continue
+            stat = _proc_stat(int(jvm["pid"]))
+            if stat is not None and stat[2] == int(jvm["start"]):
+                continue  # alive (the same process, not a reused pid)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        _remove_run_dir(run_dir)
+        removed.append(run_dir)
+    return removed
+
+
+def _remove_run_dir(run_dir: str) -> None:
+    """Delete a run directory and its owner record (best effort)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        os.remove(run_dir + OWNER_SUFFIX)
+    except OSError:
+        pass
+
+
 def _scipy_available() -> bool:
     try:
         import scipy.sparse  # noqa: F401
@@ -361,7 +465,12 @@ class _BlockWriter:
         self.partition = partition
         self.where = f"partition {partition}"
         root = os.path.join(_local_dir(), f"softmax_spark-{run_id}")
-        os.makedirs(root, exist_ok=True)
+        try:
+            os.makedirs(root)
+        except FileExistsError:
+            pass
+        else:  # the first task of this run on this executor
+            _claim_run_dir(root)
         self.final = os.path.join(root, f"part-{partition:05d}")
         self.tmp = f"{self.final}.attempt-{attempt}-{uuid.uuid4().hex[:8]}"
         self.files = {}
@@ -577,7 +686,7 @@ def _arrow_ingest_fn(plan):
     return ingest_partition
 
 
-def _file_ingest_fn(plan, columns):
+def _file_ingest_fn(plan, columns, file_stamps):
     """Task body of the direct path: read this partition's Parquet row-group slices with
     pyarrow (no JVM ↔ Python copy), write the blocks, return (descriptor, record)."""
 
@@ -585,7 +694,9 @@ def _file_ingest_fn(plan, columns):
         units = [unit for unit_list in unit_lists for unit in unit_list]
         record = _write_blocks(_read_units(units, columns), plan, index)
         if record is not None:
-            yield replace(_to_descriptor(record), source=(plan, columns, units)), record
+            mine = {unit[0] for unit in units}
+            stamps = {uri: stamp for uri, stamp in file_stamps.items() if uri in mine}
+            yield replace(_to_descriptor(record), source=(plan, columns, units, stamps)), record
 
     return ingest_partition
 
@@ -605,6 +716,109 @@ def _open_input(uri: str):
 
     filesystem, path = fs.FileSystem.from_uri(uri)
     return filesystem.open_input_file(path)
+
+
+class InputChangedError(InputError):
+    """An input file changed (replaced, rewritten, deleted) between the ingest and a pass that
+    had to read it again: its rows are not those the run started from."""
+
+
+def _input_files(df) -> list[str]:
+    """``df.inputFiles()`` (the files behind a file-based DataFrame), [] when there are none."""
+    try:
+        return sorted(df.inputFiles())
+    except Exception:  # not a file-based plan
+        return []
+
+
+def _arrow_stamp(uri: str):
+    """("arrow", size in bytes, modification time in ns) of ``uri`` read with pyarrow; None when
+    it does not exist. Raises when pyarrow cannot reach the filesystem."""
+    from pyarrow import fs
+
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    info = filesystem.get_file_info(path)
+    if info.type == fs.FileType.NotFound:
+        return None
+    return ("arrow", int(info.size), int(info.mtime_ns or 0))
+
+
+def _hadoop_stamp(uri: str, spark):
+    """("hadoop", length, modification time in ms) from Spark's Hadoop FileSystem; None when the
+    file does not exist."""
+    jvm, jsc = spark.sparkContext._jvm, spark.sparkContext._jsc
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    filesystem = path.getFileSystem(jsc.hadoopConfiguration())
+    if not filesystem.exists(path):
+        return None
+    status = filesystem.getFileStatus(path)
+    return ("hadoop", int(status.getLen()), int(status.getModificationTime()))
+
+
+def input_stamps(files, spark=None) -> dict:
+    """{file: (method, size in bytes, modification time)} of the input ``files`` — pyarrow's view
+    ("arrow", time in ns) where pyarrow reaches the filesystem, else Hadoop's ("hadoop", time in
+    ms; needs ``spark``); a file neither reaches is left out (not checked). Size + modification
+    time is what Hadoop's and Spark's own file caches key on; a file rewritten in place with the
+    same size and a preserved time goes unseen."""
+    stamps = {}
+    for uri in files or ():
+        try:
+            stamp = _arrow_stamp(uri)
+        except Exception:
+            try:
+                stamp = _hadoop_stamp(uri, spark) if spark is not None else None
+            except Exception:
+                stamp = None
+        if stamp is not None:
+            stamps[uri] = stamp
+    return stamps
+
+
+def _changed_files(stamps: dict, spark=None) -> list:
+    """[(file, stamp at ingest, stamp now or None when gone)] for the files of ``stamps`` that
+    changed; a file that cannot be stamped now counts as gone (a Hadoop stamp without ``spark``
+    is not checked)."""
+    changed = []
+    for uri, old in stamps.items():
+        try:
+            if old[0] == "arrow":
+                now = _arrow_stamp(uri)
+            elif spark is not None:
+                now = _hadoop_stamp(uri, spark)
+            else:
+                continue
+        except Exception:
+            now = None
+        if now != tuple(old):
+            changed.append((uri, tuple(old), now))
+    return changed
+
+
+def check_input_unchanged(stamps: dict, spark=None, when: str = "since the ingest") -> None:
+    """Raise ``InputChangedError`` (one line) naming the first input file whose size or
+    modification time differs from ``stamps`` (``input_stamps`` at ingest), or that is gone."""
+    changed = _changed_files(stamps, spark)
+    if not changed:
+        return
+    uri, old, now = changed[0]
+    more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+    if now is None:
+        what = "was deleted"
+    else:
+        what = f"changed (size {old[1]} → {now[1]} bytes, modified {_when(old)} → {_when(now)})"
+    raise InputChangedError(
+        f"input file {uri}{more} {what} {when}: its rows are no longer those the training started from, and "
+        "the blocks cannot be rebuilt from them; keep the input unchanged while training runs (e.g. train on "
+        "a snapshot) and rerun"
+    )
+
+
+def _when(stamp) -> str:
+    import datetime
+
+    seconds = stamp[2] / (1e9 if stamp[0] == "arrow" else 1e3)
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
 def plan_file_units(files: list[str], n_partitions: int, needed: list[str]):
@@ -675,10 +889,12 @@ def ingest(
     plan = (spec, label_col, weight_col, list(classes), np.dtype(dtype), run_id, n_features, block_format)
     sc = df.sparkSession.sparkContext
     n_partitions = n_partitions or sc.defaultParallelism
+    # before the first read: a change after this point is seen by every later check
+    stamps = input_stamps(files if files else _input_files(df), df.sparkSession)
     units = plan_file_units(files, n_partitions, columns) if files else None
     if units is not None:
         source = "parquet files (pyarrow)"
-        persisted = sc.parallelize(units, len(units)).mapPartitionsWithIndex(_file_ingest_fn(plan, columns))
+        persisted = sc.parallelize(units, len(units)).mapPartitionsWithIndex(_file_ingest_fn(plan, columns, stamps))
     else:
         source = "spark rows (arrow)"
         df = df.select(*columns)
@@ -710,6 +926,7 @@ def ingest(
                 f"{other['partition']}, expected {first['n_features']} like partition {first['partition']}"
             )
         summary = _summarise(records, classes)
+        check_input_unchanged(stamps, df.sparkSession, "during the ingest")
     except InputError:
         remove_blocks(persisted.map(_first))
         persisted.unpersist()
@@ -717,7 +934,7 @@ def ingest(
     log.info("blocks %s: %s, density %.3g, cached_bytes=%d (executor-local block files)", run_id,
              ", ".join(f"{k} × {v}" for k, v in sorted(summary.block_formats.items())), summary.density,
              summary.cached_bytes)
-    return IngestedData(persisted, persisted.map(_first), summary, run_id, source, args)
+    return IngestedData(persisted, persisted.map(_first), summary, run_id, source, args, stamps)
 
 
 @dataclass
@@ -730,6 +947,7 @@ class IngestedData:
     run_id: str
     source: str = ""
     args: dict | None = field(default=None, repr=False)  # the ``ingest`` arguments, for ``rebuild``
+    stamps: dict = field(default_factory=dict, repr=False)  # ``input_stamps`` of the input at ingest
     released: bool = False
 
     @property
@@ -746,11 +964,18 @@ class IngestedData:
         if self.args is None:
             raise RuntimeError("this IngestedData cannot rebuild itself (built without its ingest arguments)")
         log.warning("block files %s missing on some executor; rebuilding them", self.run_id)
+        self.check_input()
         self.release()
         fresh = ingest(**self.args)
         self.persisted, self.blocks, self.summary = fresh.persisted, fresh.blocks, fresh.summary
         self.run_id, self.source, self.released = fresh.run_id, fresh.source, False
         return self
+
+    def check_input(self) -> None:
+        """Raise ``InputChangedError`` when an input file changed since this ingest (call before
+        reading the input again)."""
+        spark = self.args["df"].sparkSession if self.args else None
+        check_input_unchanged(self.stamps, spark, "since the ingest")
 
     def release(self) -> None:
         """Delete the block files on the executors and drop the cached descriptors (once)."""
@@ -778,7 +1003,7 @@ def _remove_run_dirs(sc, run_id: str) -> None:
     """Best effort after a failed ingest: delete ``softmax_spark-<run_id>`` from the local
     directory of every executor a few tasks reach (no descriptors exist to find them by)."""
     def remove(_):
-        shutil.rmtree(os.path.join(_local_dir(), f"softmax_spark-{run_id}"), ignore_errors=True)
+        _remove_run_dir(os.path.join(_local_dir(), f"softmax_spark-{run_id}"))
         return iter(())
 
     n = 2 * sc.defaultParallelism

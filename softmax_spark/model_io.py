@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 
 _METADATA_KEYS = ("l2", "fit_intercept", "options", "data_summary")
 
-__all__ = ["save_model", "load_model", "load_any_model", "write_model_files", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "load_any_model", "load_scoring_model", "model_dir_kind", "write_model_files", "FORMAT", "FORMAT_VERSION"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -273,3 +273,100 @@ def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_fe
     log.info("warm start from %s (%s): classes matched %s", path, kind, matched)
     return SoftmaxModel(model.coef[rows], model.intercept[rows], classes, history=model.history,
                         metadata=model.metadata)
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring: any of the three model directories jobs/evaluate.py accepts
+# ---------------------------------------------------------------------------------------------
+ML_MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"  # ml.MODEL_CLASS (not imported: no pyspark.ml here)
+MLLIB_MODEL_CLASS = "org.apache.spark.ml.classification.LogisticRegressionModel"
+
+
+def model_dir_kind(path: str, spark=None) -> str:
+    """Which model directory ``path`` (any storage URI) is: "softmax_spark" (``metadata.json``,
+    ``save_model``), "ml" (a saved ``softmax_spark.ml.SoftmaxRegressionModel``) or "mllib" (Spark
+    MLlib's ``LogisticRegressionModel``) — the last two told apart by the ``class`` in Spark's
+    ML-persistence ``metadata/part-*`` JSON (what ``DefaultParamsWriter`` writes). Reads one small
+    file; needs no SparkSession for a local path. A directory with neither file counts as
+    "softmax_spark" (``load_model`` then names the missing file). Raises ``ModelFormatError`` (one
+    line) for a Spark ML directory of another class.""" 
+    what = f"model directory {path}"
+    if storage.exists(storage.join(path, "metadata.json"), spark):
+        return "softmax_spark"
+    meta_dir = storage.join(path, "metadata")
+    try:
+        parts = sorted(n for n in storage.list_names(meta_dir, spark) if n.startswith("part-"))
+    except FileNotFoundError:  # neither: ``load_model`` names what is missing
+        return "softmax_spark"
+    for name in parts:
+        text = storage.read_bytes(storage.join(meta_dir, name), spark).decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            cls = json.loads(text.splitlines()[0]).get("class")
+        except (json.JSONDecodeError, AttributeError):
+            break
+        if cls == ML_MODEL_CLASS:
+            return "ml"
+        if cls == MLLIB_MODEL_CLASS:
+            return "mllib"
+        raise ModelFormatError(f"{what} holds a saved {cls}; expected a softmax_spark model, a "
+                               f"{ML_MODEL_CLASS} or a {MLLIB_MODEL_CLASS}")
+    raise ModelFormatError(f"{what}: metadata/ holds no readable Spark ML metadata JSON")
+
+
+def parse_class_labels(values) -> list:
+    """Labels given as text (``--model-classes a,b,c``): all numbers → floats (they match an
+    integer or double label column, 1 == 1.0), else the strings as given."""
+    values = [v.strip() if isinstance(v, str) else v for v in values]
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return [str(v) for v in values]
+
+
+def load_scoring_model(path: str, spark=None, model_classes=None) -> SoftmaxModel:
+    """The model to score with, from any of the three directories ``model_dir_kind`` tells apart,
+    at any storage URI (``spark``: the session for a non-local one; a local path needs none).
+
+    - a softmax_spark model directory: ``load_model``;
+    - a saved ``softmax_spark.ml.SoftmaxRegressionModel``: ``ml.read_model_dir`` (its classes are
+      recorded); its featuresCol / labelCol become the metadata ``options`` features_col /
+      label_col, so ``jobs/evaluate.py`` defaults to them;
+    - an MLlib ``LogisticRegressionModel``: ``mllib_io.read_mllib_model``. MLlib models carry no
+      label names: the classes are its label indices 0.0, 1.0, …, K−1 as doubles (MLlib's label
+      convention), or ``model_classes`` (K labels in label-index order; text numbers become floats,
+      ``parse_class_labels``).
+    ``model_classes`` for a model that records its classes is refused (it could only contradict
+    them). Returns a SoftmaxModel (coef (C, D), intercept (C,)). Raises ``ModelFormatError`` /
+    ``InputError`` with one line."""
+    kind = model_dir_kind(path, spark)
+    if model_classes and kind != "mllib":
+        raise InputError(f"--model-classes is for an MLlib model (which carries no label names); the model "
+                         f"{path} records its classes")
+    if kind == "softmax_spark":
+        return load_model(path, spark=spark)
+    if kind == "ml":
+        from .ml import read_model_dir
+
+        model = read_model_dir(path, spark)
+        params = model.metadata.get("ml_params") or {}
+    else:
+        from .mllib_io import read_mllib_model
+
+        model = read_mllib_model(path, spark=spark)
+        params = (model.metadata.get("mllib") or {}).get("params") or {}
+        if model_classes:
+            classes = parse_class_labels(model_classes)
+            if len(classes) != model.n_classes or len(set(classes)) != len(classes):
+                raise InputError(f"--model-classes {','.join(str(c) for c in model_classes)}: {len(classes)} "
+                                 f"labels, the MLlib model {path} has {model.n_classes} classes (give each label "
+                                 "once, in label-index order)")
+        else:
+            classes = [float(c) for c in range(model.n_classes)]
+        model = SoftmaxModel(model.coef, model.intercept, classes, history=model.history, metadata=model.metadata)
+    options = {"features_col": params.get("featuresCol", "features"), "label_col": params.get("labelCol", "label")}
+    metadata = {**model.metadata, "options": {**options, **(model.metadata.get("options") or {})}}
+    log.info("model %s: a %s", path, {"ml": ML_MODEL_CLASS, "mllib": f"Spark MLlib {MLLIB_MODEL_CLASS} (classes "
+                                       f"{model.classes})"}[kind])
+    return SoftmaxModel(model.coef, model.intercept, model.classes, history=model.history, metadata=metadata)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_reliability_diagram", "plot_training_curve", "reliability_figure"]
+__all__ = ["plot_confusion_matrix", "plot_reliability_diagram", "plot_training_curve", "reliability_figure",
+           "training_curve_figure"]
 
 _ANNOTATE_MAX_CLASSES = 20
 _TICK_LABELS_MAX_CLASSES = 50
@@ -146,11 +147,28 @@ def reliability_figure(calibration: dict, ece: float | None = None):
 
 
 def plot_training_curve(history: list, path: str) -> str | None:
-    """Objective (and validation_loss where recorded) per iteration; None (no file) when
-    ``history`` has no record with both ``iteration`` and ``objective``.
+    """Objective (and validation_loss where recorded) per iteration, with the iteration whose
+    parameters the model holds marked (the record with ``"returned": True``, set by
+    ``loop.TrainingLoop``: early stopping may return an earlier iterate than the last); None (no
+    file) when ``history`` has no record with both ``iteration`` and ``objective``.
 
-    history : list of dicts with keys iteration, objective, validation_loss (optional), ...
+    history : list of dicts with keys iteration, objective, validation_loss (optional),
+        returned (optional), ...
     """
+    fig = training_curve_figure(history)
+    if fig is None:
+        return None
+    plt = _pyplot()
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def training_curve_figure(history: list):
+    """The matplotlib Figure of ``plot_training_curve`` (one axes), or None without records;
+    the caller closes it."""
     records = [r for r in history if r.get("iteration") is not None and r.get("objective") is not None]
     if not records:
         return None
@@ -158,12 +176,22 @@ def plot_training_curve(history: list, path: str) -> str | None:
     iterations = np.array([r["iteration"] for r in records], dtype=np.float64)  # (n_records,)
     objective = np.array([r["objective"] for r in records], dtype=np.float64)
     validation = [(r["iteration"], r["validation_loss"]) for r in records if r.get("validation_loss") is not None]
+    returned = next((r for r in records if r.get("returned")), None)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
         ax.plot(iterations, objective, marker=".", label="training objective")
         if validation:
             v_iter, v_loss = np.array(validation, dtype=np.float64).T
             ax.plot(v_iter, v_loss, marker=".", label="validation loss")
+        if returned is not None:
+            # early stopping keeps the best validation iterate: show which one the model is
+            last = iterations.max()
+            where = "last" if returned["iteration"] == last else f"of {int(last)}"
+            ax.axvline(returned["iteration"], color="tab:red", linestyle="--", linewidth=1,
+                       label=f"returned model: iteration {returned['iteration']} ({where})")
+            y = returned.get("validation_loss")
+            ax.plot([returned["iteration"]], [returned["objective"] if y is None else y], marker="*",
+                    markersize=14, color="tab:red", linestyle="none")
         if np.all(objective > 0) and objective.max() / objective.min() > 100:
             ax.set_yscale("log")
         ax.set_xlabel("iteration")
@@ -172,7 +200,7 @@ def plot_training_curve(history: list, path: str) -> str | None:
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return path
+        raise
+    return fig

@@ -161,8 +161,11 @@ class TrainingData:
                       self.n_partitions, n_features=n_features, files=files)
 
     def rebuild(self, name: str):
-        """Ingest set ``name`` again (replacing its blocks); returns the new blocks RDD."""
+        """Ingest set ``name`` again (replacing its blocks); returns the new blocks RDD. Raises
+        ``ingest.InputChangedError`` (an ``InputError``: exit 2) when an input file changed since
+        the ingest — its rows would not be the ones the run started from."""
         log.warning("%s block files missing on some executor; rebuilding them", name)
+        self.sets[name].check_input()
         self.sets[name].release()
         self.sets[name] = self._ingest(name)
         return self.sets[name].blocks

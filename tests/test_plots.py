@@ -82,3 +82,36 @@ def test_reliability_diagram_shows_the_size_of_every_bin(tmp_path):
     finally:
         plt.close(fig)
     assert_png(plot_reliability_diagram(calibration, str(tmp_path / "skewed.png"), 0.01))
+
+
+def test_training_curve_marks_the_returned_iteration(tmp_path):
+    """Early stopping returned iteration 6 of 12 (issue 16 item 14): the plot draws a vertical
+    line there, labelled with the iteration, and a marker on the validation loss it had."""
+    import matplotlib.pyplot as plt
+
+    from softmax_spark.plots import training_curve_figure
+
+    history = [{"iteration": i, "objective": 1.0 / (i + 1), "validation_loss": 0.5 + (i - 6) ** 2 / 100}
+               for i in range(1, 13)]
+    history[5]["returned"] = True
+    fig = training_curve_figure(history)
+    try:
+        (ax,) = fig.axes
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert "returned model: iteration 6 (of 12)" in labels
+        marked = [line for line in ax.get_lines() if line.get_label().startswith("returned model")]
+        assert list(marked[0].get_xdata()) == [6, 6]
+        stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+        assert list(stars[0].get_xdata()) == [6] and list(stars[0].get_ydata()) == [0.5]
+    finally:
+        plt.close(fig)
+    path = plot_training_curve(history, str(tmp_path / "returned.png"))
+    assert_png(path)
+    # without a returned record (an old model's history) nothing is marked
+    for record in history:
+        record.pop("returned", None)
+    fig = training_curve_figure(history)
+    try:
+        assert not any(line.get_label().startswith("returned") for line in fig.axes[0].get_lines())
+    finally:
+        plt.close(fig)
