@@ -18,6 +18,13 @@ softmax(W* x + b*) with the Gumbel-max trick. Reproducible: every row group draw
 child of ``numpy.random.SeedSequence(seed)``, so the data depend only on the parameters in the
 manifest (including the fixed row-group size), not on the machine or numpy's thread count.
 
+Kinds (``--kind``; issue 14's workloads): ``gaussian`` (the model above), ``pixels`` (x rounded and
+clipped to 0–255 around 127.5 ± 40: an image-like shape, e.g. 60k × 784 × 10), ``badly_scaled``
+(zero means, column scales 10^-2 … 10^3 — the "small" workload's conditioning), ``sparse`` (each
+row has ~``nnz_per_row`` non-zeros at random columns, values N(0, 1); written as an ml
+SparseVector column in Spark's VectorUDT struct layout, with the Spark schema in the footer so
+Spark reads it back as a Vector). The kind is part of the data set's name and manifest.
+
 Usage:  python bench/make_data.py --rows 1000000 --features 64 --classes 10 [--seed 42]
 Prints the data directory's path on the last line of stdout.
 """
@@ -44,12 +51,22 @@ DEFAULT_ROWS_PER_FILE = 262144
 SCHEMA = pa.schema([("features", pa.list_(pa.float64())), ("label", pa.int32())])
 
 
-def dataset_name(rows: int, features: int, classes: int, seed: int) -> str:
-    return f"synth_r{rows}_f{features}_c{classes}_s{seed}"
+KINDS = ("gaussian", "pixels", "badly_scaled", "sparse")
+VECTOR_STRUCT = pa.struct([("type", pa.int8()), ("size", pa.int32()), ("indices", pa.list_(pa.int32())),
+                           ("values", pa.list_(pa.float64()))])
 
 
-def _params(rows, features, classes, seed, signal, row_group_rows, rows_per_file, compression):
-    return {
+def dataset_name(rows: int, features: int, classes: int, seed: int, kind: str = "gaussian") -> str:
+    suffix = "" if kind == "gaussian" else f"_{kind}"
+    return f"synth_r{rows}_f{features}_c{classes}_s{seed}{suffix}"
+
+
+def _params(rows, features, classes, seed, signal, row_group_rows, rows_per_file, compression,
+            kind="gaussian", nnz_per_row=40):
+    extra = {} if kind == "gaussian" else {"kind": kind}  # gaussian manifests stay as they were
+    if kind == "sparse":
+        extra["nnz_per_row"] = int(nnz_per_row)
+    return {**extra,
         "generator_version": GENERATOR_VERSION,
         "rows": int(rows),
         "features": int(features),
@@ -96,17 +113,69 @@ def true_parameters(seed_seq: np.random.SeedSequence, features: int, classes: in
     return mean, scale, coef, intercept
 
 
-def make_block(seed_seq, n, mean, scale, coef, intercept):
-    """One row group: features (n, D) float64 and labels (n,) int32."""
+def kind_parameters(kind, features, classes, signal, param_seq):
+    """(mean, scale, W*, b*) for ``kind``: the gaussian model's, or the kind's own scales."""
+    mean, scale, coef, intercept = true_parameters(param_seq, features, classes, signal)
+    if kind == "pixels":
+        g = coef * scale
+        mean, scale = np.full(features, 127.5), np.full(features, 40.0)
+        coef = g / scale
+        intercept = intercept - coef @ mean
+    elif kind == "badly_scaled":
+        g = coef * scale
+        mean, scale = np.zeros(features), np.logspace(-2, 3, features)
+        coef = g / scale
+    elif kind == "sparse":
+        mean, scale = np.zeros(features), np.ones(features)
+    return mean, scale, coef, intercept
+
+
+def make_block(seed_seq, n, mean, scale, coef, intercept, kind="gaussian", nnz_per_row=40):
+    """One row group: features (n, D) float64 (a CSR matrix for ``sparse``) and labels (n,) int32."""
     rng = np.random.default_rng(seed_seq)
-    X = rng.standard_normal((n, mean.shape[0]))
-    X *= scale
-    X += mean
-    logits = X @ coef.T
+    d = mean.shape[0]
+    if kind == "sparse":
+        import scipy.sparse as sp
+
+        counts = np.minimum(rng.poisson(nnz_per_row, n), d)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        # distinct sorted columns per row: a random sample without replacement for each row
+        indices = np.concatenate([np.sort(rng.choice(d, k, replace=False)) for k in counts]) if n else []
+        X = sp.csr_matrix((rng.standard_normal(indptr[-1]), np.asarray(indices, np.int32), indptr), shape=(n, d))
+        logits = np.asarray(X @ (coef.T * np.sqrt(d / max(nnz_per_row, 1))))
+    else:
+        X = rng.standard_normal((n, d))
+        X *= scale
+        X += mean
+        if kind == "pixels":
+            np.clip(np.round(X, out=X), 0.0, 255.0, out=X)
+        logits = X @ coef.T
     logits += intercept
     logits += rng.gumbel(size=logits.shape)  # argmax(logits + Gumbel) ~ softmax(logits)
     y = np.argmax(logits, axis=1).astype(np.int32)
     return X, y
+
+
+def spark_footer(label_type: str = "integer") -> dict:
+    """The footer key through which Spark reads the struct column back as an ml Vector."""
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import types as T
+
+    label = {"integer": T.IntegerType()}[label_type]
+    schema = T.StructType([T.StructField("features", VectorUDT()), T.StructField("label", label)])
+    return {b"org.apache.spark.sql.parquet.row.metadata": schema.json().encode()}
+
+
+def to_sparse_table(X, y: np.ndarray) -> pa.Table:
+    """SparseVector rows (type 0) of the CSR matrix ``X`` in the VectorUDT struct layout."""
+    n, d = X.shape
+    offsets = pa.array(X.indptr.astype(np.int32))
+    vectors = pa.StructArray.from_arrays(
+        [pa.array(np.zeros(n, np.int8)), pa.array(np.full(n, d, np.int32)),
+         pa.ListArray.from_arrays(offsets, pa.array(X.indices.astype(np.int32))),
+         pa.ListArray.from_arrays(offsets, pa.array(X.data.astype(np.float64)))],
+        fields=list(VECTOR_STRUCT))
+    return pa.Table.from_arrays([vectors, pa.array(y, type=pa.int32())], names=["features", "label"])
 
 
 def to_table(X: np.ndarray, y: np.ndarray) -> pa.Table:
@@ -125,7 +194,11 @@ def generate(data_dir: str, params: dict, log=print) -> dict:
         raise ValueError("rows_per_file must be a multiple of row_group_rows")
     root_seq = np.random.SeedSequence(params["seed"])
     param_seq, data_seq = root_seq.spawn(2)
-    mean, scale, coef, intercept = true_parameters(param_seq, features, classes, params["signal"])
+    kind, nnz = params.get("kind", "gaussian"), params.get("nnz_per_row", 40)
+    mean, scale, coef, intercept = kind_parameters(kind, features, classes, params["signal"], param_seq)
+    schema = SCHEMA
+    if kind == "sparse":
+        schema = pa.schema([("features", VECTOR_STRUCT), ("label", pa.int32())], metadata=spark_footer())
     n_groups = -(-rows // rg_rows)
     group_seqs = data_seq.spawn(n_groups)
     files, counts = [], np.zeros(classes, dtype=np.int64)
@@ -138,12 +211,13 @@ def generate(data_dir: str, params: dict, log=print) -> dict:
             if writer is None:
                 file_name = f"part-{len(files):05d}.parquet"
                 writer = pq.ParquetWriter(
-                    os.path.join(data_dir, file_name), SCHEMA, compression=params["compression"]
+                    os.path.join(data_dir, file_name), schema, compression=params["compression"]
                 )
                 file_rows = 0
-            X, y = make_block(group_seqs[g], n, mean, scale, coef, intercept)
+            X, y = make_block(group_seqs[g], n, mean, scale, coef, intercept, kind, nnz)
             counts += np.bincount(y, minlength=classes)
-            writer.write_table(to_table(X, y), row_group_size=rg_rows)
+            table = to_sparse_table(X, y) if kind == "sparse" else to_table(X, y)
+            writer.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=rg_rows)
             file_rows += n
             if file_rows >= per_file or g == n_groups - 1:
                 writer.close()
@@ -178,13 +252,18 @@ def ensure_dataset(
     compression: str = "snappy",
     force: bool = False,
     log=print,
+    kind: str = "gaussian",
+    nnz_per_row: int = 40,
 ) -> tuple[str, dict]:
     """Return (data_dir, manifest), generating the data set unless an intact copy exists."""
     if rows < 1 or features < 1 or classes < 2:
         raise ValueError("need rows >= 1, features >= 1 and classes >= 2")
-    params = _params(rows, features, classes, seed, signal, row_group_rows, rows_per_file, compression)
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+    params = _params(rows, features, classes, seed, signal, row_group_rows, rows_per_file, compression,
+                     kind, nnz_per_row)
     os.makedirs(root, exist_ok=True)
-    name = dataset_name(rows, features, classes, seed)
+    name = dataset_name(rows, features, classes, seed, kind)
     data_dir = os.path.join(root, name)
     manifest_path = data_dir + ".json"
     manifest = read_manifest(manifest_path)
@@ -216,12 +295,15 @@ def ensure_dataset(
 
 def load_numpy(data_dir: str, manifest: dict | None = None, dtype=np.float64):
     """All rows as (X of shape (n, D) in ``dtype``, y of shape (n,) int64), read row group by
-    row group into preallocated arrays (peak memory ≈ the result plus one row group)."""
+    row group into preallocated arrays (peak memory ≈ the result plus one row group). A
+    ``sparse`` data set gives X as a scipy.sparse CSR matrix."""
     if manifest is None:
         manifest = read_manifest(data_dir + ".json")
     if manifest is None:
         raise FileNotFoundError(f"no manifest next to {data_dir}")
     n, d = manifest["params"]["rows"], manifest["params"]["features"]
+    if manifest["params"].get("kind") == "sparse":
+        return _load_sparse(data_dir, manifest, dtype)
     X = np.empty((n, d), dtype=dtype)
     y = np.empty(n, dtype=np.int64)
     pos = 0
@@ -242,6 +324,23 @@ def load_numpy(data_dir: str, manifest: dict | None = None, dtype=np.float64):
     return X, y
 
 
+def _load_sparse(data_dir, manifest, dtype):
+    import scipy.sparse as sp
+
+    parts, labels = [], []
+    d = manifest["params"]["features"]
+    for entry in manifest["files"]:
+        table = pq.read_table(os.path.join(data_dir, entry["name"]))
+        vec = table.column("features").combine_chunks()
+        idx, val = vec.field("indices"), vec.field("values")
+        indptr = idx.offsets.to_numpy().astype(np.int64)
+        indptr -= indptr[0]
+        parts.append(sp.csr_matrix((val.flatten().to_numpy().astype(dtype), idx.flatten().to_numpy(), indptr),
+                                   shape=(table.num_rows, d)))
+        labels.append(table.column("label").to_numpy().astype(np.int64))
+    return sp.vstack(parts, format="csr"), np.concatenate(labels)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -254,10 +353,13 @@ def main(argv=None) -> int:
     p.add_argument("--rows-per-file", type=int, default=DEFAULT_ROWS_PER_FILE)
     p.add_argument("--compression", default="snappy", choices=["snappy", "zstd", "none"])
     p.add_argument("--force", action="store_true", help="regenerate even if an intact copy exists")
+    p.add_argument("--kind", choices=KINDS, default="gaussian", help="see the module docstring")
+    p.add_argument("--nnz-per-row", type=int, default=40, help="sparse kind: mean non-zeros per row")
     a = p.parse_args(argv)
     data_dir, manifest = ensure_dataset(
         a.rows, a.features, a.classes, a.seed, a.root, a.signal, a.row_group_rows,
         a.rows_per_file, a.compression, a.force, log=lambda m: print(m, file=sys.stderr),
+        kind=a.kind, nnz_per_row=a.nnz_per_row,
     )
     print(json.dumps({"class_counts": manifest["class_counts"], "total_bytes": manifest["total_bytes"]}),
           file=sys.stderr)

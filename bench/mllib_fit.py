@@ -170,8 +170,11 @@ def main(argv=None) -> int:
     jsc = sc._jsc.sc()
     t_session = time.perf_counter()
 
-    df = spark.read.parquet(args.input).select(
-        array_to_vector(F.col("features")).alias("features"),
+    raw = spark.read.parquet(args.input)
+    # an ml Vector column (the sparse workload) is used as it is; an array<double> is converted
+    is_array = raw.schema["features"].dataType.typeName() == "array"
+    df = raw.select(
+        (array_to_vector(F.col("features")) if is_array else F.col("features")).alias("features"),
         F.col("label").cast("double").alias("label"),
     )
     lr = LogisticRegression(

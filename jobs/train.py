@@ -66,7 +66,8 @@ def main(argv=None, spark=None) -> int:
     from softmax_spark.config import TrainConfig
 
     return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__, spark=spark,
-                   precheck=precheck, postcheck=postcheck)
+                   precheck=precheck, postcheck=postcheck,
+                   preload=("softmax_spark.training",))
 
 
 if __name__ == "__main__":

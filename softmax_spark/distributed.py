@@ -4,7 +4,12 @@
 payload (e.g. (coef, intercept)) → each partition's task opens its memory-mapped block (dense
 ndarray or CSR, as the descriptor says), or draws its minibatch from it, and applies the block
 kernel (``softmax_spark.kernels``) to it in chunks of ``CHUNK_ROWS`` rows → ``treeAggregate``
-merges the accumulators → the broadcast is destroyed. ``DistributedLoss(coef, intercept)`` is
+merges the accumulators → the broadcast is destroyed.
+
+Fixed cost per pass (what small data feels): a payload ≤ ``INLINE_PAYLOAD_BYTES`` travels in the
+task closure (no broadcast to create, read and destroy), and when ``treeAggregate`` would add no
+level over the partitions (few partitions, or depth 1) the per-partition sums are collected and
+merged on the driver in partition order — the same sums, one job with fewer JVM round trips. ``DistributedLoss(coef, intercept)`` is
 that pass with ``kernels.LossGradKernel``, divided by Σ s_i on the driver. Optimizers only ever
 see the returned numbers. (Ingest and scoring run their own Spark jobs: ``ingest``, ``evaluation``.)
 
@@ -27,6 +32,11 @@ __all__ = ["DistributedLoss", "PassResult", "raise_task_error", "minibatch_rows"
 
 CHUNK_ROWS = 32768  # rows per kernel call: big enough for BLAS-3, small enough for cache
 CHUNK_NNZ = 1 << 22  # CSR blocks: also ≤ 4M stored values per call (a chunk's values are copied)
+# Payloads up to this size travel inside the task closure instead of a broadcast: a broadcast
+# costs a temp file, JVM round trips to create and destroy it, and a read in every worker —
+# milliseconds that dominate a pass on small data. (The closure itself is broadcast by PySpark
+# once it exceeds spark.broadcast threshold, so large payloads keep an explicit broadcast.)
+INLINE_PAYLOAD_BYTES = 256 * 1024
 
 
 class PassResult(NamedTuple):
@@ -74,6 +84,30 @@ def row_chunks(X, rows: np.ndarray | None):
             bounds.append(start)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         yield slice(lo, hi) if rows is None else rows[lo:hi]
+
+
+class _Inline:
+    """A small payload shipped inside the task closure, read like a broadcast (``.value``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __getstate__(self):
+        return self.value
+
+    def __setstate__(self, value):
+        self.value = value
+
+
+def payload_nbytes(payload) -> int:
+    """Bytes of the ndarrays in ``payload`` (nested tuples / lists); other objects count 0."""
+    if isinstance(payload, np.ndarray):
+        return payload.nbytes
+    if isinstance(payload, (tuple, list)):
+        return sum(payload_nbytes(p) for p in payload)
+    return 0
 
 
 def _partition_sums(bc, kernel, n_classes, n_features, fraction, seed, iteration, fail_marker, class_weight):
@@ -180,6 +214,8 @@ class DistributedLoss:
         self.label = label
         self.class_weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
         self.passes = 0
+        self._partitions_of = None  # the blocks RDD whose partition count is cached
+        self._partitions = 0
 
     def __call__(self, coef, intercept, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0) -> PassResult:
         """Mean loss and gradients (no L2) at (coef, intercept) over all rows or a minibatch."""
@@ -220,15 +256,39 @@ class DistributedLoss:
             self.data, fresh = fresh, fresh.blocks
         self.blocks = fresh
 
+    def _n_partitions(self) -> int:
+        """The blocks RDD's partition count (a JVM round trip: asked once per blocks RDD)."""
+        if self._partitions_of is not self.blocks:
+            self._partitions = self.blocks.getNumPartitions()
+            self._partitions_of = self.blocks
+        return self._partitions
+
+    def _tree_levels(self, n_partitions: int) -> bool:
+        """Whether ``treeAggregate`` at ``aggregation_depth`` would add a level over the
+        partitions (PySpark's own rule); if not, collecting the per-partition sums and merging
+        them on the driver, in partition order, is the same sum with less scheduling."""
+        if self.aggregation_depth <= 1:
+            return False
+        scale = max(int(np.ceil(n_partitions ** (1.0 / self.aggregation_depth))), 2)
+        return n_partitions > scale + n_partitions / scale
+
     def _pass(self, kernel, payload, iteration, batch_fraction, seed, label):
         sc = self.blocks.context
-        bc = sc.broadcast(payload)
+        inline = payload_nbytes(payload) <= INLINE_PAYLOAD_BYTES
+        bc = _Inline(payload) if inline else sc.broadcast(payload)
         sc.setJobDescription(f"softmax_spark: {label} pass, iteration {iteration}")
         try:
             fn = _partition_sums(bc, kernel, self.n_classes, self.n_features, batch_fraction, seed, iteration,
                                  self.fail_marker_dir, self.class_weight)
-            acc, missing = self.blocks.mapPartitions(fn).treeAggregate((None, []), _merge, _merge,
-                                                                      self.aggregation_depth)
+            sums = self.blocks.mapPartitions(fn)
+            if self._tree_levels(self._n_partitions()):
+                acc, missing = sums.treeAggregate((None, []), _merge, _merge, self.aggregation_depth)
+            else:
+                # one stage, one result per partition: merged here in partition order, as
+                # treeAggregate's final reduce would (the same floating-point sums)
+                acc, missing = None, []
+                for part in sums.collect():
+                    acc, missing = _merge((acc, missing), part)
             return (kernel.zero(self.n_classes, self.n_features) if acc is None else acc), missing
         except Exception as exc:
             raise_task_error(exc)
@@ -236,4 +296,5 @@ class DistributedLoss:
         finally:
             self.passes += 1
             sc.setJobDescription(None)
-            bc.destroy()
+            if not inline:
+                bc.destroy()

@@ -229,15 +229,75 @@ def check_columns(df, spec: FeatureSpec, label_col: str | None, weight_col: str 
             raise InputError(f"column '{label_col}' is {typ.simpleString()}, expected an orderable label (int, string, …)")
 
 
-def discover_classes(df, label_col: str) -> list:
-    """The sorted distinct non-null labels (scikit-learn's ``classes_`` rule)."""
+def discover_classes(df, label_col: str, files: list[str] | None = None) -> list:
+    """The sorted distinct non-null labels (scikit-learn's ``classes_`` rule).
+
+    ``files``: the local Parquet files behind ``df`` (``df.inputFiles()``), when ``df`` is
+    exactly their rows: the label column is then read with pyarrow on the driver (small inputs
+    only, see ``_classes_from_files``) instead of a Spark job — on small data that job, the
+    first SQL job of the process, costs seconds."""
     from .model import sorted_classes
 
-    values = [row[0] for row in df.select(label_col).distinct().collect() if row[0] is not None]
+    values = _classes_from_files(files, label_col) if files else None
+    if values is None:
+        values = [row[0] for row in df.select(label_col).distinct().collect() if row[0] is not None]
     try:
         return sorted_classes(values)
     except TypeError:
         raise InputError(f"column '{label_col}' mixes label types that cannot be ordered") from None
+
+
+CLASSES_FROM_FILES_MAX_ROWS = 4_000_000  # above this the label column is read by Spark
+
+
+def _classes_from_files(files: list[str], label_col: str) -> list | None:
+    """Distinct non-null labels of local Parquet ``files`` (``file:`` URIs), read with pyarrow;
+    None (Spark decides) when a file is not local, the label is not a physical column of every
+    file (a hive partition column), its type is not an integer, bool, string or float type, the
+    files hold more than ``CLASSES_FROM_FILES_MAX_ROWS`` rows, or a float label is NaN. The
+    values are what Spark's ``distinct`` returns: Python ints, bools, strs, floats (−0.0 as 0.0)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from urllib.parse import urlparse
+
+    paths = []
+    for uri in files:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            return None
+        paths.append(parsed.path)
+    try:
+        parquet_files = [pq.ParquetFile(path) for path in paths]
+        if sum(f.metadata.num_rows for f in parquet_files) > CLASSES_FROM_FILES_MAX_ROWS:
+            return None
+        found = set()
+        kind = None
+        for f in parquet_files:
+            if label_col not in f.schema_arrow.names:
+                return None
+            column = f.read(columns=[label_col]).column(label_col)
+            typ = column.type
+            if pa.types.is_integer(typ) or pa.types.is_boolean(typ):
+                this = "exact"
+            elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+                this = "str"
+            elif pa.types.is_floating(typ):
+                this = "float"
+            else:
+                return None
+            if kind not in (None, this):
+                return None  # the files disagree on the type: Spark says how
+            kind = this
+            unique = pc.unique(column.drop_null()).to_pylist()
+            if this == "float":
+                if any(v != v for v in unique):
+                    return None
+                unique = [v + 0.0 for v in unique]  # −0.0 + 0.0 = 0.0, as Spark normalises it
+            found.update(unique)
+    except Exception:  # noqa: BLE001 - not readable here: Spark's job reads it (and reports)
+        return None
+    return list(found)
 
 
 _DESCRIPTOR_SCHEMA = (

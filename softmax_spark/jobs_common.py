@@ -64,15 +64,37 @@ def ship_package(spark) -> str:
     return archive
 
 
+def _preload(modules) -> "threading.Thread | None":
+    """Import ``modules`` in a background thread (numpy, scipy and our solvers take ~1 s of CPU)
+    while the main thread waits on the JVM starting the SparkContext; joined before ``run``.
+    An import that fails here is ignored: ``run`` imports it again and reports it."""
+    if not modules:
+        return None
+    import importlib
+    import threading
+
+    def load():
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - run() imports it again and says why
+                pass
+
+    thread = threading.Thread(target=load, name="softmax_spark-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_job(app_name: str, config_cls, run, argv=None, description: str = "", spark=None,
-            precheck=None, postcheck=None) -> int:
+            precheck=None, postcheck=None, preload=()) -> int:
     """Parse ``argv`` into ``config_cls``; ``precheck(cfg)`` when given (checks that need no
     Spark, before any session starts); ``postcheck(spark, cfg)`` when given (checks only Spark
     can answer, right after the session starts); then ``run(spark, cfg)``. A given ``spark``
     session (tests, notebooks), or one already running in this process, is used and left
     running; otherwise one is built, and stopped before the error line so that line stays the
     last one. A failure inside Spark that ``describe_failure`` recognises ends with its one line
-    and no stack trace (exit 2 for bad input, 1 otherwise)."""
+    and no stack trace (exit 2 for bad input, 1 otherwise). ``preload``: module names that
+    ``run`` will import, imported in the background while the session starts."""
     from .config import parse_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -85,17 +107,22 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
             cfg = parse_config(config_cls, argv, prog=app_name, description=description)
             if precheck is not None:
                 precheck(cfg)
+            loader = None
             if spark is None:
                 from pyspark import SparkContext
+                from pyspark.sql import SparkSession  # noqa: F401 - before the preload thread starts
 
                 from .session import build_session
 
+                loader = _preload(preload)
                 owns_context = SparkContext._active_spark_context is None
                 spark = build_session(app_name)
                 session = spark if owns_context else None
                 ship_package(spark)
             if postcheck is not None:
                 postcheck(spark, cfg)
+            if loader is not None:
+                loader.join()
             return run(spark, cfg)
         finally:
             _stop(session)

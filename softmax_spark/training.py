@@ -233,7 +233,7 @@ def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
     if cfg.validation_fraction:
         df, validation_df = df.randomSplit([1.0 - cfg.validation_fraction, cfg.validation_fraction], seed=cfg.seed)
         files = None
-    classes = _coerce_classes(df, cfg.label_col, cfg.classes) if cfg.classes else discover_classes(df, cfg.label_col)
+    classes = _coerce_classes(df, cfg.label_col, cfg.classes) if cfg.classes else discover_classes(df, cfg.label_col, files)
     if len(classes) == 0:
         raise InputError(f"the input has 0 labelled rows in column '{cfg.label_col}'; expected at least one")
     if len(classes) < 2:

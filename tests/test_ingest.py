@@ -216,3 +216,27 @@ def test_sparse_ingest_on_spark(spark):
         assert again.loss == pytest.approx(result.loss, rel=1e-13)
     finally:
         data.release()
+
+
+@pytest.mark.parametrize("label", [
+    pa.array([3, 1, None, 2, 1], pa.int32()),
+    pa.array([0.0, -0.0, 1.5, None, 1.5]),
+    pa.array(["b", "a", None, "b", "c"]),
+    pa.array([True, False, None, True, True]),
+])
+def test_classes_from_local_files_equal_spark_distinct(spark, tmp_path, label):
+    """The pyarrow shortcut (small local Parquet inputs) returns what Spark's distinct returns."""
+    pq.write_table(pa.table({"label": label}), tmp_path / "part-0.parquet")
+    df = spark.read.parquet(str(tmp_path))
+    files = sorted(df.inputFiles())
+    assert ing._classes_from_files(files, "label") is not None  # the shortcut applies here
+    assert ing.discover_classes(df, "label", files) == ing.discover_classes(df, "label")
+
+
+def test_classes_from_files_leaves_other_cases_to_spark(tmp_path):
+    pq.write_table(pa.table({"label": pa.array([1.0, float("nan")])}), tmp_path / "nan.parquet")
+    pq.write_table(pa.table({"label": pa.array([1, 2], pa.decimal128(5, 0))}), tmp_path / "dec.parquet")
+    assert ing._classes_from_files([f"file://{tmp_path}/nan.parquet"], "label") is None
+    assert ing._classes_from_files([f"file://{tmp_path}/dec.parquet"], "label") is None
+    assert ing._classes_from_files([f"file://{tmp_path}/dec.parquet"], "other") is None
+    assert ing._classes_from_files([f"hdfs://nn{tmp_path}/dec.parquet"], "label") is None
