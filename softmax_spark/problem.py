@@ -65,7 +65,7 @@ class _ProblemBase:
         return self._finish(coef, loss, grad_coef, grad_intercept)
 
     # -- second order (``curvature``'s block kernels; one data pass each) ------------------------
-    def _curvature_pass(self, kernel, payload):
+    def _curvature_pass(self, kernel, payload, iteration: int = 0):
         """The merged accumulator's ``result()`` of ``kernel`` over all rows (one data pass)."""
         raise NotImplementedError
 
@@ -87,7 +87,7 @@ class _ProblemBase:
 
         return null_directions(self.precond, self.penalty.l2, self.penalty.weights)
 
-    def hessian(self, theta) -> tuple[float, np.ndarray, np.ndarray]:
+    def hessian(self, theta, iteration: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
         """(J, ∇J, ∇²J) in θ, ∇²J dense of shape (n_params, n_params); one pass.
 
         The data term's exact Hessian Σ_i s_i (diag(p_i) − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ / Σ s_i comes from
@@ -96,7 +96,7 @@ class _ProblemBase:
         from .curvature import HessianKernel, hessian_in_theta
 
         coef, intercept = self.precond.to_model(theta)
-        loss, grad_coef, grad_intercept, H = self._curvature_pass(HessianKernel(self.fit_intercept), (coef, intercept))
+        loss, grad_coef, grad_intercept, H = self._curvature_pass(HessianKernel(self.fit_intercept), (coef, intercept), iteration)
         C, D = coef.shape
         width = D + (1 if self.fit_intercept else 0)
         if self.penalty.l2:
@@ -106,7 +106,7 @@ class _ProblemBase:
         f, g = self._finish(coef, loss, grad_coef, grad_intercept)
         return f, g, hessian_in_theta(self.precond, H)
 
-    def hvp(self, theta, v) -> np.ndarray:
+    def hvp(self, theta, v, iteration: int = 0) -> np.ndarray:
         """∇²J(θ)·v of shape (n_params,); one pass (``curvature.HvpKernel``). θ → (W, b) is linear,
         so the direction in model coordinates is ``to_model(v)`` and the product maps back with
         the gradient's map (its transpose)."""
@@ -114,18 +114,18 @@ class _ProblemBase:
 
         coef, intercept = self.precond.to_model(theta)
         V, c = self.precond.to_model(v)
-        hv_coef, hv_intercept = self._curvature_pass(HvpKernel(self.fit_intercept), (coef, intercept, V, c))
+        hv_coef, hv_intercept = self._curvature_pass(HvpKernel(self.fit_intercept), (coef, intercept, V, c), iteration)
         if not self.fit_intercept:
             hv_intercept = np.zeros_like(hv_intercept)
         return self.precond.gradient(hv_coef + self.penalty.hvp(V), hv_intercept)
 
-    def hessian_diag(self, theta) -> np.ndarray:
+    def hessian_diag(self, theta, iteration: int = 0) -> np.ndarray:
         """diag ∇²J(θ) of shape (n_params,), for a Jacobi preconditioner of CG; one pass
         (``curvature.HessianDiagKernel``)."""
         from .curvature import HessianDiagKernel, hessian_diag_in_theta
 
         coef, intercept = self.precond.to_model(theta)
-        *_, sums = self._curvature_pass(HessianDiagKernel(self.fit_intercept), (coef, intercept))
+        *_, sums = self._curvature_pass(HessianDiagKernel(self.fit_intercept), (coef, intercept), iteration)
         pen = self.penalty.hessian_diag(self.precond.n_classes, self.precond.n_features)[: self.precond.rows]
         parts = [(pen / self.precond.scale**2).ravel()]
         if self.fit_intercept:
@@ -155,8 +155,8 @@ class Problem(_ProblemBase):
         r = self.dist(coef, intercept, iteration=iteration, batch_fraction=batch_fraction, seed=self.seed)
         return r.loss, r.grad_coef, r.grad_intercept, r.n_rows
 
-    def _curvature_pass(self, kernel, payload):
-        acc = self.dist.run(kernel, payload, label=f"{type(kernel).__name__} pass")
+    def _curvature_pass(self, kernel, payload, iteration: int = 0):
+        acc = self.dist.run(kernel, payload, iteration=iteration, label=f"{type(kernel).__name__} pass")
         self.passes += 1
         self.rows += acc.count if hasattr(acc, "count") else 0
         return acc.result()
@@ -212,7 +212,7 @@ class NumpyProblem(_ProblemBase):
         loss, grad_coef, grad_intercept = acc.result()
         return loss, grad_coef, grad_intercept, acc.count
 
-    def _curvature_pass(self, kernel, payload):
+    def _curvature_pass(self, kernel, payload, iteration: int = 0):
         C = self.precond.n_classes
         acc = kernel.zero(C, self.X.shape[1])
         for start in range(0, self.X.shape[0], self.block_rows):

@@ -128,8 +128,8 @@ class Newton:
         return NewtonState(np.asarray(theta, dtype=np.float64), float(objective), np.asarray(grad, dtype=np.float64),
                            hessian, d, dec / max(abs(objective), 1.0), tau)
 
-    def _fresh(self, problem, theta) -> NewtonState:
-        objective, grad, hessian = problem.hessian(theta)
+    def _fresh(self, problem, theta, iteration: int = 0) -> NewtonState:
+        objective, grad, hessian = problem.hessian(theta, iteration=iteration)
         return self._solved_state(problem, theta, objective, grad, hessian)
 
     # -- protocol
@@ -139,7 +139,7 @@ class Newton:
 
     def step(self, problem, state: NewtonState, iteration: int):
         if state.hessian.size == 0 or state.direction.size == 0:
-            state = self._fresh(problem, state.theta)
+            state = self._fresh(problem, state.theta, iteration)
         theta, f0, g0, d = state.theta, state.objective, state.grad, state.direction
         slope = float(g0 @ d)
         if not slope < 0.0:  # H not positive definite numerically: fall back to steepest descent
@@ -151,7 +151,7 @@ class Newton:
         extras = {"newton_decrement": state.decrement, "ridge": state.ridge}
         alpha = 1.0
         new_theta = theta + d
-        f, g, h = problem.hessian(new_theta)
+        f, g, h = problem.hessian(new_theta, iteration=iteration)
         if np.isfinite(f) and f <= f0 + self.c1 * slope + allowance:
             extras["step"] = alpha
             return self._solved_state(problem, new_theta, f, g, h), extras

@@ -141,8 +141,8 @@ class NewtonCG:
         self.blend = float(blend)
         self.max_stalls = int(max_stalls)
 
-    def _preconditioner(self, problem, theta):
-        diag = np.abs(np.asarray(problem.hessian_diag(theta), dtype=np.float64))
+    def _preconditioner(self, problem, theta, iteration: int = 0):
+        diag = np.abs(np.asarray(problem.hessian_diag(theta, iteration=iteration), dtype=np.float64))
         mean = float(diag.mean()) if diag.size else 1.0
         if not np.isfinite(mean) or mean <= 0.0:
             mean = 1.0
@@ -166,7 +166,7 @@ class NewtonCG:
             N = np.asarray(N)
             project = lambda z: z - N @ (N.T @ z)  # noqa: E731
         eta = min(0.5, (gMg / scale) ** 0.25)
-        s, r, products, interior = steihaug_cg(lambda v: problem.hvp(theta, v), g, M, radius, eta,
+        s, r, products, interior = steihaug_cg(lambda v: problem.hvp(theta, v, iteration=iteration), g, M, radius, eta,
                                                self.max_cg, project)
         if project is not None:
             s = project(s)
@@ -211,7 +211,7 @@ class NewtonCG:
                 f"newton-cg: J = {f0:.17g} has not decreased beyond its rounding noise in {stalls} iterations "
                 f"(radius {radius:.3g}, predicted relative decrease {prered / scale:.3g}); not at a certified optimum")
         if accepted:
-            M_new = self._preconditioner(problem, new_theta)
+            M_new = self._preconditioner(problem, new_theta, iteration)
             return NewtonCGState(new_theta, float(f), np.asarray(g_new, dtype=np.float64), M_new, float(radius),
                                  predicted, state.iterations + 1, stalls), extras
         return state._replace(radius=float(radius), predicted=float("nan"), iterations=state.iterations + 1,
