@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 from .errors import InputError, ModelFormatError
 
 __all__ = ["plain", "class_key", "value_family", "format_classes", "sorted_classes", "discover_classes",
-           "class_kind", "arrow_type", "spark_type", "class_values", "label_family", "label_positions", "unknown_label_error", "check_known", "coerce_classes",
-           "SHOWN_CLASSES"]
+           "class_kind", "arrow_type", "spark_type", "class_values", "label_family", "label_positions",
+           "unknown_label_error", "check_known", "coerce_classes", "SHOWN_CLASSES"]
 
 SHOWN_CLASSES = 20  # an error message lists at most this many classes, then "…"
 
@@ -152,7 +152,8 @@ def label_positions(labels, classes: Sequence) -> np.ndarray:
     labels  : Arrow array / chunked array, numpy array or Python sequence of n_rows values.
     classes : the C class labels (distinct under the module's rule).
     Returns ndarray of shape (n_rows,), int64. Equality is the module's rule (1 == 1.0,
-    "1" != 1, True != 1), vectorised with Arrow for Arrow and numpy input.
+    "1" != 1, True != 1), vectorised with Arrow for Arrow and numpy input. A column of another
+    type (date, timestamp, …) is compared in its own type, the classes cast to it by Arrow.
     """
     if isinstance(labels, np.ndarray) and labels.dtype.kind in "biufU":
         labels = pa.array(labels)
@@ -164,7 +165,7 @@ def label_positions(labels, classes: Sequence) -> np.ndarray:
         labels = labels.dictionary_decode()
     n = len(labels)
     family = label_family(labels.type)
-    if family == "other":  # dates, timestamps, …: compare in the column's own type
+    if family == "other":  # dates, timestamps, …: the classes cast to the column's type (so --classes text matches)
         try:
             value_set = pa.array([plain(c) for c in classes]).cast(labels.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

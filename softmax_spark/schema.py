@@ -81,6 +81,6 @@ def check_columns(schema, spec=None, label_col: str | None = None, weight_col: s
             if isinstance(typ, (T.ArrayType, T.MapType, T.StructType, T.BinaryType, T.UserDefinedType)):
                 raise type_error(label_col, typ.simpleString(), LABEL_EXPECTED)
         elif label_family(typ) not in {value_family(c) for c in classes}:
-            families = sorted({value_family(c) for c in classes})
+            families = " or ".join(sorted({value_family(c) for c in classes}))
             raise type_error(label_col, typ.simpleString(),
-                             f"expected {' or '.join(families)} labels like the model's classes {format_classes(classes)}")
+                             f"expected {families} labels like the model's classes {format_classes(classes)}")

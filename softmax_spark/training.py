@@ -35,7 +35,7 @@ from .config import TrainConfig
 from .distributed import DistributedLoss
 from .errors import InputError
 from .ingest import ingest, read_parquet
-from .labels import coerce_classes, discover_classes
+from .labels import coerce_classes, discover_classes, label_positions
 from .schema import check_columns
 from .loop import TrainingLoop, use_console
 from .model import SoftmaxModel
@@ -95,11 +95,14 @@ def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | N
         # scikit-learn's rule S / (C · S_c) on weight sums; a class absent from the data gets weight 0
         return np.where(sums > 0, sums.sum() / (n_classes * np.where(sums > 0, sums, 1.0)), 0.0)
     weights = np.ones(n_classes)
+    # a key matches its class by ``labels``' rule (1 == 1.0), or as text (a JSON/YAML key "1" for class 1)
     lookup = {str(c): i for i, c in enumerate(summary.classes)}
-    for label, value in cw.items():
-        if str(label) not in lookup:
+    positions = label_positions(list(cw), summary.classes)
+    for (label, value), k in zip(cw.items(), positions):
+        k = int(k) if k >= 0 else lookup.get(str(label))
+        if k is None:
             raise InputError(f"class_weight names label {label!r}, which is not one of the classes {summary.classes}")
-        weights[lookup[str(label)]] = float(value)
+        weights[k] = float(value)
     return weights
 
 
