@@ -38,13 +38,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import storage
 from .config import EvaluateConfig
-from .errors import InputError, ModelFormatError
+from .errors import InputError
 from .features import FeatureSpec, features_to_numpy
+from .labels import arrow_type, check_known, class_kind, label_positions, spark_type
 from .loss import softmax
+from .schema import check_columns
 from .metrics import DEFAULT_CALIBRATION_BINS, MetricsAccumulator, default_top_k, format_metrics_table
 
 __all__ = ["EvaluateConfig", "EvaluationResult", "probability_column_names", "run", "read", "score", "write",
@@ -57,66 +58,7 @@ CLASSES_METADATA_KEY = "softmax_spark.classes"
 # ---------------------------------------------------------------------------------------------
 # classes, labels and column names
 # ---------------------------------------------------------------------------------------------
-def class_kind(classes: list) -> str:
-    """'bool', 'int', 'float' (ints and floats mixed too) or 'string'; else ModelFormatError."""
-    if all(isinstance(c, bool) for c in classes):
-        return "bool"
-    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return "int"
-    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
-        return "float"
-    if all(isinstance(c, str) for c in classes):
-        return "string"
-    raise ModelFormatError(f"the model's classes mix types: {classes!r}")
-
-
-_ARROW_TYPE = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "string": pa.string()}
-
-
-def _spark_type(kind: str):
-    from pyspark.sql import types as T
-
-    return {"bool": T.BooleanType(), "int": T.LongType(), "float": T.DoubleType(), "string": T.StringType()}[kind]
-
-
-def _label_kind(arrow_type: pa.DataType) -> str | None:
-    """'numeric', 'string', 'bool' or None (no class can ever match)."""
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "numeric"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
-    if pa.types.is_boolean(arrow_type):
-        return "bool"
-    return None
-
-
-def _classes_kind_family(kind: str) -> str:
-    return "numeric" if kind in ("int", "float") else kind
-
-
-def label_positions(labels: pa.Array, classes: list) -> np.ndarray:
-    """Positions of the label values in ``classes``; −1 for a null or unknown label.
-
-    Values compare as Python values do (1 == 1.0; "1" != 1), vectorised with Arrow.
-    labels : Arrow array of n_rows values. Returns ndarray of shape (n_rows,), int64.
-    """
-    if isinstance(labels, pa.ChunkedArray):
-        labels = labels.combine_chunks()
-    kind = class_kind(classes)
-    family = _label_kind(labels.type)
-    if family is None or family != _classes_kind_family(kind):
-        return np.full(len(labels), -1, dtype=np.int64)
-    if family == "numeric":
-        target = pa.int64() if kind == "int" and pa.types.is_integer(labels.type) else pa.float64()
-        labels = labels.cast(target)
-        value_set = pa.array(classes, type=pa.float64() if target == pa.float64() else pa.int64())
-    elif family == "string":
-        labels = labels.cast(pa.string())
-        value_set = pa.array(classes, type=pa.string())
-    else:
-        value_set = pa.array(classes, type=pa.bool_())
-    positions = pc.index_in(labels, value_set=value_set)
-    return positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+# class_kind, label_positions: ``labels`` (one equality rule for ingest, scoring and the model)
 
 
 _NAME_CHARACTER = re.compile(r"[^A-Za-z0-9_]")
@@ -179,7 +121,7 @@ class _ScoringKernel:
     def __call__(self, batches):
         coef, intercept = self._weights()  # (C, D), (C,)
         n_classes = coef.shape[0]
-        class_values = pa.array(self.classes, type=_ARROW_TYPE[class_kind(self.classes)])
+        class_values = pa.array(self.classes, type=arrow_type(class_kind(self.classes)))
         where = f"partition {_partition_id()}"
         row_offset = 0
         for batch in batches:
@@ -193,18 +135,9 @@ class _ScoringKernel:
             proba = softmax(X @ coef.T + intercept)  # (n_rows, C)
             predicted = proba.argmax(axis=1)  # (n_rows,), the first maximum, as MetricsAccumulator
             if self.label_col is not None:
-                labels = batch.column(self.label_col)
-                positions = label_positions(labels, self.classes)
-                unknown = np.flatnonzero(positions < 0)
-                if unknown.size:
-                    row = int(unknown[0])
-                    value = labels[row].as_py()
-                    what = "null label" if value is None else f"label {value!r}"
-                    raise InputError(
-                        f"column '{self.label_col}': {what} at {where} row {row_offset + row} is not one "
-                        f"of the model's classes {self.classes}; pass --unknown-labels ignore to score "
-                        "such rows and count them apart from the metrics"
-                    )
+                check_known(batch.column(self.label_col), self.classes, self.label_col, where, row_offset,
+                            owner="the model's", hint="pass --unknown-labels ignore to score such rows and count "
+                            "them apart from the metrics")
             if n_rows * n_classes >= 2**31:
                 raise InputError(
                     f"a batch of {n_rows} rows × {n_classes} classes is too large for one Arrow array; "
@@ -292,51 +225,6 @@ def _require_columns(schema, names, what: str) -> None:
             raise InputError(f"{what} '{name}' is not a column of the input; its columns are {available}")
 
 
-def _check_feature_types(schema, spec: FeatureSpec, n_features: int) -> None:
-    """Refuse a feature column whose Spark type can never hold the model's features."""
-    from pyspark.sql import types as T
-
-    by_name = {f.name: f.dataType for f in schema.fields}
-    if spec.feature_cols:
-        if len(spec.feature_cols) != n_features:
-            raise InputError(
-                f"columns '{spec.describe()}': {len(spec.feature_cols)} feature columns, the model "
-                f"expects {n_features}"
-            )
-        for name in spec.feature_cols:
-            if not isinstance(by_name[name], (T.NumericType, T.BooleanType)):
-                raise InputError(f"column '{name}' is {by_name[name].simpleString()}, expected a numeric column")
-        return
-    dtype = by_name[spec.features_col]
-    is_array = isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.NumericType)
-    is_vector = isinstance(dtype, T.UserDefinedType) and type(dtype).__name__ == "VectorUDT"
-    if not (is_array or is_vector):
-        raise InputError(
-            f"column '{spec.features_col}' is {dtype.simpleString()}, expected array<double>, "
-            f"array<float> or an ml Vector of {n_features} features"
-        )
-
-
-def _check_label_type(schema, label_col: str, classes: list) -> None:
-    from pyspark.sql import types as T
-
-    dtype = {f.name: f.dataType for f in schema.fields}[label_col]
-    if isinstance(dtype, (T.NumericType,)):
-        family = "numeric"
-    elif isinstance(dtype, T.StringType):
-        family = "string"
-    elif isinstance(dtype, T.BooleanType):
-        family = "bool"
-    else:
-        family = None
-    kind = class_kind(classes)
-    if family != _classes_kind_family(kind):
-        raise InputError(
-            f"column '{label_col}' is {dtype.simpleString()} but the model's classes are {kind} values "
-            f"{classes[:10]}{' …' if len(classes) > 10 else ''}"
-        )
-
-
 def _check_not_exists(path: str, overwrite: bool, what: str, leftover=None) -> None:
     """Refuse an existing ``path`` unless ``overwrite`` or ``leftover(path)`` says it was left by
     an interrupted run for the same output (the output is published last, so it is absent)."""
@@ -376,7 +264,7 @@ def _scored_schema(input_schema, passthrough, cfg: EvaluateConfig, prob_names, c
         [by_name[name] for name in passthrough]
         + [T.StructField(cfg.probability_col, T.ArrayType(T.DoubleType()), True)]
         + [T.StructField(name, T.DoubleType(), True) for name in prob_names]
-        + [T.StructField(cfg.prediction_col, _spark_type(kind), True)]
+        + [T.StructField(cfg.prediction_col, spark_type(kind), True)]
     )
 
 
@@ -468,7 +356,7 @@ def read(spark, cfg: EvaluateConfig) -> _Plan:
     spec = cfg.feature_spec
     input_schema = frame.schema
     _require_columns(input_schema, spec.columns, "feature column")
-    _check_feature_types(input_schema, spec, model.n_features)
+    check_columns(input_schema, spec, n_features=model.n_features)
     label_col = cfg.label_col or "label"
     has_labels = label_col in _field_names(input_schema)
     if cfg.label_col_required and not has_labels:
@@ -476,7 +364,7 @@ def read(spark, cfg: EvaluateConfig) -> _Plan:
     if has_labels and label_col in spec.columns:
         raise InputError(f"column '{label_col}' is both the label and a feature column")
     if has_labels:
-        _check_label_type(input_schema, label_col, classes)
+        check_columns(input_schema, label_col=label_col, classes=classes)
 
     passthrough = [name for name in _field_names(input_schema) if name not in spec.columns]
     taken = {name.lower() for name in passthrough}

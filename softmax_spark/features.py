@@ -1,4 +1,6 @@
-"""Arrow record batches → numpy feature matrices, labels and weights, with validation.
+"""Arrow record batches → numpy feature matrices and sample weights, with validation.
+
+(Labels → class positions: ``labels.label_positions``; the Spark-schema check: ``schema``.)
 
 Pure pyarrow + numpy (no Spark): runs inside Spark's Python workers (``mapInArrow``) for both
 training ingest and scoring, and in tests without Spark.
@@ -35,8 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
+from .schema import NUMERIC_EXPECTED, VECTOR_EXPECTED, WEIGHT_EXPECTED, type_error
 
-__all__ = ["FeatureSpec", "features_to_numpy", "labels_to_python", "weights_to_numpy"]
+__all__ = ["FeatureSpec", "features_to_numpy", "weights_to_numpy"]
 
 
 @dataclass(frozen=True)
@@ -279,8 +282,7 @@ def features_to_numpy(
             if isinstance(col, pa.ChunkedArray):
                 col = col.combine_chunks()
             if not _is_number_type(col.type):
-                raise InputError(f"column '{name}' is {col.type}, expected a numeric column "
-                                 "(byte, short, int, long, float, double, decimal or boolean)")
+                raise type_error(name, col.type, NUMERIC_EXPECTED)
             if col.null_count:
                 bad = _first_bad_row(np.asarray(col.is_null()))
                 raise InputError(f"column '{name}': null value at {where} row {row_offset + bad}, expected a number")
@@ -300,9 +302,7 @@ def features_to_numpy(
         if pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type):
             X = _list_to_matrix(col, name, dtype, where, row_offset)
         else:
-            raise InputError(
-                f"column '{name}' is {col.type}, expected array<double>, array<float> or an ml Vector"
-            )
+            raise type_error(name, col.type, VECTOR_EXPECTED)
     if n_features is not None and X.shape[0] and X.shape[1] != n_features:
         raise InputError(
             f"column '{spec.describe()}': {X.shape[1]} features at {where} row {row_offset}, "
@@ -319,22 +319,12 @@ def features_to_numpy(
     return X
 
 
-def labels_to_python(col: pa.Array, name: str, where: str = "the input", row_offset: int = 0) -> list:
-    """Label values as a Python list; a null label is an error naming the row."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if col.null_count:
-        bad = _first_bad_row(np.asarray(col.is_null()))
-        raise InputError(f"column '{name}': null label at {where} row {row_offset + bad}, expected a class label")
-    return col.to_pylist()
-
-
 def weights_to_numpy(col: pa.Array, name: str, where: str = "the input", row_offset: int = 0) -> np.ndarray:
     """Sample weights as float64, each finite and ≥ 0."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type)):
-        raise InputError(f"column '{name}' is {col.type}, expected numeric sample weights")
+        raise type_error(name, col.type, WEIGHT_EXPECTED)
     if col.null_count:
         bad = _first_bad_row(np.asarray(col.is_null()))
         raise InputError(f"column '{name}': null weight at {where} row {row_offset + bad}, expected a number ≥ 0")

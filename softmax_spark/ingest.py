@@ -35,7 +35,9 @@ import logging
 import numpy as np
 
 from .errors import InputError
-from .features import FeatureSpec, features_to_numpy, labels_to_python, weights_to_numpy
+from .features import FeatureSpec, features_to_numpy, weights_to_numpy
+from .labels import check_known, discover_classes  # discover_classes: re-exported
+from .schema import check_columns  # re-exported: one column check for training and scoring
 
 __all__ = ["BlockDescriptor", "DataSummary", "IngestedData", "InputChangedError", "read_parquet", "check_columns",
            "discover_classes", "ingest", "choose_block_format", "input_stamps", "check_input_unchanged"]
@@ -195,109 +197,6 @@ def read_parquet(spark, path: str):
         if "UNABLE_TO_INFER_SCHEMA" in text:
             raise InputError(f"input path {path} holds no Parquet data (empty directory?)") from None
         raise InputError(f"cannot read Parquet at {path}: {text.splitlines()[0]}") from None
-
-
-def check_columns(df, spec: FeatureSpec, label_col: str | None, weight_col: str | None) -> None:
-    """Every named column exists (else name it and list those that do) and has a usable type."""
-    from pyspark.ml.linalg import VectorUDT
-    from pyspark.sql import types as T
-
-    fields = {f.name: f.dataType for f in df.schema.fields}
-    wanted = spec.columns + [c for c in (label_col, weight_col) if c]
-    for name in wanted:
-        if name not in fields:
-            raise InputError(f"column '{name}' not found; the input has columns: {', '.join(fields)}")
-    if spec.features_col:
-        typ = fields[spec.features_col]
-        ok = isinstance(typ, VectorUDT) or (
-            isinstance(typ, T.ArrayType) and isinstance(typ.elementType, T.NumericType)
-        )
-        if not ok:
-            raise InputError(
-                f"column '{spec.features_col}' is {typ.simpleString()}, expected array<double>, "
-                "array<float> or an ml Vector (dense or sparse)"
-            )
-    for name in spec.feature_cols or ():
-        if not isinstance(fields[name], (T.NumericType, T.BooleanType)):
-            raise InputError(f"column '{name}' is {fields[name].simpleString()}, expected a numeric column "
-                             "(byte, short, int, long, float, double, decimal or boolean)")
-    if weight_col and not isinstance(fields[weight_col], T.NumericType):
-        raise InputError(f"column '{weight_col}' is {fields[weight_col].simpleString()}, expected numeric weights")
-    if label_col:
-        typ = fields[label_col]
-        if isinstance(typ, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)) or type(typ).__name__.endswith("UDT"):
-            raise InputError(f"column '{label_col}' is {typ.simpleString()}, expected an orderable label (int, string, …)")
-
-
-def discover_classes(df, label_col: str, files: list[str] | None = None) -> list:
-    """The sorted distinct non-null labels (scikit-learn's ``classes_`` rule).
-
-    ``files``: the local Parquet files behind ``df`` (``df.inputFiles()``), when ``df`` is
-    exactly their rows: the label column is then read with pyarrow on the driver (small inputs
-    only, see ``_classes_from_files``) instead of a Spark job — on small data that job, the
-    first SQL job of the process, costs seconds."""
-    from .model import sorted_classes
-
-    values = _classes_from_files(files, label_col) if files else None
-    if values is None:
-        values = [row[0] for row in df.select(label_col).distinct().collect() if row[0] is not None]
-    try:
-        return sorted_classes(values)
-    except TypeError:
-        raise InputError(f"column '{label_col}' mixes label types that cannot be ordered") from None
-
-
-CLASSES_FROM_FILES_MAX_ROWS = 4_000_000  # above this the label column is read by Spark
-
-
-def _classes_from_files(files: list[str], label_col: str) -> list | None:
-    """Distinct non-null labels of local Parquet ``files`` (``file:`` URIs), read with pyarrow;
-    None (Spark decides) when a file is not local, the label is not a physical column of every
-    file (a hive partition column), its type is not an integer, bool, string or float type, the
-    files hold more than ``CLASSES_FROM_FILES_MAX_ROWS`` rows, or a float label is NaN. The
-    values are what Spark's ``distinct`` returns: Python ints, bools, strs, floats (−0.0 as 0.0)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-    from urllib.parse import urlparse
-
-    paths = []
-    for uri in files:
-        parsed = urlparse(uri)
-        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
-            return None
-        paths.append(parsed.path)
-    try:
-        parquet_files = [pq.ParquetFile(path) for path in paths]
-        if sum(f.metadata.num_rows for f in parquet_files) > CLASSES_FROM_FILES_MAX_ROWS:
-            return None
-        found = set()
-        kind = None
-        for f in parquet_files:
-            if label_col not in f.schema_arrow.names:
-                return None
-            column = f.read(columns=[label_col]).column(label_col)
-            typ = column.type
-            if pa.types.is_integer(typ) or pa.types.is_boolean(typ):
-                this = "exact"
-            elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-                this = "str"
-            elif pa.types.is_floating(typ):
-                this = "float"
-            else:
-                return None
-            if kind not in (None, this):
-                return None  # the files disagree on the type: Spark says how
-            kind = this
-            unique = pc.unique(column.drop_null()).to_pylist()
-            if this == "float":
-                if any(v != v for v in unique):
-                    return None
-                unique = [v + 0.0 for v in unique]  # −0.0 + 0.0 = 0.0, as Spark normalises it
-            found.update(unique)
-    except Exception:  # noqa: BLE001 - not readable here: Spark's job reads it (and reports)
-        return None
-    return list(found)
 
 
 _DESCRIPTOR_SCHEMA = (
@@ -540,7 +439,6 @@ class _BlockWriter:
         self.class_counts = np.zeros(len(self.classes), dtype=np.int64)
         self.moments = None
         self.ys, self.ws = [], []
-        self.position = {c: i for i, c in enumerate(self.classes)}
 
     def _open(self, fmt: str) -> None:
         self.format = fmt
@@ -590,32 +488,8 @@ class _BlockWriter:
         self.row_nnz.append(counts.astype(np.int64))
 
     def _label_index(self, column) -> np.ndarray:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        if column.null_count:
-            labels_to_python(column, self.label_col, self.where, self.n_rows)  # raises, naming the row
-        lookup = pa.array(self.classes)
-        if lookup.type != column.type:
-            try:
-                lookup = lookup.cast(column.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                lookup = None
-        if lookup is not None:
-            # vectorised label → class position; -1 marks a label outside ``classes``
-            index = pc.index_in(column, value_set=lookup).fill_null(-1).to_numpy(zero_copy_only=False)
-        else:
-            labels = column.to_pylist()
-            index = np.array([self.position.get(v, -1) for v in labels], dtype=np.int64)
-        if np.any(index < 0):
-            bad = int(np.flatnonzero(index < 0)[0])
-            raise InputError(
-                f"column '{self.label_col}': label {column[bad].as_py()!r} at {self.where} row "
-                f"{self.n_rows + bad} is not one of the classes {self.classes}"
-            )
-        return index.astype(np.int64)
+        """Class positions of the batch's labels (``labels``' rule); a null or unknown label raises."""
+        return check_known(column, self.classes, self.label_col, self.where, self.n_rows)
 
     def _close(self) -> None:
         for handle in self.files.values():

@@ -274,17 +274,17 @@ def resolve_classes(df, label_col: str, mode: str = "auto") -> tuple[list, bool]
     """
     from pyspark.sql import types as T
 
-    from .ingest import discover_classes
+    from .labels import discover_classes, label_family
+    from .schema import check_columns
 
     if mode not in LABEL_INDEXING:
         raise InputError(f"labelIndexing must be one of {', '.join(LABEL_INDEXING)}, got {mode!r}")
-    if label_col not in df.columns:
-        raise InputError(f"column '{label_col}' not found; the input has columns: {', '.join(df.columns)}")
+    check_columns(df.schema, label_col=label_col)  # exists, and an orderable type
     field = df.schema[label_col]
     values = discover_classes(df, label_col)
     if not values:
         raise InputError(f"the input has 0 labelled rows in column '{label_col}'; expected at least one")
-    numeric = isinstance(field.dataType, T.NumericType)
+    numeric = label_family(field.dataType) == "numeric"
     integral = numeric and all(float(v).is_integer() and v >= 0 for v in values)
     meta_k = _metadata_num_classes(field) if numeric else None
     top = int(max(values)) + 1 if integral else 0

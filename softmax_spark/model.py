@@ -30,37 +30,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .labels import check_known, plain as _plain, sorted_classes
 from .loss import log_softmax, softmax
 
 __all__ = ["SoftmaxModel", "LogisticModel", "sorted_classes", "labels_to_index"]
 
 
-def sorted_classes(labels: Sequence[Any]) -> list:
-    """The distinct label values in sorted order, as plain Python values (JSON-serialisable)."""
-    values = sorted(set(_plain(v) for v in labels))
-    return values
-
-
-def _plain(value):
-    """numpy scalar → Python scalar, so classes compare, hash and serialise like Python values."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def labels_to_index(labels: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
-    """Map label values to positions in ``classes``; an unknown label is a ValueError naming it.
+    """Map label values to positions in ``classes`` (``labels.label_positions``' rule: 1 == 1.0,
+    "1" != 1, True is not 1); a null or unknown label is an ``InputError`` (a ValueError) naming it
+    and its row.
 
     Returns ndarray of shape (n_samples,) of int64.
     """
-    position = {c: i for i, c in enumerate(classes)}
-    out = np.empty(len(labels), dtype=np.int64)
-    for row, label in enumerate(labels):
-        try:
-            out[row] = position[_plain(label)]
-        except KeyError:
-            raise ValueError(
-                f"label {label!r} at row {row} is not one of the model's classes {list(classes)}"
-            ) from None
-    return out
+    return check_known(labels, classes, None, where=None, owner="the model's")
 
 
 def _is_sparse(X) -> bool:

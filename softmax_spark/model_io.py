@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
-import numbers
 import os
 
 import numpy as np
 
 from . import storage
 from .errors import InputError, ModelFormatError
+from .labels import class_key, value_family  # labels compare as everywhere: 1 == 1.0, "1" != 1, True is not 1
 from .model import SoftmaxModel
 
 FORMAT = "softmax_spark.model"
@@ -192,21 +192,12 @@ def is_mllib_model_dir(path: str, spark=None) -> bool:
     )
 
 
-def _class_key(value):
-    """Labels compare as the evaluation compares them: 1 == 1.0, "1" != 1, True is not 1."""
-    if isinstance(value, (bool, np.bool_)):
-        return ("bool", bool(value))
-    if isinstance(value, numbers.Number):
-        return ("number", float(value))
-    return ("string", str(value))
-
-
 def _coerce_like(values: list, classes: list, flag: str) -> list:
     """Labels given as text (``--init-model-classes a,b,c``) in the type of the data's ``classes``."""
-    kind = _class_key(classes[0])[0] if classes else "string"
+    kind = value_family(classes[0]) if classes else "string"
     out = []
     for value in values:
-        if isinstance(value, str) and kind == "number":
+        if isinstance(value, str) and kind == "numeric":
             try:
                 value = float(value)
             except ValueError:
@@ -249,7 +240,7 @@ def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_fe
                 )
         else:
             given = _coerce_like(list(mllib_classes), list(classes) if classes is not None else [], class_flag)
-            if len(given) != model.n_classes or len({_class_key(c) for c in given}) != len(given):
+            if len(given) != model.n_classes or len({class_key(c) for c in given}) != len(given):
                 raise InputError(
                     f"{class_flag} {list(mllib_classes)}: {len(given)} labels, the MLlib model {path} has "
                     f"{model.n_classes} classes (give each label once, in label-index order)"
@@ -263,8 +254,8 @@ def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_fe
     if classes is None:
         return model
     classes = list(classes)
-    position = {_class_key(c): k for k, c in enumerate(model.classes)}
-    rows = [position.get(_class_key(c)) for c in classes]
+    position = {class_key(c): k for k, c in enumerate(model.classes)}
+    rows = [position.get(class_key(c)) for c in classes]
     if len(model.classes) != len(classes) or None in rows:
         raise InputError(f"{what} {path} has classes {list(model.classes)}, the data has {classes}")
     # MLlib: which label index each class came from; ours: which row of the saved model

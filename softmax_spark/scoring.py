@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError
+from .labels import arrow_type, class_kind, class_values, spark_type
+from .schema import check_columns
 from .features import FeatureSpec, features_to_numpy
 from .loss import softmax
 
@@ -108,17 +110,10 @@ def _dense_vector_array(values: np.ndarray) -> pa.StructArray:
 
 
 def label_types(classes: Sequence):
-    """(Spark DataType, Arrow type) of a column holding the class labels themselves."""
-    from pyspark.sql import types as T
-
-    kinds = {type(c) for c in classes}
-    if kinds <= {bool}:
-        return T.BooleanType(), pa.bool_()
-    if kinds <= {int}:
-        return T.LongType(), pa.int64()
-    if kinds <= {int, float}:
-        return T.DoubleType(), pa.float64()
-    return T.StringType(), pa.string()
+    """(Spark DataType, Arrow type) of a column holding the class labels themselves
+    (``labels.class_kind``; classes of other or mixed types are written as text)."""
+    kind = class_kind(classes, strict=False)
+    return spark_type(kind), arrow_type(kind)
 
 
 class _Scorer:
@@ -168,24 +163,6 @@ def _feature_spec(featuresCol) -> FeatureSpec:
     return FeatureSpec(features_col=featuresCol)
 
 
-def _check_input(df, spec: FeatureSpec) -> None:
-    from pyspark.ml.linalg import VectorUDT
-    from pyspark.sql import types as T
-
-    fields = {f.name: f.dataType for f in df.schema.fields}
-    for name in spec.columns:
-        if name not in fields:
-            raise InputError(f"column '{name}' not found; the input has columns: {', '.join(fields)}")
-    if spec.features_col:
-        typ = fields[spec.features_col]
-        if not (isinstance(typ, VectorUDT) or (isinstance(typ, T.ArrayType) and isinstance(typ.elementType, T.NumericType))):
-            raise InputError(f"column '{spec.features_col}' is {typ.simpleString()}, expected an ml Vector, "
-                             "array<double> or array<float>")
-    for name in spec.feature_cols or ():
-        if not isinstance(fields[name], (T.NumericType, T.BooleanType)):
-            raise InputError(f"column '{name}' is {fields[name].simpleString()}, expected a numeric column")
-
-
 def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPrediction",
                     probabilityCol="probability", predictionCol="prediction", predictedLabelCol=None,
                     thresholds=None, binomial: bool = False):
@@ -214,7 +191,7 @@ def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPred
     from pyspark.ml.linalg import VectorUDT
 
     spec = _feature_spec(featuresCol)
-    _check_input(df, spec)
+    check_columns(df.schema, spec)
     coef = np.asarray(model.coef, dtype=np.float64)
     intercept = np.asarray(model.intercept, dtype=np.float64)
     n_classes, n_features = coef.shape
@@ -234,9 +211,8 @@ def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPred
             raise InputError(f"output column '{name}' is requested twice")
         seen.add(name.lower())
 
-    spark_label_type, arrow_label_type = label_types(model.classes)
-    label_values = pa.array([c if arrow_label_type != pa.string() else str(c) for c in model.classes],
-                            type=arrow_label_type)
+    spark_label_type, _ = label_types(model.classes)
+    label_values = class_values(model.classes)
     out_types = {"raw": VectorUDT(), "probability": VectorUDT(), "prediction": T.DoubleType(),
                  "label": spark_label_type}
     schema = T.StructType(list(df.schema.fields) + [T.StructField(name, out_types[kind], nullable=kind == "label")

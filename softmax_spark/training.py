@@ -4,7 +4,7 @@
     train(spark, cfg) -> SoftmaxModel                  # the job's entry (validates cfg first)
 
 1. read: ``df`` or ``cfg.input`` (Parquet read by path, so the ingest may read its row groups
-   directly), columns checked, classes found or coerced (``ingest``).
+   directly), columns checked (``schema``), classes found or coerced (``labels``).
 2. ingest: ``TrainingData`` holds the executor-local blocks and summary of the training and
    validation sets, rebuilds a set in place when a pass finds blocks missing, and releases them.
 3. problem: ``build_problem`` — the penalty (``penalty``) + the preconditioner (``precondition``)
@@ -34,7 +34,9 @@ from .checkpoint import finish_run, fingerprint
 from .config import TrainConfig
 from .distributed import DistributedLoss
 from .errors import InputError
-from .ingest import check_columns, discover_classes, ingest, read_parquet
+from .ingest import ingest, read_parquet
+from .labels import coerce_classes, discover_classes, label_positions
+from .schema import check_columns
 from .loop import TrainingLoop, use_console
 from .model import SoftmaxModel
 from .penalty import L2Penalty, feature_weights
@@ -47,27 +49,6 @@ log = logging.getLogger("softmax_spark")
 __all__ = ["train", "fit_dataframe", "TrainingData", "build_problem"]
 
 CHECKPOINT_STATE_FORMAT = 2  # checkpoints hold solver state by field name (solvers.base)
-
-
-def _coerce_classes(df, label_col, given):
-    """--classes arrive as strings; cast them to the label column's type."""
-    from pyspark.sql import types as T
-
-    typ = df.schema[label_col].dataType
-    try:
-        if isinstance(typ, T.IntegralType):
-            values = [int(v) for v in given]
-        elif isinstance(typ, (T.FloatType, T.DoubleType, T.DecimalType)):
-            values = [float(v) for v in given]
-        elif isinstance(typ, T.BooleanType):
-            values = [v if isinstance(v, bool) else str(v).lower() == "true" for v in given]
-        else:
-            values = [str(v) for v in given]
-    except ValueError:
-        raise InputError(f"--classes {given} do not match the type of column '{label_col}' ({typ.simpleString()})") from None
-    if len(set(values)) != len(values):
-        raise InputError(f"--classes {given} has duplicates")
-    return sorted(values)
 
 
 def _initial_model(cfg: TrainConfig, classes, n_features):
@@ -114,11 +95,14 @@ def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | N
         # scikit-learn's rule S / (C · S_c) on weight sums; a class absent from the data gets weight 0
         return np.where(sums > 0, sums.sum() / (n_classes * np.where(sums > 0, sums, 1.0)), 0.0)
     weights = np.ones(n_classes)
+    # a key matches its class by ``labels``' rule (1 == 1.0), or as text (a JSON/YAML key "1" for class 1)
     lookup = {str(c): i for i, c in enumerate(summary.classes)}
-    for label, value in cw.items():
-        if str(label) not in lookup:
+    positions = label_positions(list(cw), summary.classes)
+    for (label, value), k in zip(cw.items(), positions):
+        k = int(k) if k >= 0 else lookup.get(str(label))
+        if k is None:
             raise InputError(f"class_weight names label {label!r}, which is not one of the classes {summary.classes}")
-        weights[lookup[str(label)]] = float(value)
+        weights[k] = float(value)
     return weights
 
 
@@ -233,7 +217,8 @@ def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
     if cfg.validation_fraction:
         df, validation_df = df.randomSplit([1.0 - cfg.validation_fraction, cfg.validation_fraction], seed=cfg.seed)
         files = None
-    classes = _coerce_classes(df, cfg.label_col, cfg.classes) if cfg.classes else discover_classes(df, cfg.label_col, files)
+    classes = (coerce_classes(cfg.classes, df.schema[cfg.label_col].dataType, cfg.label_col) if cfg.classes
+               else discover_classes(df, cfg.label_col, files))
     if len(classes) == 0:
         raise InputError(f"the input has 0 labelled rows in column '{cfg.label_col}'; expected at least one")
     if len(classes) < 2:
