@@ -23,7 +23,9 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    if log_level:
+    from .connect_backend import is_connect
+
+    if log_level and not is_connect(session):  # a Connect session's log level is the server's
         # Spark's INFO lines would bury the one line per iteration that users watch
         session.sparkContext.setLogLevel(log_level)
     return session
