@@ -38,7 +38,7 @@ import numpy as np
 from .distributed import DistributedLoss, _merge, _partition_sums, raise_task_error
 from .errors import InputError
 
-__all__ = ["is_connect", "default_parallelism", "ingest_connect", "ConnectIngestedData", "ConnectLoss"]
+__all__ = ["is_connect", "default_parallelism", "ClosurePayload", "ingest_connect", "ConnectIngestedData", "ConnectLoss"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -67,11 +67,15 @@ def default_parallelism(spark) -> int | None:
         return None
 
 
-class _Payload:
-    """Stands for a broadcast in ``distributed._partition_sums`` (which reads ``.value``)."""
+class ClosurePayload:
+    """Stands for a broadcast where Connect has none (``.value``; ``destroy()`` does nothing):
+    the value travels pickled with the function that holds it."""
 
     def __init__(self, value):
         self.value = value
+
+    def destroy(self) -> None:
+        pass
 
 
 def _descriptors(batches):
@@ -83,7 +87,7 @@ def _descriptors(batches):
 def _pass_fn(payload, kernel, n_classes, n_features, fraction, seed, iteration, fail_marker, class_weight):
     """``mapInArrow`` body of one pass: the classic task body over this partition's descriptors,
     its (accumulator, missing partitions) pickled into one row. No row for an empty partition."""
-    body = _partition_sums(_Payload(payload), kernel, n_classes, n_features, fraction, seed, iteration,
+    body = _partition_sums(ClosurePayload(payload), kernel, n_classes, n_features, fraction, seed, iteration,
                            fail_marker, class_weight)
 
     def run(batches):

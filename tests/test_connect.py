@@ -47,37 +47,52 @@ def write_data(path: str) -> None:
 
 
 def train_and_score(spark, data: str) -> dict:
-    """What both sides compute: fit_dataframe + score_dataframe, and a Pipeline
-    (VectorAssembler → SoftmaxRegression) fit and transform. Returns plain lists."""
+    """What both sides compute: a Pipeline (VectorAssembler → SoftmaxRegression, which trains
+    through ``training.fit_dataframe``) fit and transform, and ``score_dataframe`` with its model.
+    Returns plain lists."""
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import VectorAssembler
     from pyspark.ml.functions import vector_to_array
 
-    from softmax_spark.config import TrainConfig
     from softmax_spark.ml import SoftmaxRegression
     from softmax_spark.scoring import score_dataframe
-    from softmax_spark.training import fit_dataframe
 
     df = spark.read.parquet(data)
-    cfg = TrainConfig(l2=L2, features_col="features", label_col="label", num_partitions=2)
-    model = fit_dataframe(spark, cfg, df=df, write=False)
-    scored = score_dataframe(df, model).select("id", vector_to_array("probability").alias("p"), "prediction")
-    rows = sorted(scored.collect(), key=lambda r: r["id"])
-
     pipeline = Pipeline(stages=[VectorAssembler(inputCols=FEATURE_COLS, outputCol="vec"),
                                 SoftmaxRegression(featuresCol="vec", labelCol="label", regParam=2 * L2,
                                                   numPartitions=2)])
     fitted = pipeline.fit(df)
-    out = fitted.transform(df).select("id", vector_to_array("probability").alias("p"), "prediction").collect()
-    out = sorted(out, key=lambda r: r["id"])
     ml_model = fitted.stages[-1]
+    model = ml_model.softmaxModel
+
+    def collect(frame):
+        rows = frame.select("id", vector_to_array("probability").alias("p"), "prediction").collect()
+        return sorted(rows, key=lambda r: r["id"])
+
+    rows = collect(score_dataframe(df, model, featuresCol="features"))  # the array<double> column
+    out = collect(fitted.transform(df))
     return {
         "coef": model.coef.tolist(), "intercept": model.intercept.tolist(),
-        "iterations": len(model.history), "solver": model.metadata["solver"], "passes": model.metadata["passes"],
+        "iterations": len(model.history), "solver": model.metadata["solver"],
         "proba": [list(r["p"]) for r in rows], "prediction": [r["prediction"] for r in rows],
         "ml_coef": ml_model.coefficientMatrix.toArray().tolist(), "ml_intercept": list(ml_model.interceptVector),
         "ml_proba": [list(r["p"]) for r in out], "ml_prediction": [r["prediction"] for r in out],
     }
+
+
+def bad_input(spark) -> str:
+    """The ``InputError`` line of a training run over a NaN feature (raised in a task)."""
+    from softmax_spark.config import TrainConfig
+    from softmax_spark.errors import InputError
+    from softmax_spark.training import fit_dataframe
+
+    df = spark.createDataFrame([([1.0, 2.0], 0), ([1.0, float("nan")], 1), ([0.0, 1.0], 1)],
+                               "features array<double>, label long")
+    try:
+        fit_dataframe(spark, TrainConfig(l2=0.1), df=df, write=False)
+    except InputError as exc:
+        return str(exc)
+    return "no InputError"
 
 
 # -- the server ---------------------------------------------------------------------------------------
@@ -171,20 +186,23 @@ def connect_server(tmp_path_factory):
     server.stop()
 
 
-def run_connect_side(url: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def connect_run(connect_server, tmp_path_factory):
+    """(data path, what the Connect side returned): one subprocess on a Connect session."""
+    tmp = tmp_path_factory.mktemp("connect-run")
+    data, out = str(tmp / "data"), str(tmp / "connect.json")
+    write_data(data)
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
-    return subprocess.run([sys.executable, __file__, url, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, __file__, connect_server.url, data, out], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"Connect side failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    with open(out) as fh:
+        return data, json.load(fh)
 
 
 # -- the tests ------------------------------------------------------------------------------------------
-def test_connect_trains_and_scores_as_classic(spark, connect_server, tmp_path):
-    data, out = str(tmp_path / "data"), str(tmp_path / "connect.json")
-    write_data(data)
-    proc = run_connect_side(connect_server.url, "train", data, out)
-    assert proc.returncode == 0, f"Connect side failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    with open(out) as fh:
-        remote = json.load(fh)
+def test_connect_trains_and_scores_as_classic(spark, connect_run):
+    data, remote = connect_run
     assert remote["session"] == "pyspark.sql.connect.session"  # the Connect backend really ran
     local = train_and_score(spark, data)
 
@@ -193,49 +211,46 @@ def test_connect_trains_and_scores_as_classic(spark, connect_server, tmp_path):
     np.testing.assert_allclose(remote["intercept"], local["intercept"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(remote["proba"], local["proba"], rtol=0, atol=1e-9)
     assert remote["prediction"] == local["prediction"]
-    # the Spark ML Pipeline (VectorAssembler → SoftmaxRegression) on Connect
+    assert len(set(local["prediction"])) == N_CLASSES
+    # the Spark ML Pipeline (VectorAssembler on the server → SoftmaxRegression) on Connect
     np.testing.assert_allclose(remote["ml_coef"], local["ml_coef"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(remote["ml_intercept"], local["ml_intercept"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(remote["ml_proba"], local["ml_proba"], rtol=0, atol=1e-9)
     assert remote["ml_prediction"] == local["ml_prediction"]
-    assert len(set(local["prediction"])) == N_CLASSES
 
 
-def test_connect_bad_input_is_one_line(connect_server, tmp_path):
+def test_connect_bad_input_is_one_line(connect_run):
     """An ``InputError`` raised in a Connect task comes back as itself (not a gRPC trace)."""
-    proc = run_connect_side(connect_server.url, "bad")
-    assert proc.returncode == 0, f"Connect side failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    assert "InputError: column 'features[1]': non-finite value nan at partition" in proc.stdout, proc.stdout
+    _, remote = connect_run
+    assert remote["bad_input"].startswith("column 'features[1]': non-finite value nan at partition"), remote
 
 
-# -- the Connect side (run as a script) ----------------------------------------------------------------
-def _connect_main(url: str, what: str, *args: str) -> None:
+def test_spark_submit_remote_url_is_read(monkeypatch):
+    """``spark-submit --remote`` hands its conf to Python as JSON; the jobs' session reads the URL."""
+    from softmax_spark.session import _submitted_remote
+
+    monkeypatch.setenv("PYSPARK_REMOTE_INIT_CONF_LEN", "1")
+    monkeypatch.setenv("PYSPARK_REMOTE_INIT_CONF_0", json.dumps({"spark.app.name": "train.py",
+                                                                 "spark.remote": "sc://127.0.0.1:15002"}))
+    assert _submitted_remote() == "sc://127.0.0.1:15002"
+    monkeypatch.setenv("PYSPARK_REMOTE_INIT_CONF_LEN", "0")
+    assert _submitted_remote() is None
+
+
+# -- the Connect side (run as a script: url data out) ----------------------------------------------------
+def _connect_main(url: str, data: str, out: str) -> None:
     from pyspark.sql import SparkSession
-
-    from softmax_spark.errors import InputError
 
     spark = SparkSession.builder.remote(url).getOrCreate()
     try:
-        if what == "train":
-            data, out = args
-            result = train_and_score(spark, data)
-            result["session"] = type(spark).__module__
-            with open(out, "w") as fh:
-                json.dump(result, fh)
-        elif what == "bad":
-            from softmax_spark.config import TrainConfig
-            from softmax_spark.training import fit_dataframe
-
-            df = spark.createDataFrame([([1.0, 2.0], 0), ([1.0, float("nan")], 1), ([0.0, 1.0], 1)],
-                                       "features array<double>, label long")
-            try:
-                fit_dataframe(spark, TrainConfig(l2=0.1), df=df, write=False)
-            except InputError as exc:
-                print(f"InputError: {exc}")
+        result = train_and_score(spark, data)
+        result["session"] = type(spark).__module__
+        result["bad_input"] = bad_input(spark)
+        with open(out, "w") as fh:
+            json.dump(result, fh)
     finally:
         spark.stop()
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     _connect_main(*sys.argv[1:])
