@@ -544,7 +544,7 @@ def write(scored, staged: str, partition_by=None) -> None:
     """Write the scored rows as Parquet to ``staged`` (a URI that must not exist)."""
     from .distributed import raise_task_error
 
-    writer = scored.write.mode("errorifexists")
+    writer = scored.write.mode("error")  # = errorifexists; Spark Connect knows only this spelling
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     try:
