@@ -28,7 +28,7 @@ import numpy as np
 from .errors import InputError
 from .kernels import LossGradKernel
 
-__all__ = ["DistributedLoss", "PassResult", "raise_task_error", "minibatch_rows", "row_chunks"]
+__all__ = ["DistributedLoss", "make_loss", "PassResult", "raise_task_error", "minibatch_rows", "row_chunks"]
 
 CHUNK_ROWS = 32768  # rows per kernel call: big enough for BLAS-3, small enough for cache
 CHUNK_NNZ = 1 << 22  # CSR blocks: also ≤ 4M stored values per call (a chunk's values are copied)
@@ -180,6 +180,12 @@ def _merge(a, b):
     return acc_a.merge(acc_b), missing_a + missing_b
 
 
+def _is_ingested(obj) -> bool:
+    """An ``IngestedData`` (or Connect's), not its blocks — asked of the type: a DataFrame
+    answers any attribute name with a Column."""
+    return callable(getattr(type(obj), "rebuild", None))
+
+
 class DistributedLoss:
     """Block kernels over a persisted RDD of block descriptors; the data term of J by default.
 
@@ -202,7 +208,7 @@ class DistributedLoss:
     def __init__(self, blocks, n_classes, n_features, fit_intercept=True, aggregation_depth=2,
                  rebuild=None, fail_marker_dir=None, label="train", class_weight=None):
         self.data = None
-        if hasattr(blocks, "blocks") and hasattr(blocks, "rebuild"):  # an IngestedData
+        if _is_ingested(blocks):  # an IngestedData
             self.data, blocks = blocks, blocks.blocks
         self.blocks = blocks
         self.n_classes = n_classes
@@ -252,7 +258,7 @@ class DistributedLoss:
         if rebuild is None:
             raise RuntimeError(f"block files missing for partitions {sorted(missing)} and no way to rebuild")
         fresh = rebuild()
-        if hasattr(fresh, "blocks") and hasattr(fresh, "rebuild"):
+        if _is_ingested(fresh):
             self.data, fresh = fresh, fresh.blocks
         self.blocks = fresh
 
@@ -298,3 +304,14 @@ class DistributedLoss:
             sc.setJobDescription(None)
             if not inline:
                 bc.destroy()
+
+
+def make_loss(blocks, *args, **kwargs) -> DistributedLoss:
+    """``DistributedLoss(blocks, ...)`` for the session behind ``blocks``: on Spark Connect
+    (blocks a DataFrame, or a ``connect_backend.ConnectIngestedData``) the DataFrame-only
+    ``connect_backend.ConnectLoss``, else the RDD path."""
+    from .connect_backend import ConnectLoss, is_connect
+
+    if is_connect(blocks.blocks if _is_ingested(blocks) else blocks):
+        return ConnectLoss(blocks, *args, **kwargs)
+    return DistributedLoss(blocks, *args, **kwargs)

@@ -31,6 +31,7 @@ label's own type: int classes → long, float → double, string → string, boo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -41,6 +42,7 @@ import pyarrow as pa
 
 from . import storage
 from .config import EvaluateConfig
+from .connect_backend import ClosurePayload, is_connect
 from .errors import InputError
 from .features import FeatureSpec, features_to_numpy
 from .labels import arrow_type, check_known, class_kind, label_positions, spark_type
@@ -430,7 +432,7 @@ def write(scored, staged: str, partition_by=None) -> None:
     """Write the scored rows as Parquet to ``staged`` (a URI that must not exist)."""
     from .distributed import raise_task_error
 
-    writer = scored.write.mode("errorifexists")
+    writer = scored.write.mode("error")  # = errorifexists; Spark Connect knows only this spelling
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     try:
@@ -458,7 +460,10 @@ def compute_metrics(spark, cfg: EvaluateConfig, plan: _Plan, staged: str, schema
         .mapInArrow(_MetricsKernel(plan.classes, plan.top_k), "state binary")
     )
     empty = MetricsAccumulator(plan.model.n_classes, top_k=plan.top_k).to_bytes()
-    state = states.rdd.map(lambda row: bytes(row[0])).treeAggregate(empty, _merge_states, _merge_states, depth=2)
+    if is_connect(spark):  # no RDD API: the per-partition states merge on the driver
+        state = functools.reduce(_merge_states, (bytes(row[0]) for row in states.collect()), empty)
+    else:
+        state = states.rdd.map(lambda row: bytes(row[0])).treeAggregate(empty, _merge_states, _merge_states, depth=2)
     accumulator = MetricsAccumulator.from_bytes(state)
     rows_scored = accumulator.n_rows + accumulator.unknown_label_rows
     model_dir = os.path.abspath(storage.local_path(cfg.model_dir)) if storage.is_local(cfg.model_dir) else cfg.model_dir
@@ -494,7 +499,10 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
     write → metrics → plots → publish (module docstring)."""
     plan = read(spark, cfg)
     schema = _scored_schema(plan.frame.schema, plan.passthrough, cfg, plan.prob_names, plan.classes)
-    weights = spark.sparkContext.broadcast((plan.model.coef, plan.model.intercept))
+    if is_connect(spark):  # no broadcast on Spark Connect: the coefficients travel in the closure
+        weights = ClosurePayload((plan.model.coef, plan.model.intercept))
+    else:
+        weights = spark.sparkContext.broadcast((plan.model.coef, plan.model.intercept))
     # the staged output's own name is visible, so Spark's reader does not skip it (module docstring)
     stage_root = storage.hidden_sibling(plan.output, "tmp")
     staged = storage.join(stage_root, storage.basename(plan.output))

@@ -814,6 +814,12 @@ def ingest(
         raise ValueError(f"block_format {block_format!r}: expected auto, dense or csr")
     args = dict(df=df, spec=spec, label_col=label_col, classes=list(classes), weight_col=weight_col, dtype=dtype,
                 n_partitions=n_partitions, n_features=n_features, files=files, block_format=block_format)
+    from .connect_backend import is_connect
+
+    if is_connect(df):  # no RDD API: the DataFrame-only backend
+        from .connect_backend import ingest_connect
+
+        return ingest_connect(**args)
     from pyspark import StorageLevel
 
     from .distributed import raise_task_error
@@ -850,16 +856,7 @@ def ingest(
     finally:
         sc.setJobDescription(None)
     try:
-        if not records:
-            raise InputError("the input has 0 rows; expected at least one labelled row")
-        first = records[0]
-        other = next((r for r in records if r["n_features"] != first["n_features"]), None)
-        if other is not None:
-            raise InputError(
-                f"column '{spec.describe()}': feature arrays of length {other['n_features']} in partition "
-                f"{other['partition']}, expected {first['n_features']} like partition {first['partition']}"
-            )
-        summary = _summarise(records, classes)
+        summary = summarise_records(records, spec, classes)
         check_input_unchanged(stamps, df.sparkSession, "during the ingest")
     except InputError:
         remove_blocks(persisted.map(_first))
@@ -869,6 +866,21 @@ def ingest(
              ", ".join(f"{k} × {v}" for k, v in sorted(summary.block_formats.items())), summary.density,
              summary.cached_bytes)
     return IngestedData(persisted, persisted.map(_first), summary, run_id, source, args, stamps)
+
+
+def summarise_records(records: list[dict], spec: FeatureSpec, classes: list) -> DataSummary:
+    """The ``DataSummary`` of the partitions' ingest records; ``InputError`` for no rows or
+    partitions whose feature counts differ."""
+    if not records:
+        raise InputError("the input has 0 rows; expected at least one labelled row")
+    first = records[0]
+    other = next((r for r in records if r["n_features"] != first["n_features"]), None)
+    if other is not None:
+        raise InputError(
+            f"column '{spec.describe()}': feature arrays of length {other['n_features']} in partition "
+            f"{other['partition']}, expected {first['n_features']} like partition {first['partition']}"
+        )
+    return _summarise(records, classes)
 
 
 @dataclass

@@ -44,8 +44,10 @@ def ship_package(spark) -> str:
     driver only) can run our task code. Once per SparkContext; the zip is removed at exit.
 
     Returns the zip's local path."""
-    context = spark.sparkContext
-    key = context.applicationId
+    from .connect_backend import is_connect
+
+    connect = is_connect(spark)  # Spark Connect: no SparkContext; the session's artifacts instead
+    key = spark.session_id if connect else spark.sparkContext.applicationId
     if key in _SHIPPED:
         return _SHIPPED[key]
     package_dir = os.path.dirname(os.path.abspath(__file__))
@@ -59,7 +61,10 @@ def ship_package(spark) -> str:
                 if name.endswith(".py"):
                     full = os.path.join(directory, name)
                     zf.write(full, os.path.join("softmax_spark", os.path.relpath(full, package_dir)))
-    context.addPyFile(archive)
+    if connect:
+        spark.addArtifacts(archive, pyfile=True)
+    else:
+        spark.sparkContext.addPyFile(archive)
     _SHIPPED[key] = archive
     return archive
 
@@ -294,7 +299,9 @@ def check_input_reachable(spark, path: str, what: str = "input path") -> None:
     """For a path that is not local (hdfs://, s3a://, …): ask its Hadoop FileSystem (with the
     session's Hadoop configuration) whether it matches anything. One line instead of Spark's
     ``FileStreamSink`` warning with a Java stack. Local paths were checked before the session."""
-    if local_path(path) is not None:
+    from .connect_backend import is_connect
+
+    if local_path(path) is not None or is_connect(spark):  # Spark Connect: no JVM here; Spark answers
         return
     context = spark.sparkContext
     jvm = context._jvm

@@ -219,7 +219,10 @@ def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPred
                                                     for kind, name in outputs])
 
     weights = None
-    if coef.nbytes > BROADCAST_BYTES:
+    from .connect_backend import is_connect
+
+    # Spark Connect has no broadcast: the coefficients always travel in the closure (the plan)
+    if coef.nbytes > BROADCAST_BYTES and not is_connect(df):
         weights = df.sparkSession.sparkContext.broadcast((coef, intercept))
         coef_arg = intercept_arg = None
     else:

@@ -6,6 +6,21 @@ import os
 import sys
 
 
+def _submitted_remote() -> str | None:
+    """The URL of ``spark-submit --remote`` (handed to Python as JSON in the environment's
+    ``PYSPARK_REMOTE_INIT_CONF_<i>``, read by pyspark's Connect builder only), else None."""
+    import json
+
+    for i in range(int(os.environ.get("PYSPARK_REMOTE_INIT_CONF_LEN", "0") or 0)):
+        try:
+            url = json.loads(os.environ.get(f"PYSPARK_REMOTE_INIT_CONF_{i}", "{}")).get("spark.remote")
+        except (ValueError, AttributeError):
+            continue
+        if url:
+            return url
+    return None
+
+
 def build_session(app_name: str, master: str | None = None, conf: dict | None = None,
                   log_level: str | None = "WARN"):
     """A SparkSession whose Python workers use this interpreter.
@@ -16,14 +31,19 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
-    if master is not None:
+    remote = _submitted_remote() if master is None else None
+    if remote:  # spark-submit --remote sc://…: a Spark Connect session (connect_backend)
+        builder = builder.remote(remote)
+    elif master is not None:
         builder = builder.master(master)
     # Arrow carries the feature batches between the JVM and the Python workers.
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    if log_level:
+    from .connect_backend import is_connect
+
+    if log_level and not is_connect(session):  # a Connect session's log level is the server's
         # Spark's INFO lines would bury the one line per iteration that users watch
         session.sparkContext.setLogLevel(log_level)
     return session

@@ -32,7 +32,8 @@ import numpy as np
 
 from .checkpoint import finish_run, fingerprint
 from .config import TrainConfig
-from .distributed import DistributedLoss
+from .connect_backend import default_parallelism
+from .distributed import DistributedLoss, make_loss
 from .errors import InputError
 from .ingest import ingest, read_parquet
 from .labels import coerce_classes, discover_classes, label_positions
@@ -182,16 +183,16 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
     second_moment = summary.col_var if cfg.fit_intercept else summary.col_var + summary.col_mean**2
     precond = Preconditioner(n_classes, n_features, summary.col_mean, second_moment, penalty, cfg.fit_intercept,
                              reference, enabled=cfg.precondition)
-    dist = DistributedLoss(data.sets["train"].blocks, n_classes, n_features, cfg.fit_intercept,
-                           cfg.aggregation_depth, rebuild=data.rebuilder("train"),
-                           fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight)
+    dist = make_loss(data.sets["train"].blocks, n_classes, n_features, cfg.fit_intercept,
+                     cfg.aggregation_depth, rebuild=data.rebuilder("train"),
+                     fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight)
     problem = Problem(dist, precond, penalty, cfg.seed,
                       moments=(summary.covariance, summary.col_mean, summary.col_var))
     if "validation" not in data.sets:
         return problem, None
-    val_dist = DistributedLoss(data.sets["validation"].blocks, n_classes, n_features, cfg.fit_intercept,
-                               cfg.aggregation_depth, rebuild=data.rebuilder("validation"), label="validation",
-                               class_weight=class_weight)
+    val_dist = make_loss(data.sets["validation"].blocks, n_classes, n_features, cfg.fit_intercept,
+                         cfg.aggregation_depth, rebuild=data.rebuilder("validation"), label="validation",
+                         class_weight=class_weight)
 
     def validation_loss(theta):
         return float(val_dist(*precond.to_model(theta)).loss)
@@ -241,7 +242,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
     df, files, validation_df, val_files, classes = _read(spark, cfg, df, validation_df)
 
     # -- ingest -------------------------------------------------------------------------------
-    n_partitions = cfg.num_partitions or spark.sparkContext.defaultParallelism
+    n_partitions = cfg.num_partitions or default_parallelism(spark)
     t0 = time.perf_counter()
     with TrainingData(cfg, classes, n_partitions) as data:
         summary = data.add("train", df, files).summary
@@ -256,8 +257,8 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         # -- problem ----------------------------------------------------------------------------
         class_sums = None
         if cfg.class_weight == "balanced" and cfg.weight_col:
-            plain = DistributedLoss(data.sets["train"].blocks, len(classes), summary.n_features, True,
-                                    cfg.aggregation_depth, rebuild=data.rebuilder("train"))
+            plain = make_loss(data.sets["train"].blocks, len(classes), summary.n_features, True,
+                              cfg.aggregation_depth, rebuild=data.rebuilder("train"))
             class_sums = class_weight_sums(plain)
         class_weight = _class_weights(cfg, summary, class_sums)
         problem, validation_loss = build_problem(cfg, data, class_weight)
