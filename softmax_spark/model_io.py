@@ -76,6 +76,7 @@ def save_model(model: SoftmaxModel, path: str, overwrite: bool = False, extra_wr
     the active one). Raises ``InputError`` when ``path`` exists and not ``overwrite``, or when
     its filesystem cannot be reached.
     """
+    path = os.fspath(path)
     with storage.atomic_directory(path, overwrite=overwrite, what="model directory", spark=spark) as tmp:
         write_model_files(model, tmp)
         if extra_writer is not None:
@@ -131,6 +132,7 @@ def load_model(path: str, spark=None) -> SoftmaxModel:
 
     Raises ``ModelFormatError`` (an ``InputError``) with one clear line when ``path`` is not such
     a directory; ``InputError`` when its filesystem cannot be reached."""
+    path = os.fspath(path)
     what = f"model directory {path}"
     try:
         with storage.local_copy(path, spark, names=MODEL_FILES, what="model directory") as local:
@@ -331,6 +333,7 @@ def load_scoring_model(path: str, spark=None, model_classes=None) -> SoftmaxMode
     ``model_classes`` for a model that records its classes is refused (it could only contradict
     them). Returns a SoftmaxModel (coef (C, D), intercept (C,)). Raises ``ModelFormatError`` /
     ``InputError`` with one line."""
+    path = os.fspath(path)
     kind = model_dir_kind(path, spark)
     if model_classes and kind != "mllib":
         raise InputError(f"--model-classes is for an MLlib model (which carries no label names); the model "

@@ -80,7 +80,9 @@ def local_path(uri: str) -> str:
 
 
 def join(uri: str, *names: str) -> str:
-    """``uri`` / name / … joined with '/' (the separator of both backends)."""
+    """``uri`` / name / … joined with '/' (the separator of both backends); ``uri`` may be an
+    ``os.PathLike``."""
+    uri = os.fspath(uri)
     for name in names:
         uri = name if uri == "" else (uri if uri.endswith("/") else uri + "/") + name
     return uri

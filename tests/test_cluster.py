@@ -47,7 +47,7 @@ from helpers import make_data, write_parquet
 TRAIN = REPO / "jobs" / "train.py"
 EVALUATE = REPO / "jobs" / "evaluate.py"
 HELPER = Path(__file__).with_name("cluster.py")
-TRAIN_ARGS = ["--l2", "1e-3", "--tol", "1e-12", "--num-partitions", "4"]
+TRAIN_ARGS = ["--l2", "1e-3", "--tol", "1e-12", "--num-partitions", "4", "--optimizer", "lbfgs"]  # many passes: a kill lands mid-run
 N_ROWS, N_FEATURES, N_CLASSES = 2000, 5, 3
 CLUSTER_CONF = {
     "spark.executor.cores": "1",
