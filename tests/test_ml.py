@@ -254,10 +254,11 @@ def test_estimator_params_persist_and_extras_reach_training(spark, tmp_path):
 
 
 def test_docs_example_runs(spark):
-    """The "Use from Spark ML" example runs as written."""
+    """The README's "Use from Spark ML" example runs as written."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    text = open(os.path.join(here, "docs", "notes", "ml.md")).read()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    text = open(os.path.join(here, "README.md")).read()
+    section = text[text.index("## Use from Spark ML"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     scope = {}
-    exec(compile(code, "docs/notes/ml.md", "exec"), scope)
+    exec(compile(code, "README.md", "exec"), scope)
     assert np.all(np.isfinite(scope["cv_model"].avgMetrics)) and scope["accuracy"] > 0.85
