@@ -32,6 +32,14 @@ g and H at θ, not from differences of J, so it stays meaningful far below J's r
 When it is already below that noise (NOISE_REL·max(|J|, 1)), the full step is accepted if J did not
 rise by more than the noise; otherwise the Armijo test is strict, and a line search that finds no
 decrease raises ``NoProgressError`` — it never reports an optimum it has not certified.
+
+No minimiser. With λ = 0 and separable classes J → 0 only as ‖W‖ → ∞: the decrement goes below any
+tol while the coefficients grow without bound, and there is no optimum to report. Its signature:
+the decrement's estimate of the minimum, J − ½gᵀH⁻¹g, is below J/2 (J* ≈ 0: a finite softmax model
+has J > 0), and under full steps J falls by a roughly constant factor each iteration (linear
+convergence to 0, where Newton near a minimiser converges quadratically). ``stop_reason`` stops
+with a reason saying so (``SEPARABLE_REASON``) — when the decrement test would pass in that state,
+and, for an unpenalised W (λ = 0), as soon as the last ``SEPARABLE_RUN`` full steps show it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,19 @@ __all__ = ["Newton", "NewtonState", "newton_direction"]
 EPS = np.finfo(np.float64).eps
 NOISE_REL = 1e-13  # relative noise of a difference of two evaluations of J (sums over many rows)
 DECREMENT_FLOOR = EPS * EPS  # ½gᵀH⁻¹g is quadratic in g, whose relative rounding error is ~ε
+SEPARABLE_RUN = 5  # full Newton steps with J shrinking linearly toward 0 before "no minimiser"
+SEPARABLE_RATIO = (0.02, 0.9)  # J_k / J_{k-1} of a linear run (a quadratic one drops below 0.02)
+SEPARABLE_MAX_J = 1e-2  # J ≤ this (mean log-loss: the training rows are nearly all fitted)
+SEPARABLE_REASON = ("no minimiser: J = {J:.3g} falls toward 0 (Newton decrement ½gᵀH⁻¹g = {dec:.3g} ≥ J/2): "
+                    "the classes are separable and W is not penalised enough to bound it (λ = 0), so the "
+                    "coefficients grow without bound — this is not an optimum; set --l2 > 0 for one")
+
+
+def _looks_separable(state) -> bool:
+    """J − ½gᵀH⁻¹g < J/2: the decrement puts the infimum of J near 0 (see the module docstring)."""
+    J = state.objective
+    dec_abs = state.decrement * max(abs(J), 1.0)
+    return bool(np.isfinite(dec_abs) and 0.0 < J and dec_abs >= 0.5 * J)
 
 
 class NewtonState(NamedTuple):
@@ -121,6 +142,7 @@ class Newton:
         self.gtol = float(gtol)
         self.c1 = float(c1)
         self.max_backtracks = int(max_backtracks)
+        self._unpenalised = False  # set by ``step`` from the problem's penalty (λ = 0)
 
     # -- helpers
     def _solved_state(self, problem, theta, objective, grad, hessian) -> NewtonState:
@@ -138,6 +160,7 @@ class Newton:
         return self._fresh(problem, np.asarray(theta, dtype=np.float64))
 
     def step(self, problem, state: NewtonState, iteration: int):
+        self._unpenalised = getattr(getattr(problem, "penalty", None), "l2", None) == 0
         if state.hessian.size == 0 or state.direction.size == 0:
             state = self._fresh(problem, state.theta)
         theta, f0, g0, d = state.theta, state.objective, state.grad, state.direction
@@ -169,6 +192,17 @@ class Newton:
             f"backtracking steps (Newton decrement {state.decrement:.3g} relative)")
 
     @staticmethod
+    def _linear_run(history) -> bool:
+        """The last ``SEPARABLE_RUN`` records are full steps with J ≤ ``SEPARABLE_MAX_J`` shrinking by a
+        factor in ``SEPARABLE_RATIO`` each time."""
+        last = history[-(SEPARABLE_RUN + 1):]
+        if len(last) < SEPARABLE_RUN + 1 or any(h.get("step") != 1.0 for h in last[1:]):
+            return False
+        J = [float(h.get("objective", np.nan)) for h in last]
+        low, high = SEPARABLE_RATIO
+        return J[-1] <= SEPARABLE_MAX_J and all(0 < b and low <= b / a <= high for a, b in zip(J, J[1:]))
+
+    @staticmethod
     def _shorter(alpha, f0, slope, f):
         """Minimiser of the quadratic through J(0), J'(0) and J(α), kept in [0.1 α, 0.5 α]."""
         if not np.isfinite(f):
@@ -179,6 +213,10 @@ class Newton:
 
     def stop_reason(self, state: NewtonState, history) -> str | None:
         limit = max(self.tol, DECREMENT_FLOOR)
+        separable = _looks_separable(state)
+        if separable and (state.decrement <= limit or (self._unpenalised and self._linear_run(history))):
+            J = state.objective
+            return SEPARABLE_REASON.format(J=J, dec=state.decrement * max(abs(J), 1.0))
         if np.isfinite(state.decrement) and state.decrement <= limit:
             return f"newton decrement ½gᵀH⁻¹g/max(|J|,1) = {state.decrement:.3g} ≤ {limit:.3g}"
         gmax = float(np.max(np.abs(state.grad), initial=0.0))
