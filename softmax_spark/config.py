@@ -78,7 +78,7 @@ class TrainConfig(_FeatureSource):
     init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
     max_iter: int = _opt(1000, "maximum iterations (≥ 1)")
-    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables")
+    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables")
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
     lbfgs_memory: int = _opt(10, "L-BFGS history size")
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]")
