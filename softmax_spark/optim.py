@@ -8,8 +8,9 @@ Schedules are plain functions of the step t = 0, 1, 2, …
 SGD (``sgd``) is W ← W − η_t ∇J_batch (batch of one row = the textbook per-example update);
 with momentum μ: v ← μ v + ∇, update −η v (Nesterov: −η (∇ + μ v)).
 ``polyak_average_init`` / ``polyak_average_update`` keep the running mean of the iterates
-(Polyak–Ruppert), to be reported as the model instead of the last iterate. ``solvers.sgd``
-composes these into the SGD solver.
+(Polyak–Ruppert; with ``eta`` > 0 the polynomial-decay average of Shamir & Zhang, ICML 2013,
+which weights recent iterates more), to be reported as the model instead of the last iterate.
+``solvers.sgd`` composes these into the SGD solver.
 """
 
 from __future__ import annotations
@@ -95,7 +96,14 @@ def polyak_average_init(params) -> AverageState:
     return AverageState(0, np.array(params, dtype=np.float64, copy=True))
 
 
-def polyak_average_update(params, state: AverageState) -> AverageState:
-    """Running mean of the iterates seen so far (the first call replaces the initial value)."""
+def polyak_average_update(params, state: AverageState, eta: float = 0.0) -> AverageState:
+    """Running average of the iterates seen so far (the first call replaces the initial value).
+
+    ``eta`` = 0: the arithmetic mean (Polyak–Ruppert). ``eta`` > 0: the polynomial-decay average
+    θ̄_t = (1 − w_t) θ̄_{t−1} + w_t θ_t, w_t = (eta + 1)/(t + eta) (Shamir & Zhang, "Stochastic
+    gradient descent for non-smooth optimization", ICML 2013): iterate t gets weight ∝ t^eta
+    roughly, so the early, far-from-optimal iterates are forgotten while the minibatch noise of
+    the recent ones is still averaged out."""
     count = state.count + 1
-    return AverageState(count, state.mean + (np.asarray(params) - state.mean) / count)
+    weight = min(1.0, (eta + 1.0) / (count + eta))
+    return AverageState(count, state.mean + (np.asarray(params) - state.mean) * weight)

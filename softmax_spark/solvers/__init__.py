@@ -3,7 +3,7 @@
 - ``newton``: ``Newton`` — exact Hessian in one pass per iteration, Cholesky, Armijo line search.
 - ``newton-cg``: ``NewtonCG`` — trust-region Newton-CG, one pass per Hessian-vector product.
 - ``lbfgs``: ``LBFGS`` — full-batch L-BFGS with a strong-Wolfe line search.
-- ``sgd``: ``SGD`` — minibatch SGD with schedule, momentum and Polyak averaging.
+- ``sgd``: ``SGD`` — minibatch SGD with schedule, momentum, iterate averaging and a full-data stop test.
 - ``auto`` (the default): one of the first three by the problem's shape (``auto.choose_solver``).
 
 Adding a solver is one module with a class implementing ``base.Solver`` and one line below.
