@@ -1,4 +1,4 @@
-"""``--optimizer auto``: pick newton, newton-cg or lbfgs from the problem's shape.
+"""``--optimizer auto``: pick newton or lbfgs from the problem's shape (newton-cg only when asked for).
 
 The rule (``choose_solver``), with P = C·D̃ parameters (D̃ = D + 1 with an intercept):
 
@@ -10,11 +10,13 @@ The rule (``choose_solver``), with P = C·D̃ parameters (D̃ = D + 1 with an in
    a ratio ≤ 6 makes Newton no slower than an L-BFGS run of ~90 passes, and exact on the hard ones.
    P ≤ 4096 keeps the Hessian (P² float64 = 128 MiB at the bound) and the driver's Cholesky
    (P³/3 flops, ~2 s) small.
-2. **newton-cg** when P > 4096: the Hessian no longer fits, each Hessian-vector product costs about
-   one gradient pass, and L-BFGS's 10 curvature pairs capture little of a curvature that wide.
-3. **lbfgs** otherwise — many rows with a modest P, where a Hessian pass costs tens of gradient
-   passes (the 1M × 64 × 10 benchmark: ~60×, so Newton's ~12 passes would take ~5 minutes against
-   L-BFGS's 26 passes × 0.5 s).
+2. **lbfgs** otherwise: P > 4096 (the Hessian no longer fits), or many rows with a modest P, where
+   a Hessian pass costs tens of gradient passes (the 1M × 64 × 10 benchmark: ~60×, so Newton's ~12
+   passes would take ~5 minutes against L-BFGS's 26 passes × 0.5 s). ``newton-cg`` is not picked
+   automatically: each of its Hessian-vector products is a distributed pass, and it needed 121–923
+   of them on the data sets of tests/test_newton.py (where Newton needed 11–14 passes), more passes
+   than L-BFGS's usual count on wide, well-conditioned (e.g. hashed text) problems; choose it
+   explicitly for wide, badly conditioned problems where L-BFGS stalls.
 
 Estimated time of one distributed pass: ``PASS_OVERHEAD_S`` (Spark job, broadcast, treeAggregate:
 0.1–0.2 s measured, README) plus flops / (rate × ``CORES``):
@@ -68,7 +70,7 @@ def pass_seconds(n_rows: int, n_classes: int, n_features: int, fit_intercept: bo
 
 def choose_solver(n_rows: int, n_classes: int, n_features: int, fit_intercept: bool,
                   density: float = 1.0) -> tuple[str, str]:
-    """("newton" | "newton-cg" | "lbfgs", one-line reason) by the rule in the module docstring.
+    """("newton" | "lbfgs", one-line reason) by the rule in the module docstring.
 
     ``density`` is the fraction of non-zero entries of X (1 for dense blocks).
     """
@@ -77,8 +79,8 @@ def choose_solver(n_rows: int, n_classes: int, n_features: int, fit_intercept: b
     grad, hess = pass_seconds(n_rows, n_classes, n_features, fit_intercept, density)
     ratio = hess / grad
     if P > NEWTON_MAX_PARAMS:
-        return "newton-cg", (f"C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; Hessian-vector products "
-                             f"cost about one gradient pass each")
+        return "lbfgs", (f"C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; L-BFGS's passes are the cheapest "
+                         f"(--optimizer newton-cg for a badly conditioned wide problem)")
     if ratio <= NEWTON_MAX_PASS_RATIO:
         return "newton", (f"C·D̃ = {P} ≤ {NEWTON_MAX_PARAMS} and a Hessian pass ≈ {ratio:.1f}× a gradient pass "
                           f"(≤ {NEWTON_MAX_PASS_RATIO:g}): ~12 exact Newton passes")
