@@ -121,6 +121,18 @@ def _forward(coef, intercept, X, y_index, sample_weight, extra_rows=None):
     return proba, s, sums, extra
 
 
+def _forward_into(acc, payload, X, y_index, sample_weight, fit_intercept):
+    """The shared start of the Hessian and Hessian-diagonal kernels: the chunk up-cast to float64,
+    its loss/gradient sums added to ``acc`` at payload (coef, intercept). Returns (X, p, s)."""
+    coef, intercept = payload
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64) if fit_intercept else None
+    X = _as_float64(X)
+    proba, s, sums, _ = _forward(coef, intercept, X, y_index, sample_weight)
+    acc.add_sums(sums, X.shape[0])
+    return X, proba, s
+
+
 def _rows_per_chunk(width: int) -> int:
     return max(1, BUFFER_BYTES // (8 * max(1, width)))
 
@@ -173,12 +185,7 @@ class HessianKernel:
     def add(self, acc: HessianAccumulator, payload, X, y_index, sample_weight) -> HessianAccumulator:
         if X.shape[0] == 0:
             return acc
-        coef, intercept = payload
-        coef = np.asarray(coef, dtype=np.float64)
-        intercept = np.asarray(intercept, dtype=np.float64) if self.fit_intercept else None
-        X = _as_float64(X)
-        proba, s, sums, _ = _forward(coef, intercept, X, y_index, sample_weight)
-        acc.add_sums(sums, X.shape[0])
+        X, proba, s = _forward_into(acc, payload, X, y_index, sample_weight, self.fit_intercept)
         Xt = _with_ones(X) if self.fit_intercept else X
         if _is_sparse(Xt):
             _add_hessian_sparse(acc.hessian_sum, Xt, proba, s)
@@ -355,12 +362,7 @@ class HessianDiagKernel:
     def add(self, acc, payload, X, y_index, sample_weight):
         if X.shape[0] == 0:
             return acc
-        coef, intercept = payload
-        coef = np.asarray(coef, dtype=np.float64)
-        intercept = np.asarray(intercept, dtype=np.float64) if self.fit_intercept else None
-        X = _as_float64(X)
-        proba, s, sums, _ = _forward(coef, intercept, X, y_index, sample_weight)
-        acc.add_sums(sums, X.shape[0])
+        X, proba, s = _forward_into(acc, payload, X, y_index, sample_weight, self.fit_intercept)
         q = proba * (1.0 - proba) * s[:, None]
         squared = X.multiply(X) if _is_sparse(X) else X * X
         acc.qxx_sum += np.asarray(squared.T @ q).T

@@ -18,17 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster import descendants
+from cluster import alive, descendants
 from helpers import make_data, write_parquet
 from test_failures import TRAIN_JOB, _load_job, _submit_env, submit_command
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _run_dirs(local_dir: Path) -> list[str]:
@@ -109,9 +101,9 @@ def test_two_trainings_at_once_and_a_killed_one_leave_no_block_files(spark, caps
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=60)
         deadline = time.monotonic() + 30
-        while any(_alive(p) for p in leftovers) and time.monotonic() < deadline:
+        while any(alive(p) for p in leftovers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [p for p in leftovers if _alive(p)], "processes of the killed job are still running"
+        assert not [p for p in leftovers if alive(p)], "processes of the killed job are still running"
         # Spark's shutdown hook did not run: the killed run's block files are still there
         stale = _run_dirs(local_dir)
         assert stale and all(s.startswith("blockmgr-") for s in stale), stale
@@ -131,7 +123,7 @@ def test_two_trainings_at_once_and_a_killed_one_leave_no_block_files(spark, caps
                 proc.kill()
                 proc.wait()
         for pid in leftovers:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     for name in ("a", "b"):
         got, want = load_model(str(tmp_path / name / "model")), load_model(str(tmp_path / "reference" / name / "model"))

@@ -3,25 +3,13 @@ Spark MLlib LogisticRegressionModel (issue 12, last bullet), through ``model_io.
 (in the job's precheck, without Spark, and in ``evaluation.read``)."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from softmax_spark.errors import InputError
 from softmax_spark.model_io import load_scoring_model, model_dir_kind
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _evaluate_main():
-    sys.path.insert(0, str(REPO / "jobs"))
-    try:
-        import evaluate
-    finally:
-        sys.path.remove(str(REPO / "jobs"))
-    return evaluate.main
+from test_evaluation import _evaluate_main
 
 
 @pytest.fixture(scope="module")

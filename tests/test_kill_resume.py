@@ -20,19 +20,12 @@ import numpy as np
 import pytest
 
 from helpers import make_data, write_parquet
+from cluster import alive
 from cluster import descendants as _children  # pid's descendants, from /proc
 from test_failures import TRAIN_JOB, _load_job, _submit_env, submit_command
 
 # iterations: long enough (≥ 15 s on a quiet 2-core machine) that the kill lands mid-run
 MAX_ITER = 200
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _checkpoints(directory: Path) -> list[str]:
@@ -93,9 +86,9 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(spark, capsys, tmp
             seen["model_parent"] = sorted(os.listdir(model.parent))
             # the JVM's Python daemon and workers (their own process group) go when the JVM does
             deadline = time.monotonic() + 30
-            while any(_alive(p) for p in seen["leftovers"]) and time.monotonic() < deadline:
+            while any(alive(p) for p in seen["leftovers"]) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            seen["orphans"] = [p for p in seen["leftovers"] if _alive(p)]
+            seen["orphans"] = [p for p in seen["leftovers"] if alive(p)]
             seen["resumed"] = start("resumed")
         except BaseException as exc:  # reported by the main thread
             seen["error"] = exc
@@ -129,7 +122,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(spark, capsys, tmp
             seen["resumed"].kill()
             seen["resumed"].wait()
         for pid in seen["leftovers"]:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     text = (tmp_path / "resumed.log").read_text()
     assert "resuming from iteration" in text
