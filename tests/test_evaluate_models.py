@@ -3,6 +3,7 @@ Spark MLlib LogisticRegressionModel (issue 12, last bullet), through ``model_io.
 (in the job's precheck, without Spark, and in ``evaluation.read``)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
