@@ -279,8 +279,6 @@ def _column(name: str):
 
 def _with_class_metadata(scored, cfg: EvaluateConfig, prob_names, classes):
     """Record which class each probability column holds in the Parquet schema (field metadata)."""
-    from pyspark.sql import functions as F
-
     metadata_by_column = {name: {CLASS_METADATA_KEY: value} for name, value in zip(prob_names, classes)}
     metadata_by_column[cfg.probability_col] = {CLASSES_METADATA_KEY: list(classes)}
     return scored.select(

@@ -53,24 +53,13 @@ CHECKPOINT_STATE_FORMAT = 2  # checkpoints hold solver state by field name (solv
 
 
 def _initial_model(cfg: TrainConfig, classes, n_features):
-    """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's)."""
+    """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's, at any storage URI;
+    rows matched to ``classes`` by ``model_io.load_any_model``)."""
     if not cfg.init_model:
         return np.zeros((len(classes), n_features)), np.zeros(len(classes))
-    path = cfg.init_model
-    if os.path.isdir(os.path.join(path, "metadata")) and not os.path.exists(os.path.join(path, "metadata.json")):
-        from .mllib_io import read_mllib_model
+    from .model_io import load_any_model
 
-        init = read_mllib_model(path)
-        if init.n_classes != len(classes):
-            raise InputError(f"--init-model {path} has {init.n_classes} classes, the data has {len(classes)}")
-    else:
-        from .model_io import load_model
-
-        init = load_model(path)
-        if list(init.classes) != list(classes):
-            raise InputError(f"--init-model {path} has classes {init.classes}, the data has {list(classes)}")
-    if init.n_features != n_features:
-        raise InputError(f"--init-model {path} has {init.n_features} features, the data has {n_features}")
+    init = load_any_model(cfg.init_model, classes=classes, mllib_classes=cfg.init_model_classes, n_features=n_features)
     return init.coef, init.intercept
 
 

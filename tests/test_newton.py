@@ -173,7 +173,7 @@ def test_solvers_raise_no_progress_on_a_broken_problem():
             f, g = ArrayProblem.value_and_grad(self, theta)
             return f, -g
 
-        def hessian(self, theta):
+        def hessian(self, theta, iteration=0):
             f, g, H = ArrayProblem.hessian(self, theta)
             return f, -g, H
 
