@@ -102,7 +102,9 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
     ``run`` will import, imported in the background while the session starts."""
     from .config import parse_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from .loop import use_console
+
+    use_console()  # our INFO lines on stdout as ``softmax_spark: …``; no root handler (no duplicates)
     # py4j logs "Closing down clientserver connection" at exit, after the job's last line
     logging.getLogger("py4j").setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv

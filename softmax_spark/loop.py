@@ -58,13 +58,13 @@ def use_console() -> None:
     """Show the ``softmax_spark`` logger's INFO lines on stdout (the per-iteration line users watch).
 
     Installs ``_ConsoleHandler`` once, unless the logger already has handlers of its own (then
-    the caller's configuration stands); the logger stops propagating so a root handler (e.g. the
-    jobs' ``logging.basicConfig``) does not print every line twice."""
+    the caller's configuration stands). Records still propagate, so a notebook's or a test's
+    root handler (pytest's ``caplog``) sees them too; the jobs configure no root handler, so
+    nothing is printed twice there."""
     logger = logging.getLogger("softmax_spark")
     if logger.handlers:
         return
     logger.addHandler(_ConsoleHandler())
-    logger.propagate = False
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
 
