@@ -117,15 +117,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie (from /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def descendants(pid: int) -> set[int]:
     """Every live descendant of ``pid`` (from /proc)."""
     parents = {}
