@@ -37,6 +37,7 @@ import numpy as np
 
 from .distributed import DistributedLoss, _merge, _partition_sums, raise_task_error
 from .errors import InputError
+from .ingest import IngestedData
 
 __all__ = ["is_connect", "default_parallelism", "ClosurePayload", "ingest_connect", "ConnectIngestedData", "ConnectLoss"]
 
@@ -158,22 +159,12 @@ def _run_quietly(frame) -> None:
 
 
 @dataclass
-class ConnectIngestedData:
+class ConnectIngestedData(IngestedData):
     """``ingest.IngestedData`` for Spark Connect: ``blocks`` is the cached descriptor DataFrame
-    (descriptor columns only), ``persisted`` the cached one with the statistics."""
+    (descriptor columns only), ``persisted`` the cached one with the statistics; rebuild and
+    release use DataFrame operations only."""
 
-    persisted: object
-    blocks: object
-    summary: object
-    run_id: str
     source: str = "spark rows (arrow, Spark Connect)"
-    args: dict | None = None
-    released: bool = False
-
-    @property
-    def block_format(self) -> str:
-        formats = list(self.summary.block_formats)
-        return formats[0] if len(formats) == 1 else "mixed"
 
     def rebuild(self) -> "ConnectIngestedData":
         """As ``IngestedData.rebuild``: ingest again, release the old blocks, update in place."""
