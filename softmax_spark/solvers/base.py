@@ -73,13 +73,18 @@ def state_to_checkpoint(state, prefix: str = "") -> tuple[dict, dict]:
 
 def state_from_checkpoint(state_cls, arrays: dict, scalars: dict, prefix: str = ""):
     """The inverse of ``state_to_checkpoint``: scalars are cast to the field's annotated type
-    (JSON keeps no int/float distinction for numpy scalars). A missing field is a KeyError."""
+    (JSON keeps no int/float distinction for numpy scalars). A missing field takes the
+    NamedTuple's default when it has one (a field added since the checkpoint was written),
+    else is a KeyError."""
     hints = getattr(state_cls, "__annotations__", {})
     values = []
     for name in state_cls._fields:
         key = prefix + name
         if key in arrays:
             values.append(np.asarray(arrays[key]))
+            continue
+        if key not in scalars and name in state_cls._field_defaults:
+            values.append(state_cls._field_defaults[name])  # a field added later: its default
             continue
         value = scalars[key]
         kind = hints.get(name)

@@ -35,11 +35,12 @@ TOL_WINDOW = 5  # iterations over which the relative decrease is measured for to
 
 
 class LbfgsState(NamedTuple):
-    s: np.ndarray  # of shape (k, n), k ≤ memory, oldest first
-    y: np.ndarray  # of shape (k, n)
+    s: np.ndarray  # of shape (k, n), k ≤ memory: the pairs in ring order, the oldest at row ``head``
+    y: np.ndarray  # of shape (k, n), rows as in ``s``
     objective: float  # J at the current θ
     grad: np.ndarray  # of shape (n,), ∇J at the current θ
     prev_objective: float  # J one iteration ago (nan at the start)
+    head: int = 0  # row of the oldest pair (0 until the memory is full; then the next row to overwrite)
 
 
 def lbfgs_init(objective: float, grad: np.ndarray) -> LbfgsState:
@@ -47,45 +48,106 @@ def lbfgs_init(objective: float, grad: np.ndarray) -> LbfgsState:
     return LbfgsState(np.zeros((0, n)), np.zeros((0, n)), float(objective), np.asarray(grad, float), float("nan"))
 
 
-def two_loop_direction(grad, s, y) -> np.ndarray:
-    """−H ∇J with H the L-BFGS inverse-Hessian approximation (H₀ = γI, γ = sᵀy / yᵀy)."""
+def _age_order(k: int, head: int) -> list[int]:
+    """Rows of a k-row ring whose oldest pair is at ``head``, oldest first."""
+    head = head % k if k else 0
+    return [(head + j) % k for j in range(k)]
+
+
+def two_loop_direction(grad, s, y, head: int = 0) -> np.ndarray:
+    """−H ∇J with H the L-BFGS inverse-Hessian approximation (H₀ = γI, γ = sᵀy / yᵀy).
+
+    ``s``, ``y``: (k, n) pairs in ring order with the oldest at row ``head`` (0: oldest first).
+    Memory: the result and one (n,) scratch vector, whatever k.
+    """
     q = np.array(grad, dtype=np.float64, copy=True)
     k = s.shape[0]
     if k == 0:
         return -q
+    order = _age_order(k, head)
     rho = 1.0 / np.einsum("ij,ij->i", y, s)
     alpha = np.empty(k)
+    tmp = np.empty_like(q)
     for i in range(k - 1, -1, -1):
-        alpha[i] = rho[i] * (s[i] @ q)
-        q -= alpha[i] * y[i]
-    q *= (s[-1] @ y[-1]) / (y[-1] @ y[-1])
+        r = order[i]
+        alpha[i] = rho[r] * (s[r] @ q)
+        q -= np.multiply(y[r], alpha[i], out=tmp)
+    newest = order[-1]
+    q *= (s[newest] @ y[newest]) / (y[newest] @ y[newest])
     for i in range(k):
-        beta = rho[i] * (y[i] @ q)
-        q += (alpha[i] - beta) * s[i]
-    return -q
+        r = order[i]
+        beta = rho[r] * (y[r] @ q)
+        q += np.multiply(s[r], alpha[i] - beta, out=tmp)
+    return np.negative(q, out=q)
+
+
+def _ring_push(s, y, head: int, new_s, new_y, memory: int):
+    """(s, y, head) with the pair (new_s, new_y) added to the ring, the oldest pair dropped
+    when ``memory`` pairs are held. Rows are written in place into preallocated (memory, n)
+    buffers — the previous state's ``s``/``y`` share them, so a state is superseded by the
+    one its step returns. A ring that cannot be written in place (a restored checkpoint, the
+    first pair, another ``memory``) is copied once into fresh buffers, oldest first."""
+    k, n = s.shape
+    if k == memory and s.flags.writeable and y.flags.writeable:
+        s[head] = new_s
+        y[head] = new_y
+        return s, y, (head + 1) % memory
+    if k < memory and _grows_in_place(s, memory) and _grows_in_place(y, memory) and head == 0:
+        s, y = s.base[:k + 1], y.base[:k + 1]
+        s[k] = new_s
+        y[k] = new_y
+        return s, y, 0
+    keep = _age_order(k, head)[max(0, k - memory + 1):]
+    buf_s, buf_y = np.empty((memory, n)), np.empty((memory, n))
+    for j, r in enumerate(keep):
+        buf_s[j], buf_y[j] = s[r], y[r]
+    m = len(keep)
+    buf_s[m], buf_y[m] = new_s, new_y
+    if m + 1 == memory:
+        return buf_s, buf_y, 0
+    return buf_s[:m + 1], buf_y[:m + 1], 0
+
+
+def _grows_in_place(a, memory: int) -> bool:
+    """True when ``a`` is the leading rows of a writeable (memory, n) buffer of ours."""
+    base = a.base
+    return (isinstance(base, np.ndarray) and base.base is None and base.shape == (memory, a.shape[1])
+            and base.flags.writeable and base.flags.c_contiguous and a.ctypes.data == base.ctypes.data)
+
+
+class _RecentEvaluations:
+    """``fun``'s results at the start point and the ``size`` most recent points, matched by
+    exact equality of θ. The line search asks for J and ∇J at the same point in two calls,
+    and the accepted point is the last one it evaluated, so a short memory finds every
+    repeat; older points are let go (a wide model's ∇J is a model-sized vector each)."""
+
+    def __init__(self, fun, start, start_value, size: int = 2):
+        self.fun, self.start, self.start_value, self.size = fun, start, start_value, size
+        self.recent: list[tuple[np.ndarray, tuple]] = []
+
+    def __call__(self, x):
+        for point, value in [(self.start, self.start_value)] + self.recent[::-1]:
+            if x is point or (x.shape == point.shape and np.array_equal(x, point)):
+                return value
+        value = self.fun(x)
+        self.recent = (self.recent + [(x, value)])[-self.size:]
+        return value
 
 
 def lbfgs_step(fun: Callable, theta: np.ndarray, state: LbfgsState, memory: int = 10):
     """One L-BFGS iteration. ``fun(θ) -> (J, ∇J)`` (cached by the caller is fine).
 
     Returns (new θ, new state, step length); step length 0.0 means no progress was possible
-    (the line search failed even along −∇J): the caller should stop.
+    (the line search failed even along −∇J): the caller should stop. The new state's pair
+    buffers may share memory with ``state``'s (see ``_ring_push``): use the returned state.
     """
-    cache: dict[bytes, tuple] = {}
-
-    def evaluate(x):
-        key = x.tobytes()
-        if key not in cache:
-            cache[key] = fun(x)
-        return cache[key]
-
+    evaluate = _RecentEvaluations(fun, theta, (state.objective, state.grad))
     f = lambda x: evaluate(x)[0]  # noqa: E731
     g = lambda x: evaluate(x)[1]  # noqa: E731
-    cache[theta.tobytes()] = (state.objective, state.grad)
-    s, y = state.s, state.y
-    direction = two_loop_direction(state.grad, s, y)
+    s, y, head = state.s, state.y, state.head
+    direction = two_loop_direction(state.grad, s, y, head)
     if direction @ state.grad >= 0:  # not a descent direction: forget the curvature pairs
-        s, y = s[:0], y[:0]
+        s, y, head = s[:0], y[:0], 0
         direction = -state.grad
     prev = None if np.isnan(state.prev_objective) else state.prev_objective
     first = s.shape[0] == 0
@@ -99,18 +161,19 @@ def lbfgs_step(fun: Callable, theta: np.ndarray, state: LbfgsState, memory: int 
         if alpha is not None and alpha > 0:
             break
         # retry once along steepest descent with a fresh memory
-        s, y = s[:0], y[:0]
+        s, y, head = s[:0], y[:0], 0
         direction, first, prev = -state.grad, True, None
     else:
         return theta, state, 0.0
     step = alpha * scale * direction
+    del direction
     new_theta = theta + step
     new_objective, new_grad = evaluate(new_theta)
+    del evaluate, f, g
     dy = new_grad - state.grad
     if step @ dy > 1e-12 * max(1.0, float(np.linalg.norm(step) * np.linalg.norm(dy))):
-        s = np.vstack([s, step])[-memory:]
-        y = np.vstack([y, dy])[-memory:]
-    new_state = LbfgsState(s, y, float(new_objective), np.asarray(new_grad, float), state.objective)
+        s, y, head = _ring_push(s, y, head, step, dy, memory)
+    new_state = LbfgsState(s, y, float(new_objective), np.asarray(new_grad, float), state.objective, head)
     return new_theta, new_state, float(alpha * scale)
 
 
@@ -118,12 +181,15 @@ class LbfgsSolverState(NamedTuple):
     """``LbfgsState`` with θ and the count of accepted steps (checkpointed field by field)."""
 
     theta: np.ndarray  # of shape (n,)
-    s: np.ndarray  # of shape (k, n)
+    s: np.ndarray  # of shape (k, n), ring order (see ``LbfgsState``)
     y: np.ndarray  # of shape (k, n)
     objective: float
     grad: np.ndarray  # of shape (n,)
     prev_objective: float
     n_steps: int  # accepted steps since the start of the run (0: no progress yet)
+    # row of the oldest pair; last so that checkpoints written before the ring buffer (pairs
+    # oldest first, no 'head') restore with the default 0 and resume exactly
+    head: int = 0
 
 
 class LBFGS:
@@ -149,7 +215,7 @@ class LBFGS:
         return LbfgsSolverState(theta, st.s, st.y, st.objective, st.grad, st.prev_objective, 0)
 
     def step(self, problem, state: LbfgsSolverState, iteration: int):
-        inner = LbfgsState(state.s, state.y, state.objective, state.grad, state.prev_objective)
+        inner = LbfgsState(state.s, state.y, state.objective, state.grad, state.prev_objective, state.head)
         theta, inner, step = lbfgs_step(lambda x: problem.value_and_grad(x, iteration), state.theta, inner,
                                         self.memory)
         if step == 0.0:
@@ -166,7 +232,7 @@ class LBFGS:
             raise DivergenceError(f"the objective became {inner.objective} at iteration {iteration}; "
                                   "check the input for extreme values")
         new = LbfgsSolverState(theta, inner.s, inner.y, inner.objective, inner.grad, inner.prev_objective,
-                               state.n_steps + 1)
+                               state.n_steps + 1, inner.head)
         return new, {"objective": inner.objective, "step": step}
 
     def stop_reason(self, state: LbfgsSolverState, history: list[dict]) -> str | None:
@@ -179,7 +245,8 @@ class LBFGS:
             past = history[-TOL_WINDOW - 1]["objective"]
             scale = max(abs(past), abs(state.objective), 1.0)
             rel = (past - state.objective) / scale
-            predicted = 0.5 * max(0.0, -float(state.grad @ two_loop_direction(state.grad, state.s, state.y))) / scale
+            predicted = 0.5 * max(0.0, -float(state.grad @ two_loop_direction(state.grad, state.s, state.y,
+                                                                                   state.head))) / scale
             if rel <= self.tol and predicted <= self.tol:
                 return (f"relative decrease over {TOL_WINDOW} iterations {rel:.3e} and predicted "
                         f"remaining decrease {predicted:.3e} ≤ tol ({self.tol})")
