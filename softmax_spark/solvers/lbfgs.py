@@ -117,11 +117,12 @@ def _grows_in_place(a, memory: int) -> bool:
 
 class _RecentEvaluations:
     """``fun``'s results at the start point and the ``size`` most recent points, matched by
-    exact equality of θ. The line search asks for J and ∇J at the same point in two calls,
-    and the accepted point is the last one it evaluated, so a short memory finds every
-    repeat; older points are let go (a wide model's ∇J is a model-sized vector each)."""
+    exact equality of θ. scipy's line search asks for J and ∇J at the same point in two
+    consecutive calls, and the point it accepts is the last one it evaluated, so the latest
+    point finds every repeat; older points are let go (on a wide model each holds θ and ∇J,
+    two model-sized vectors)."""
 
-    def __init__(self, fun, start, start_value, size: int = 2):
+    def __init__(self, fun, start, start_value, size: int = 1):
         self.fun, self.start, self.start_value, self.size = fun, start, start_value, size
         self.recent: list[tuple[np.ndarray, tuple]] = []
 
@@ -156,7 +157,8 @@ def lbfgs_step(fun: Callable, theta: np.ndarray, state: LbfgsState, memory: int 
         if first:
             # the first step has no curvature information: aim for a unit-norm move
             scale = 1.0 / max(1.0, float(np.linalg.norm(direction)))
-        alpha, *_ = line_search(f, g, theta, direction * scale, state.grad, state.objective, prev,
+        alpha, *_ = line_search(f, g, theta, direction if scale == 1.0 else direction * scale, state.grad,
+                                state.objective, prev,
                                 c1=1e-4, c2=0.9, maxiter=30)
         if alpha is not None and alpha > 0:
             break
