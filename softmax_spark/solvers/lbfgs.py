@@ -7,6 +7,15 @@ s_k = θ_{k+1} − θ_k, y_k = ∇J(θ_{k+1}) − ∇J(θ_k) (Nocedal & Wright, 
 one distributed pass. Keeping the pairs in a NamedTuple (rather than inside scipy's minimiser)
 lets a checkpoint hold them, so a resumed run takes exactly the steps an uninterrupted one would.
 
+Driver memory (P = the number of parameters; wide models make P·8 bytes large): the pairs live
+in two preallocated (m, P) arrays used as a ring (``LbfgsState.head`` marks the oldest pair; a
+new pair overwrites it in place, so no step copies the history), and the line search's cache
+keeps only the start point and the latest point evaluated. A step holds 2m + 2 model-sized
+vectors (pairs, θ, ∇J) and peaks at about 2m + 11 with a NumpyProblem's own temporaries
+(tracemalloc, m = 10: 31, where rebuilding the history with ``np.vstack`` and caching every
+evaluation under a ``θ.tobytes()`` key peaked at 53). The iterates are bit for bit those of
+that earlier version.
+
 Stopping (``LBFGS.stop_reason``), with f_k = J after iteration k:
 - the largest gradient component in θ is ≤ gtol; or
 - over the last ``TOL_WINDOW`` = 5 iterations the relative decrease
