@@ -1,6 +1,14 @@
 """The hardware bound: one full gradient pass of our loss kernel over the data held in memory.
 
     python bench/numpy_bound.py --input bench/data/synth_r1000000_f64_c10_s42 [--out bound.json]
+    python bench/numpy_bound.py --input bench/data/synth_r500000_f131072_c20_s42_sparse   # CSR
+
+A ``sparse`` data set (an ml SparseVector column) is read with pyarrow straight into a
+scipy.sparse CSR matrix (``make_data.load_numpy``; never densified) and timed with the kernel the
+trainer runs on CSR blocks, ``softmax_spark.kernels.loss_and_gradient_sums_any``: logits X Wᵀ
+(sparse × dense), softmax, and the gradient Xᵀ(P − Y) (a CSC-view product), chunked like the
+job (≤ ``--block-rows`` rows and ≤ ``distributed.CHUNK_NNZ`` stored values per call). scipy's
+sparse products run on one thread, so for CSR the default modes are ``threads1`` and ``procsN``.
 
 Reads the benchmark's Parquet into numpy once, then times full passes of
 ``softmax_spark.loss.loss_and_gradient_sums`` over blocks of ``--block-rows`` rows (the same
@@ -38,6 +46,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_data import load_numpy, read_manifest  # noqa: E402
 
+from softmax_spark.kernels import loss_and_gradient_sums_any  # noqa: E402
 from softmax_spark.loss import LossAccumulator  # noqa: E402
 
 def default_block_rows() -> int:
@@ -60,13 +69,53 @@ _INTERCEPT = None
 _BLOCK_ROWS = 65536
 
 
+def default_chunk_nnz() -> int:
+    """The trainer's cap on stored values per CSR kernel call (distributed.CHUNK_NNZ), else 4M."""
+    try:
+        from softmax_spark.distributed import CHUNK_NNZ
+
+        return int(CHUNK_NNZ)
+    except Exception:
+        return 1 << 22
+
+
+def is_sparse(X) -> bool:
+    return not isinstance(X, np.ndarray)
+
+
+def matrix_nbytes(X) -> int:
+    """Bytes held by X: the array, or a CSR matrix's data, indices and indptr."""
+    if is_sparse(X):
+        return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+    return int(X.nbytes)
+
+
+def chunk_bounds(X, block_rows, start, stop, chunk_nnz=None):
+    """Row bounds of the kernel calls over rows [start, stop): ≤ block_rows rows each and, for
+    CSR, ≤ chunk_nnz stored values (at least one row) — ``distributed.row_chunks``'s rule."""
+    if not is_sparse(X):
+        return list(range(start, stop, block_rows)) + [stop]
+    chunk_nnz = chunk_nnz or default_chunk_nnz()
+    indptr = X.indptr
+    bounds, s = [start], start
+    while s < stop:
+        by_nnz = int(np.searchsorted(indptr, indptr[s] + chunk_nnz, side="right")) - 1
+        s = min(stop, s + block_rows, max(by_nnz, s + 1))
+        bounds.append(s)
+    return bounds
+
+
 def full_pass(X, y, coef, intercept, block_rows, start=0, stop=None):
-    """Sums of the data term over rows [start, stop) in blocks; returns a LossAccumulator."""
+    """Sums of the data term over rows [start, stop) in chunks; returns a LossAccumulator.
+    Dense X: ``loss.loss_and_gradient_sums``; CSR X: ``kernels.loss_and_gradient_sums_any``."""
     stop = X.shape[0] if stop is None else stop
     acc = LossAccumulator(*coef.shape)
-    for s in range(start, stop, block_rows):
-        e = min(s + block_rows, stop)
-        acc.add(coef, intercept, X[s:e], y[s:e])
+    bounds = chunk_bounds(X, block_rows, start, stop)
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        if is_sparse(X):
+            acc.add_sums(loss_and_gradient_sums_any(coef, intercept, X[s:e], y[s:e]), e - s)
+        else:
+            acc.add(coef, intercept, X[s:e], y[s:e])
     return acc
 
 
@@ -149,16 +198,20 @@ def run(data_dir, dtypes=("float64", "float32"), block_rows=None, passes=5, thre
         raise FileNotFoundError(f"{data_dir}.json is missing: generate the data with bench/make_data.py")
     block_rows = block_rows or default_block_rows()
     cores = os.cpu_count() or 1
-    thread_counts = thread_counts or sorted({1, cores})
-    procs = cores if procs is None else procs
     p = manifest["params"]
+    sparse = p.get("kind") == "sparse"
+    # scipy's sparse products are single-threaded: more BLAS threads would time the same code
+    thread_counts = thread_counts or ([1] if sparse else sorted({1, cores}))
+    procs = cores if procs is None else procs
     result = {
         "tool": "bench/numpy_bound.py",
         "input": data_dir,
         "rows": p["rows"],
         "features": p["features"],
         "classes": p["classes"],
+        "format": "csr" if sparse else "dense",
         "block_rows": block_rows,
+        "chunk_nnz": default_chunk_nnz() if sparse else None,
         "passes": passes,
         "cores": cores,
         "blas": [
@@ -174,10 +227,11 @@ def run(data_dir, dtypes=("float64", "float32"), block_rows=None, passes=5, thre
             X64, y = load_numpy(data_dir, manifest, np.float64)
         X = X64 if dtype == "float64" else X64.astype(np.dtype(dtype))
         load_s = time.perf_counter() - t0
-        log(f"numpy_bound: {dtype}: {X.shape[0]} rows loaded in {load_s:.1f}s ({X.nbytes / 2**20:.0f} MiB)")
+        log(f"numpy_bound: {dtype}: {X.shape[0]} rows loaded in {load_s:.1f}s "
+            f"({matrix_nbytes(X) / 2**20:.0f} MiB{', CSR' if sparse else ''})")
         r = measure(X, y, p["classes"], block_rows, passes, thread_counts, procs)
         r["prepare_seconds"] = load_s  # float64: read from Parquet; other dtypes: the conversion
-        r["bytes"] = int(X.nbytes)
+        r["bytes"] = matrix_nbytes(X)
         result["dtypes"][dtype] = r
         log(
             f"numpy_bound: {dtype}: "

@@ -347,9 +347,10 @@ class Bench:
             print(rec.get("stderr_tail", ""), file=sys.stderr)
         return rec
 
-    def run_ours_lbfgs(self, data_dir, name, evaluator=None, max_iter=None) -> dict:
+    def run_ours_lbfgs(self, data_dir, name, evaluator=None, max_iter=None, extra_args=()) -> dict:
         model_dir = os.path.join(self.work, name, "model")
-        args = ["--input", data_dir, "--model-dir", model_dir, "--l2", repr(self.a.l2), "--overwrite"]
+        args = ["--input", data_dir, "--model-dir", model_dir, "--l2", repr(self.a.l2), "--overwrite",
+                *extra_args]
         if self.a.optimizer != "default":
             args += ["--optimizer", self.a.optimizer]
         if not self.a.defaults:  # the "small" workload: each side at its own defaults
@@ -619,7 +620,9 @@ def markdown(result: dict) -> str:
     ]
     nb = result.get("numpy_bound")
     if nb:
-        lines += ["## numpy bound (one gradient pass over the data in memory, no Spark)", "",
+        what = ("scipy.sparse CSR bound (one gradient pass over the CSR matrix in memory, no Spark)"
+                if nb.get("format") == "csr" else "numpy bound (one gradient pass over the data in memory, no Spark)")
+        lines += [f"## {what}", "",
                   "| dtype | " + " | ".join(k for k, v in next(iter(nb["dtypes"].values())).items()
                                             if isinstance(v, dict)) + " | bound | ours per pass / bound |",
                   "| --- |" + " ---: |" * (len([1 for v in next(iter(nb["dtypes"].values())).values()
@@ -648,6 +651,18 @@ def markdown(result: dict) -> str:
                          f"{fmt(row.get('mllib_seconds_per_iteration'))} | {fmt(row.get('mllib_per_eval_seconds'))} | "
                          f"{fmt(row.get('numpy_bound_seconds'))} |")
         lines.append("")
+        lin = result.get("scaling_linearity")
+        if lin:
+            lines += [f"Ours per pass at {lin['rows']:,} rows / at {lin['base_rows']:,}: {lin['ratio']:.2f} "
+                      f"(linear goal ≤ {lin['goal']:.2f}: {'met' if lin['ok'] else 'NOT met'}).", ""]
+    sp = result.get("scaling_partitions")
+    if sp:
+        lines += [f"## Scaling against partitions ({sp[0]['rows']:,} rows, ours, `--num-partitions`)", "",
+                  "| partitions | ours s/pass | ours wall s | ingest s |", "| ---: | ---: | ---: | ---: |"]
+        for row in sp:
+            lines.append(f"| {row['partitions']} | {fmt(row.get('ours_per_pass_seconds'))} | "
+                         f"{fmt(row.get('ours_wall_seconds'))} | {fmt(row.get('ingest_seconds'))} |")
+        lines.append("")
     lines += [f"Raw numbers: `{shown(result['paths']['json'])}`; logs: `{shown(result['paths']['work'])}`.", ""]
     return "\n".join(lines)
 
@@ -674,6 +689,10 @@ def parse_args(argv=None):
     g.add_argument("--only", choices=["ours", "mllib"], default=None, help="run one side only")
     g.add_argument("--skip-scaling", action="store_true", help="skip the time-per-pass vs rows run")
     g.add_argument("--scaling-rows", default="250000,500000,1000000,2000000", help="row counts of the scaling run")
+    g.add_argument("--scaling-partitions", default="",
+                   help="comma list of --num-partitions for a time-per-pass vs partitions sweep (ours only; "
+                        "the scaling workload: 2,4,8,16,32,64)")
+    g.add_argument("--scaling-partition-rows", default="1000000", help="rows of the partitions sweep")
     g.add_argument("--scaling-max-iter", type=int, default=20,
                    help="iterations per scaling run (enough for a steady time per pass)")
     g.add_argument("--skip-sgd", action="store_true", help="skip the SGD throughput run")
@@ -716,7 +735,8 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"--workloads: unknown {', '.join(unknown)}; expected some of {', '.join(WORKLOADS)}")
     given = sys.argv[1:] if argv is None else list(argv)
-    a.explicit = {k for k in SHAPE_KEYS if any(t == f"--{k}" or t.startswith(f"--{k}=") for t in given)}
+    flag = lambda k: "--" + k.replace("_", "-")  # noqa: E731
+    a.explicit = {k for k in SHAPE_KEYS if any(t == flag(k) or t.startswith(flag(k) + "=") for t in given)}
     a.command = " ".join(["bench/run.py", *given])
     a.defaults, a.scaling_only, a.workload = False, False, "dense"
     return a
@@ -794,6 +814,21 @@ def run_workload(a, bench) -> tuple[dict, int]:
                 nb = bench.run_numpy_bound(sdir, f"scale-numpy-{n}", ["float64"])
                 row["numpy_bound_seconds"] = nb["dtypes"]["float64"]["bound_seconds"] if nb else None
             scaling.append(row)
+    scaling_partitions = []
+    parts = [int(x) for x in (a.scaling_partitions or "").split(",") if x.strip()]
+    if parts and not a.skip_scaling and want_ours:
+        # time per pass against partitions at a fixed row count: ours only (--num-partitions)
+        n = int(float(a.scaling_partition_rows))
+        sdir, _ = make_data.ensure_dataset(n, a.features, a.classes, a.seed, a.data_root, log=log,
+                                           kind=a.kind, nnz_per_row=a.nnz_per_row)
+        for k in parts:
+            rec = bench.run_ours_lbfgs(sdir, f"scale-ours-{n}-p{k}", None, a.scaling_max_iter,
+                                       ["--num-partitions", str(k)])
+            runs.append(rec)
+            scaling_partitions.append({"rows": n, "partitions": k, "ours_per_pass_seconds": rec.get("per_pass_seconds"),
+                                       "ours_wall_seconds": rec.get("wall_seconds"),
+                                       "ingest_seconds": rec.get("ingest_seconds")})
+    rows_linearity = scaling_linearity(scaling)
 
     # ---- summary
     main_runs = [r for r in runs if not r["name"].startswith("scale-")]
@@ -863,6 +898,8 @@ def run_workload(a, bench) -> tuple[dict, int]:
         "objective_agreement": agr,
         "numpy_bound": numpy_bound,
         "scaling": scaling,
+        "scaling_partitions": scaling_partitions,
+        "scaling_linearity": rows_linearity,
         "mllib_blas": mllib_blas,
         "notes": notes,
         "failures": bench.failures,
@@ -902,16 +939,19 @@ WORKLOADS = {
     "dense": {},
     # issue 11's: λ = 1e-5 (MLlib regParam 2e-5)
     "sparse": {"rows": 500_000, "features": 131_072, "classes": 20, "kind": "sparse", "l2": 1e-5,
-               "skip_numpy": True, "skip_scaling": True},
+               "skip_scaling": True},  # its bound: scipy.sparse CSR in process (bench/numpy_bound.py)
     "wide": {"rows": 60_000, "features": 784, "classes": 10, "kind": "pixels", "skip_scaling": True},
     "manyclasses": {"rows": 200_000, "features": 128, "classes": 200, "skip_scaling": True},
     # the latency a user feels: both sides at their defaults, l2 1e-3 (MLlib regParam 2e-3)
     "small": {"rows": 2_000, "features": 20, "classes": 5, "kind": "badly_scaled", "l2": 1e-3,
               "defaults": True, "optimizer": "default", "skip_scaling": True, "skip_sgd": True},
     # time per pass against rows on the dense workload (no main runs)
-    "scaling": {"scaling_only": True, "skip_sgd": True, "skip_numpy": True},
+    # 4M × 64 float64 is 2 GiB of data: one data set at a time, no in-process copy (no bound, no J)
+    "scaling": {"scaling_only": True, "skip_sgd": True, "skip_numpy": True,
+                "scaling_rows": "250000,500000,1000000,2000000,4000000", "scaling_partitions": "2,4,8,16,32,64"},
 }
-SHAPE_KEYS = ("rows", "features", "classes")
+# an explicit flag on the command line beats a workload's setting
+SHAPE_KEYS = ("rows", "features", "classes", "scaling_rows", "scaling_partitions")
 
 
 def workload_args(a, name: str):
@@ -945,11 +985,30 @@ def table(results: list[dict]) -> str:
             f"| {r['meta']['workload']} | {d['rows']:,} × {d['features']:,} × {d['classes']} {d.get('kind', 'gaussian')} | "
             f"{fmt(o.get('wall_seconds'))} | {fmt(m.get('wall_seconds'))} | {fmt(rat.get('wall_seconds'))} | "
             f"{fmt(o.get('timing.passes'))} | {fmt(o.get('per_pass_seconds'))} | {fmt(m.get('seconds_per_iteration'))} | "
-            f"{fmt(nb)} | {fmt(o.get('cached_bytes'))} / {fmt(m.get('cached_bytes'))} | "
+            f"{fmt(nb)}{_bound_ratio(o.get('per_pass_seconds'), nb)} | "
+            f"{fmt(o.get('cached_bytes'))} / {fmt(m.get('cached_bytes'))} | "
             f"{rss(o.get('memory.peak_rss_bytes'))} / {rss(m.get('memory.peak_rss_bytes'))} | "
             f"{'ok' if agr.get('ok') else ('NO' if agr.get('compared') else '–')} "
             f"{fmt(agr.get('max_rel_diff'))} | {fmt(statistics.median(loads)) if loads else '–'} |")
     return "\n".join(lines) + "\n"
+
+
+def _bound_ratio(per_pass, bound) -> str:
+    r = ratio(per_pass, bound)
+    return f" (ours {fmt(r, 'x')})" if r is not None else ""
+
+
+def scaling_linearity(scaling: list[dict]) -> dict | None:
+    """Our per-pass time at the largest row count n over that at n' (the largest count ≤ n/4,
+    else the smallest), against the linear goal 1.1·n/n' (issue 14: 4M / 1M ≤ 4.4)."""
+    got = {r["rows"]: r.get("ours_per_pass_seconds") for r in scaling if r.get("ours_per_pass_seconds")}
+    if len(got) < 2:
+        return None
+    n = max(got)
+    lower = [m for m in got if m <= n / 4] or [min(got)]
+    m = max(lower)
+    value, goal = got[n] / got[m], 1.1 * n / m
+    return {"rows": n, "base_rows": m, "ratio": value, "goal": goal, "ok": value <= goal}
 
 
 def main(argv=None) -> int:
