@@ -39,10 +39,12 @@ iris and breast_cancer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
+import threading
 import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -165,8 +167,43 @@ def make_df(spark, X, y):
     return df
 
 
+class FitTimeout(Exception):
+    """A fit cancelled by ``job_group``'s timer."""
+
+
+@contextlib.contextmanager
+def job_group(sc, group: str, timeout: float | None):
+    """Run the block's Spark jobs in job group ``group``; after ``timeout`` seconds (None or 0:
+    never) cancel the group, and the block's exception becomes ``FitTimeout``. A fit that runs
+    away (thousands of passes) so costs at most ``timeout``, not the whole workload's budget."""
+    fired, done = threading.Event(), threading.Event()
+
+    def cancel():  # again every second: a job the fit submits after the first cancel goes too
+        fired.set()
+        while not done.is_set():
+            sc.cancelJobGroup(group)
+            done.wait(1.0)
+
+    timer = threading.Timer(timeout, cancel) if timeout else None
+    sc.setJobGroup(group, f"bench solvers {group}")
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    except Exception as exc:
+        if fired.is_set():
+            raise FitTimeout(f"cancelled after {timeout:g} s") from exc
+        raise
+    finally:
+        done.set()
+        if timer:
+            timer.cancel()
+        sc.setLocalProperty("spark.jobGroup.id", None)
+
+
 def fit_ours(df, optimizer: str, l2: float, **options):
-    """(wall seconds of fit, record without the timing) for our estimator at its defaults."""
+    """(wall seconds of fit, coef, intercept, record) for our estimator at its defaults."""
     from softmax_spark import SoftmaxRegression
 
     est = SoftmaxRegression(optimizer=optimizer, l2=l2, write_mllib=False, **options)
@@ -199,19 +236,16 @@ def _loss_evals(sc, group: str) -> int:
 
 
 def fit_mllib(spark, df, l2: float, max_iter: int, group: str):
+    """(wall seconds of fit, coef, intercept, record); run inside ``job_group(sc, group, …)``."""
     from pyspark.ml.classification import LogisticRegression
 
     sc = spark.sparkContext
     lr = LogisticRegression(featuresCol="vec", labelCol="label", family="multinomial", regParam=2.0 * l2,
                             elasticNetParam=0.0, standardization=False, tol=MLLIB_TOL, maxIter=max_iter,
                             fitIntercept=True)
-    sc.setJobGroup(group, f"bench solvers {group}")
-    try:
-        t0 = time.perf_counter()
-        model = lr.fit(df)
-        seconds = time.perf_counter() - t0
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
+    t0 = time.perf_counter()
+    model = lr.fit(df)
+    seconds = time.perf_counter() - t0
     iterations = int(model.summary.totalIterations)
     return seconds, model.coefficientMatrix.toArray(), model.interceptVector.toArray(), {
         "iterations": iterations, "passes": _loss_evals(sc, group), "solver": "mllib-lbfgs",
@@ -220,7 +254,12 @@ def fit_mllib(spark, df, l2: float, max_iter: int, group: str):
     }
 
 
-def run_dataset(spark, name: str, loader, l2: float, repeats: int, solvers: list[str], seed: int) -> dict:
+def run_dataset(spark, name: str, loader, l2: float, repeats: int, solvers: list[str], seed: int,
+                fit_timeout: float | None = None, repeat_max_seconds: float | None = None) -> dict:
+    """One data set: reference, cached DataFrame, ``repeats`` rotated rounds of every solver. A
+    solver whose fit took more than ``repeat_max_seconds`` is not fitted again (one long fit
+    already averages the per-job jitter that repeats are for); one past ``fit_timeout`` is
+    cancelled and reported as timed out."""
     import numpy as np
 
     X, y = loader()
@@ -236,14 +275,25 @@ def run_dataset(spark, name: str, loader, l2: float, repeats: int, solvers: list
         f"rel ΔJ {sk['rel_objective_diff']:.1e}")
     df = make_df(spark, Xtr, ytr)
     runs = {s: [] for s in solvers}
+    timed_out = {}  # solver → message: not fitted again on this data set
     try:
         for r in range(repeats):
             order = solvers[r % len(solvers):] + solvers[:r % len(solvers)]
             for solver in order:
-                if solver in MLLIB:
-                    secs, coef, intercept, rec = fit_mllib(spark, df, l2, MLLIB[solver], f"{name}-{solver}-r{r}")
-                else:
-                    secs, coef, intercept, rec = fit_ours(df, solver, l2)
+                if solver in timed_out or (r > 0 and repeat_max_seconds and runs[solver]
+                                           and runs[solver][0]["fit_seconds"] > repeat_max_seconds):
+                    continue
+                group = f"{name}-{solver}-r{r}"
+                try:
+                    with job_group(spark.sparkContext, group, fit_timeout):
+                        if solver in MLLIB:
+                            secs, coef, intercept, rec = fit_mllib(spark, df, l2, MLLIB[solver], group)
+                        else:
+                            secs, coef, intercept, rec = fit_ours(df, solver, l2)
+                except FitTimeout as exc:
+                    timed_out[solver] = f"timed out ({exc}; --fit-timeout) in repeat {r}"
+                    log(f"{name} r{r} {solver:10s} TIMED OUT: {exc}")
+                    continue
                 coef, intercept = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
                 j = objective(coef, intercept, Xtr, ytr, l2)
                 rec.update(repeat=r, fit_seconds=secs, objective=j,
@@ -255,7 +305,7 @@ def run_dataset(spark, name: str, loader, l2: float, repeats: int, solvers: list
                     f"({rec.get('solver')}; {rec['stop_reason']})")
     finally:
         df.unpersist()
-    summary = {}
+    summary = {solver: {"timed_out": msg} for solver, msg in timed_out.items()}
     for solver, recs in runs.items():
         if not recs:
             continue
@@ -263,11 +313,13 @@ def run_dataset(spark, name: str, loader, l2: float, repeats: int, solvers: list
         summary[solver] = {
             "fit_seconds": statistics.median(r["fit_seconds"] for r in recs),
             "fit_seconds_all": [r["fit_seconds"] for r in recs],
+            "fits": len(recs),
             "iterations": statistics.median(r["iterations"] for r in recs),
             "passes": statistics.median(r["passes"] for r in recs) if all(r["passes"] is not None for r in recs) else None,
             "max_abs_dp_test": max(r["max_abs_dp_test"] for r in recs),
             "rel_objective_gap": max(r["rel_objective_gap"] for r in recs),
             "solver": last.get("solver"), "stop_reason": last.get("stop_reason"),
+            **({"timed_out": timed_out[solver]} if solver in timed_out else {}),
         }
     return {"name": name, "n_train": int(len(ytr)), "n_test": int(len(yte)), "features": int(D), "classes": int(C),
             "CD": int(C * D), "l2": l2,
@@ -285,7 +337,8 @@ def warm_up(spark, l2: float) -> None:
     df = make_df(spark, X, y)
     try:
         fit_ours(df, "lbfgs", l2, max_iter=3)
-        fit_mllib(spark, df, l2, 3, "warm-up")
+        with job_group(spark.sparkContext, "warm-up", None):
+            fit_mllib(spark, df, l2, 3, "warm-up")
     finally:
         df.unpersist()
 
@@ -298,6 +351,9 @@ def main(argv=None) -> int:
     p.add_argument("--l2", type=float, default=1e-4)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=42, help="train/test split seed")
+    p.add_argument("--fit-timeout", type=float, default=120.0, help="seconds before a fit is cancelled (0: never)")
+    p.add_argument("--repeat-max-seconds", type=float, default=20.0,
+                   help="a solver whose first fit took longer is not repeated (0: always repeat)")
     a = p.parse_args(argv)
     from pyspark.sql import SparkSession
 
@@ -306,7 +362,8 @@ def main(argv=None) -> int:
     solvers = [s for s in a.solvers.split(",") if s]
     spark = SparkSession.builder.appName("bench-solvers").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    result = {"l2": a.l2, "repeats": a.repeats, "seed": a.seed, "solvers": solvers, "test_fraction": TEST_FRACTION,
+    result = {"l2": a.l2, "repeats": a.repeats, "seed": a.seed, "solvers": solvers, "fit_timeout": a.fit_timeout,
+              "repeat_max_seconds": a.repeat_max_seconds, "test_fraction": TEST_FRACTION,
               "mllib_tol": MLLIB_TOL, "spark_version": spark.version, "master": spark.sparkContext.master,
               "datasets": [], "failures": []}
 
@@ -320,7 +377,8 @@ def main(argv=None) -> int:
     result["warm_up_seconds"] = time.perf_counter() - t0
     for name in names:
         try:
-            result["datasets"].append(run_dataset(spark, name, loaders[name], a.l2, a.repeats, solvers, a.seed))
+            result["datasets"].append(run_dataset(spark, name, loaders[name], a.l2, a.repeats, solvers, a.seed,
+                                                  a.fit_timeout, a.repeat_max_seconds))
         except Exception as exc:  # one data set failing must not lose the others
             import traceback
 
@@ -343,6 +401,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="solvers workload: comma list of data sets")
     g.add_argument("--solvers", default=",".join(SOLVERS),
                    help="solvers workload: comma list of solvers (ours and MLlib at maxIter 1000 / 100)")
+    g.add_argument("--repeat-max-seconds", type=float, default=20.0,
+                   help="solvers workload: a solver whose first fit on a data set took longer is not repeated "
+                        "there (one long fit averages the jitter repeats are for); 0: always repeat")
+    g.add_argument("--fit-timeout", type=float, default=120.0,
+                   help="solvers workload: a fit still running after this many seconds is cancelled (its job "
+                        "group), reported as timed out and not repeated on that data set; 0: never")
 
 
 def check_arguments(p: argparse.ArgumentParser, a) -> None:
@@ -362,8 +426,9 @@ def _fmt(v, digits=3):
 
 def _short(reason, width=44) -> str:
     """A stop reason cut to ``width`` characters for the table (the JSON has it whole)."""
-    reason = (reason or "—").replace("|", "/")
-    return reason if len(reason) <= width else reason[:width - 1] + "…"
+    reason = reason or "—"
+    reason = reason if len(reason) <= width else reason[:width - 1] + "…"
+    return reason.replace("|", "\\|")  # |J| inside a markdown table cell
 
 
 def _targets(ds: dict, s: dict, mllib: dict | None) -> str:
@@ -388,7 +453,9 @@ def markdown(result: dict) -> str:
         f"LogisticRegression, regParam 2λ, standardization off, tol {result['mllib_tol']:g}, maxIter 1000 "
         "(`mllib`) or its default 100 (`mllib-100`). One local SparkSession "
         f"(`{result.get('master')}`), a cached DataFrame of the train split; fit s = median wall time of "
-        "`fit` (ours includes its ingest). max|Δp| = largest difference of a test-set probability from the "
+        "`fit` over `fits` fits (ours includes its ingest; a solver whose first fit took more than "
+        f"{result.get('repeat_max_seconds')} s is not repeated, one still running after {result.get('fit_timeout')} s "
+        "is cancelled). max|Δp| = largest difference of a test-set probability from the "
         "exact optimum's (numpy Newton at tol 1e-20 on the train split); gap = (J − J*)/|J*| on the train "
         "split. MLlib passes = its loss evaluations. Targets (ours): Δp ≤ 1e-6, passes ≤ 50 where C·D ≤ "
         "4096, faster than `mllib`.",
@@ -401,19 +468,23 @@ def markdown(result: dict) -> str:
                   + ".", ""]
     for failure in result.get("failures", []):
         lines += [f"**FAILED: {failure}**", ""]
-    lines += ["| data (train × D × C) | solver | fit s | × mllib | iterations | passes | max abs Δp (test) | "
-              "rel. J gap | stop | targets |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines += ["| data (train × D × C) | solver | fit s | fits | × mllib | iterations | passes | max abs Δp (test) | "
+              "rel. J gap | stop | targets |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for ds in result["datasets"]:
         mllib = ds["summary"].get("mllib")
         for solver in result["solvers"]:
             s = ds["summary"].get(solver)
             if not s:
                 continue
+            if "fit_seconds" not in s:  # timed out on its first fit
+                lines.append(f"| {ds['name']} ({ds['n_train']:,} × {ds['features']} × {ds['classes']}) | {solver} | "
+                             f"> {result.get('fit_timeout', '?')} | 0 | | | | | | {s['timed_out']} | |")
+                continue
             label = solver if solver != "auto" else f"auto → {s.get('solver')}"
             rel = s["fit_seconds"] / mllib["fit_seconds"] if mllib and mllib["fit_seconds"] else None
             lines.append(
                 f"| {ds['name']} ({ds['n_train']:,} × {ds['features']} × {ds['classes']}) | {label} | "
-                f"{s['fit_seconds']:.2f} | {_fmt(rel)} | {_fmt(s['iterations'])} | {_fmt(s['passes'])} | "
+                f"{s['fit_seconds']:.2f} | {s.get('fits', '')} | {_fmt(rel)} | {_fmt(s['iterations'])} | {_fmt(s['passes'])} | "
                 f"{s['max_abs_dp_test']:.1e} | {s['rel_objective_gap']:.1e} | {_short(s.get('stop_reason'))} | "
                 f"{_targets(ds, s, mllib) if solver in OURS else ''} |")
     lines += ["", "Reference check (exact optimum vs scikit-learn newton-cholesky, tol 1e-12):", "",
@@ -433,7 +504,8 @@ def run_workload(a, bench) -> tuple[dict, int]:
     stem = a.name if a.name.endswith("-solvers") else f"{a.name}-solvers"
     out = os.path.join(bench.work, "solvers.json")
     args = ["--out", out, "--datasets", a.datasets, "--solvers", a.solvers, "--l2", repr(a.l2),
-            "--repeats", str(a.repeats), "--seed", str(a.seed)]
+            "--repeats", str(a.repeats), "--seed", str(a.seed), "--fit-timeout", repr(a.fit_timeout),
+            "--repeat-max-seconds", repr(a.repeat_max_seconds)]
     rec = bench._spark(os.path.abspath(__file__), args, "solvers")
     if os.path.exists(out):
         with open(out) as f:
