@@ -37,7 +37,7 @@ import numpy as np
 from .errors import InputError
 from .features import FeatureSpec, features_to_numpy, weights_to_numpy
 from .labels import check_known, discover_classes  # discover_classes: re-exported
-from .schema import check_columns  # re-exported: one column check for training and scoring
+from .schema import check_columns, storage_dtype  # check_columns: re-exported: one column check for training and scoring
 
 __all__ = ["BlockDescriptor", "DataSummary", "IngestedData", "InputChangedError", "read_parquet", "check_columns",
            "discover_classes", "ingest", "choose_block_format", "input_stamps", "check_input_unchanged"]
@@ -822,12 +822,14 @@ def ingest(
     ``files``: the Parquet files behind ``df`` (``df.inputFiles()``) — when given and readable
     by pyarrow, tasks read their row groups directly (the fast path); otherwise the rows come
     from Spark through ``mapInArrow``. ``n_partitions``: how many blocks (a few large
-    partitions beat many small ones: each task costs ~50 ms). ``block_format``: "auto" (the
+    partitions beat many small ones: each task costs ~50 ms). ``dtype``: the cache's, "float64",
+    "float32" or "auto" (``schema.storage_dtype``). ``block_format``: "auto" (the
     measured density decides, ``choose_block_format``), "dense" or "csr".
     Raises ``InputError`` (one line: column, partition, row) for bad input; nothing is left behind.
     """
     if block_format not in ("auto", "dense", "csr"):
         raise ValueError(f"block_format {block_format!r}: expected auto, dense or csr")
+    dtype = storage_dtype(dtype, df.schema, spec)  # "auto": float32 for array<float> features
     args = dict(df=df, spec=spec, label_col=label_col, classes=list(classes), weight_col=weight_col, dtype=dtype,
                 n_partitions=n_partitions, n_features=n_features, files=files, block_format=block_format)
     from .connect_backend import is_connect
