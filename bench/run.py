@@ -687,6 +687,8 @@ def parse_args(argv=None):
     g.add_argument("--seed", type=int, default=42, help="data generator seed")
     g.add_argument("--kind", choices=make_data.KINDS, default="gaussian", help="data generator (bench/make_data.py)")
     g.add_argument("--nnz-per-row", type=int, default=40, help="sparse kind: mean non-zeros per row")
+    g.add_argument("--data-dtype", choices=make_data.DTYPES, default="float64",
+                   help="feature values written as float64 (array<double>) or float32 (array<float>)")
     g.add_argument("--data-root", default=os.path.join(BENCH_DIR, "data"), help="where data sets live")
     g = p.add_argument_group("what to run")
     g.add_argument("--workloads", default="dense",
@@ -771,7 +773,8 @@ def run_workload(a, bench) -> tuple[dict, int]:
         want_ours = False
 
     data_dir, manifest = make_data.ensure_dataset(a.rows, a.features, a.classes, a.seed, a.data_root,
-                                                  log=log, kind=a.kind, nnz_per_row=a.nnz_per_row)
+                                                  log=log, kind=a.kind, nnz_per_row=a.nnz_per_row,
+                                                  dtype=a.data_dtype)
     evaluator = Evaluator(data_dir, manifest, a.l2)
 
     runs, pairs = [], []
@@ -808,7 +811,7 @@ def run_workload(a, bench) -> tuple[dict, int]:
     if not a.skip_scaling:
         for n in [int(float(x)) for x in a.scaling_rows.split(",") if x.strip()]:
             sdir, _ = make_data.ensure_dataset(n, a.features, a.classes, a.seed, a.data_root, log=log,
-                                               kind=a.kind, nnz_per_row=a.nnz_per_row)
+                                               kind=a.kind, nnz_per_row=a.nnz_per_row, dtype=a.data_dtype)
             row = {"rows": n}
             if want_ours:
                 rec = bench.run_ours_lbfgs(sdir, f"scale-ours-{n}", None, a.scaling_max_iter)
@@ -948,6 +951,8 @@ WORKLOADS = {
     # the latency a user feels: both sides at their defaults, l2 1e-3 (MLlib regParam 2e-3)
     "small": {"rows": 2_000, "features": 20, "classes": 5, "kind": "badly_scaled", "l2": 1e-3,
               "defaults": True, "optimizer": "default", "skip_scaling": True, "skip_sgd": True},
+    # float32 input (array<float>): our cache stays float32 (--dtype auto); MLlib reads doubles
+    "dense32": {"data_dtype": "float32", "skip_scaling": True},
     # time per pass against rows on the dense workload (no main runs)
     "scaling": {"scaling_only": True, "skip_sgd": True, "skip_numpy": True},
     # issue 13: each solver on hard small data sets against the exact optimum (bench/solvers.py)
@@ -987,7 +992,7 @@ def table(results: list[dict]) -> str:
         # a row per --optimizers entry (dense), else one
         for opt, o in list((s.get("ours_by_optimizer") or {}).items()) or [(None, s.get("ours", {}))]:
             lines.append(
-                f"| {r['meta']['workload']}{f' ({opt})' if opt else ''} | {d['rows']:,} × {d['features']:,} × {d['classes']} {d.get('kind', 'gaussian')} | "
+                f"| {r['meta']['workload']}{f' ({opt})' if opt else ''} | {d['rows']:,} × {d['features']:,} × {d['classes']} {d.get('kind', 'gaussian')}{' float32' if d.get('dtype') == 'float32' else ''} | "
                 f"{fmt(o.get('wall_seconds'))} | {fmt(m.get('wall_seconds'))} | {fmt(ratio(o.get('wall_seconds'), m.get('wall_seconds')))} | "
                 f"{fmt(o.get('timing.passes'))} | {fmt(o.get('per_pass_seconds'))} | {fmt(m.get('seconds_per_iteration'))} | "
                 f"{fmt(nb)} | {fmt(o.get('cached_bytes'))} / {fmt(m.get('cached_bytes'))} | "
