@@ -25,6 +25,11 @@ row has ~``nnz_per_row`` non-zeros at random columns, values N(0, 1); written as
 SparseVector column in Spark's VectorUDT struct layout, with the Spark schema in the footer so
 Spark reads it back as a Vector). The kind is part of the data set's name and manifest.
 
+``--dtype float32`` (dense kinds): the features are rounded to float32 before the labels are drawn
+and written as list<float> (Spark: array<float>), so the values are exactly float32 — issue 14's
+float32 input, which our trainer caches as float32 (``--dtype auto``) and MLlib reads through
+``array_to_vector`` as doubles. The name gains ``_f32`` and the manifest ``"dtype": "float32"``.
+
 Usage:  python bench/make_data.py --rows 1000000 --features 64 --classes 10 [--seed 42]
 Prints the data directory's path on the last line of stdout.
 """
@@ -56,14 +61,20 @@ VECTOR_STRUCT = pa.struct([("type", pa.int8()), ("size", pa.int32()), ("indices"
                            ("values", pa.list_(pa.float64()))])
 
 
-def dataset_name(rows: int, features: int, classes: int, seed: int, kind: str = "gaussian") -> str:
-    suffix = "" if kind == "gaussian" else f"_{kind}"
+DTYPES = ("float64", "float32")
+
+
+def dataset_name(rows: int, features: int, classes: int, seed: int, kind: str = "gaussian",
+                 dtype: str = "float64") -> str:
+    suffix = ("" if kind == "gaussian" else f"_{kind}") + ("" if dtype == "float64" else "_f32")
     return f"synth_r{rows}_f{features}_c{classes}_s{seed}{suffix}"
 
 
 def _params(rows, features, classes, seed, signal, row_group_rows, rows_per_file, compression,
-            kind="gaussian", nnz_per_row=40):
+            kind="gaussian", nnz_per_row=40, dtype="float64"):
     extra = {} if kind == "gaussian" else {"kind": kind}  # gaussian manifests stay as they were
+    if dtype != "float64":  # float64 manifests too
+        extra["dtype"] = dtype
     if kind == "sparse":
         extra["nnz_per_row"] = int(nnz_per_row)
     return {**extra,
@@ -130,8 +141,9 @@ def kind_parameters(kind, features, classes, signal, param_seq):
     return mean, scale, coef, intercept
 
 
-def make_block(seed_seq, n, mean, scale, coef, intercept, kind="gaussian", nnz_per_row=40):
-    """One row group: features (n, D) float64 (a CSR matrix for ``sparse``) and labels (n,) int32."""
+def make_block(seed_seq, n, mean, scale, coef, intercept, kind="gaussian", nnz_per_row=40, dtype="float64"):
+    """One row group: features (n, D) in ``dtype`` (a float64 CSR matrix for ``sparse``) and labels
+    (n,) int32 drawn from those values."""
     rng = np.random.default_rng(seed_seq)
     d = mean.shape[0]
     if kind == "sparse":
@@ -149,6 +161,7 @@ def make_block(seed_seq, n, mean, scale, coef, intercept, kind="gaussian", nnz_p
         X += mean
         if kind == "pixels":
             np.clip(np.round(X, out=X), 0.0, 255.0, out=X)
+        X = X.astype(dtype, copy=False)
         logits = X @ coef.T
     logits += intercept
     logits += rng.gumbel(size=logits.shape)  # argmax(logits + Gumbel) ~ softmax(logits)
@@ -179,11 +192,17 @@ def to_sparse_table(X, y: np.ndarray) -> pa.Table:
 
 
 def to_table(X: np.ndarray, y: np.ndarray) -> pa.Table:
+    """list<double> features for a float64 X, list<float> for a float32 one."""
     n, d = X.shape
     offsets = pa.array(np.arange(0, n * d + 1, d, dtype=np.int32))
     values = pa.array(np.ascontiguousarray(X).reshape(-1))
-    features = pa.ListArray.from_arrays(offsets, values, type=SCHEMA.field("features").type)
-    return pa.Table.from_arrays([features, pa.array(y, type=pa.int32())], schema=SCHEMA)
+    schema = dense_schema(X.dtype.name)
+    features = pa.ListArray.from_arrays(offsets, values, type=schema.field("features").type)
+    return pa.Table.from_arrays([features, pa.array(y, type=pa.int32())], schema=schema)
+
+
+def dense_schema(dtype: str = "float64") -> pa.Schema:
+    return SCHEMA if dtype == "float64" else pa.schema([("features", pa.list_(pa.float32())), ("label", pa.int32())])
 
 
 def generate(data_dir: str, params: dict, log=print) -> dict:
@@ -196,7 +215,8 @@ def generate(data_dir: str, params: dict, log=print) -> dict:
     param_seq, data_seq = root_seq.spawn(2)
     kind, nnz = params.get("kind", "gaussian"), params.get("nnz_per_row", 40)
     mean, scale, coef, intercept = kind_parameters(kind, features, classes, params["signal"], param_seq)
-    schema = SCHEMA
+    dtype = params.get("dtype", "float64")
+    schema = dense_schema(dtype)
     if kind == "sparse":
         schema = pa.schema([("features", VECTOR_STRUCT), ("label", pa.int32())], metadata=spark_footer())
     n_groups = -(-rows // rg_rows)
@@ -214,7 +234,7 @@ def generate(data_dir: str, params: dict, log=print) -> dict:
                     os.path.join(data_dir, file_name), schema, compression=params["compression"]
                 )
                 file_rows = 0
-            X, y = make_block(group_seqs[g], n, mean, scale, coef, intercept, kind, nnz)
+            X, y = make_block(group_seqs[g], n, mean, scale, coef, intercept, kind, nnz, dtype)
             counts += np.bincount(y, minlength=classes)
             table = to_sparse_table(X, y) if kind == "sparse" else to_table(X, y)
             writer.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=rg_rows)
@@ -254,16 +274,19 @@ def ensure_dataset(
     log=print,
     kind: str = "gaussian",
     nnz_per_row: int = 40,
+    dtype: str = "float64",
 ) -> tuple[str, dict]:
     """Return (data_dir, manifest), generating the data set unless an intact copy exists."""
     if rows < 1 or features < 1 or classes < 2:
         raise ValueError("need rows >= 1, features >= 1 and classes >= 2")
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if dtype not in DTYPES or (dtype != "float64" and kind == "sparse"):
+        raise ValueError(f"dtype {dtype!r}: expected float64, or float32 for a dense kind (ml Vectors are double)")
     params = _params(rows, features, classes, seed, signal, row_group_rows, rows_per_file, compression,
-                     kind, nnz_per_row)
+                     kind, nnz_per_row, dtype)
     os.makedirs(root, exist_ok=True)
-    name = dataset_name(rows, features, classes, seed, kind)
+    name = dataset_name(rows, features, classes, seed, kind, dtype)
     data_dir = os.path.join(root, name)
     manifest_path = data_dir + ".json"
     manifest = read_manifest(manifest_path)
@@ -355,11 +378,13 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="regenerate even if an intact copy exists")
     p.add_argument("--kind", choices=KINDS, default="gaussian", help="see the module docstring")
     p.add_argument("--nnz-per-row", type=int, default=40, help="sparse kind: mean non-zeros per row")
+    p.add_argument("--dtype", choices=DTYPES, default="float64",
+                   help="feature values: float64 (list<double>) or float32 (list<float>; dense kinds)")
     a = p.parse_args(argv)
     data_dir, manifest = ensure_dataset(
         a.rows, a.features, a.classes, a.seed, a.root, a.signal, a.row_group_rows,
         a.rows_per_file, a.compression, a.force, log=lambda m: print(m, file=sys.stderr),
-        kind=a.kind, nnz_per_row=a.nnz_per_row,
+        kind=a.kind, nnz_per_row=a.nnz_per_row, dtype=a.dtype,
     )
     print(json.dumps({"class_counts": manifest["class_counts"], "total_bytes": manifest["total_bytes"]}),
           file=sys.stderr)

@@ -44,6 +44,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
 
 import make_data  # noqa: E402
+import solvers  # noqa: E402
 from procmem import TreeSampler  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_TRAINER, EXIT_MISMATCH = 0, 1, 2, 3
@@ -347,18 +348,24 @@ class Bench:
             print(rec.get("stderr_tail", ""), file=sys.stderr)
         return rec
 
-    def run_ours_lbfgs(self, data_dir, name, evaluator=None, max_iter=None, extra_args=()) -> dict:
+    def run_ours_lbfgs(self, data_dir, name, evaluator=None, max_iter=None, optimizer=None,
+                       extra_args=()) -> dict:
         model_dir = os.path.join(self.work, name, "model")
         args = ["--input", data_dir, "--model-dir", model_dir, "--l2", repr(self.a.l2), "--overwrite",
                 *extra_args]
-        if self.a.optimizer != "default":
-            args += ["--optimizer", self.a.optimizer]
+        optimizer = optimizer or self.a.optimizer
+        if optimizer != "default":
+            args += ["--optimizer", optimizer]
+        # --tol is --optimizer's; the others of --optimizers run at their own default tol (the
+        # solvers' tolerances measure different things: newton's is on the Newton decrement)
+        tol = self.a.tol if optimizer == self.a.optimizer else None
         if not self.a.defaults:  # the "small" workload: each side at its own defaults
-            args += ["--tol", repr(self.a.tol), "--max-iter", str(max_iter or self.a.max_iter)]
+            args += ["--max-iter", str(max_iter or self.a.max_iter)] + (["--tol", repr(tol)] if tol is not None else [])
         if self.a.dtype:
             args += ["--dtype", self.a.dtype]
         rec = self._spark(self.trainer, args, name)
         rec["kind"] = "ours_lbfgs"
+        rec["optimizer"], rec["tol"] = optimizer, None if self.a.defaults else tol
         rec["model_dir"] = model_dir
         if rec["ok"]:
             self._read_our_model(rec, model_dir, evaluator)
@@ -389,6 +396,7 @@ class Bench:
         data_summary = meta.get("data_summary") or {}
         rec["ingest_seconds"] = data_summary.get("ingest_seconds")
         rec["stop_reason"] = (meta.get("options") or {}).get("stop_reason")
+        rec["solver"] = meta.get("solver")  # what --optimizer auto chose
         rec["data_summary"] = {k: v for k, v in data_summary.items()
                                if isinstance(v, (int, float, str, bool)) or v is None}
         if evaluator is not None:
@@ -618,6 +626,21 @@ def markdown(result: dict) -> str:
         f"{fmt(ml.get('loss_evals'))} | |",
         "",
     ]
+    by_opt = s.get("ours_by_optimizer")
+    if by_opt:  # --optimizers: a row per optimizer (the table above is the first one's)
+        lines += ["## Ours per optimizer (`--optimizers`)", "",
+                  "| optimizer | whole process, s | × MLlib | fit, s | iterations | passes | s per pass | "
+                  "final J (numpy) | ‖∇J‖ |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for opt, o in list(by_opt.items()) + [("MLlib", ml)]:
+            j = o.get("numpy.objective")
+            chose = [x for x in o.get("solvers", []) if x != opt]
+            tol = f" (tol {o['tol']})" if "tol" in o else ""
+            lines.append(f"| {opt}{' → ' + ', '.join(chose) if chose else ''}{tol} | {fmt(o.get('wall_seconds'))} | {fmt(ratio(o.get('wall_seconds'), ml.get('wall_seconds')), 'x')} | "
+                         f"{fmt(o.get('fit_seconds'))} | {fmt(o.get('iterations'))} | "
+                         f"{fmt(o.get('timing.passes') if opt != 'MLlib' else o.get('loss_evals'))} | "
+                         f"{fmt(o.get('per_pass_seconds') if opt != 'MLlib' else o.get('per_eval_seconds'))} | "
+                         f"{'—' if j is None else f'{j:.12g}'} | {fmt(o.get('numpy.grad_norm'))} |")
+        lines.append("")
     nb = result.get("numpy_bound")
     if nb:
         what = ("scipy.sparse CSR bound (one gradient pass over the CSR matrix in memory, no Spark)"
@@ -680,6 +703,8 @@ def parse_args(argv=None):
     g.add_argument("--seed", type=int, default=42, help="data generator seed")
     g.add_argument("--kind", choices=make_data.KINDS, default="gaussian", help="data generator (bench/make_data.py)")
     g.add_argument("--nnz-per-row", type=int, default=40, help="sparse kind: mean non-zeros per row")
+    g.add_argument("--data-dtype", choices=make_data.DTYPES, default="float64",
+                   help="feature values written as float64 (array<double>) or float32 (array<float>)")
     g.add_argument("--data-root", default=os.path.join(BENCH_DIR, "data"), help="where data sets live")
     g = p.add_argument_group("what to run")
     g.add_argument("--workloads", default="dense",
@@ -707,6 +732,9 @@ def parse_args(argv=None):
     g.add_argument("--max-iter", type=int, default=1000, help="both sides' iteration limit")
     g.add_argument("--optimizer", default="lbfgs",
                    help="our --optimizer (auto, lbfgs, newton, ...; 'default': not passed)")
+    g.add_argument("--optimizers", default=None,
+                   help="dense workload: comma list of our optimizers (e.g. lbfgs,auto), each run beside MLlib "
+                        "every repeat, a table row each (default: just --optimizer)")
     g.add_argument("--dtype", choices=["float32", "float64"], default=None,
                    help="--dtype for our trainer (None: not passed, the trainer's default)")
     g.add_argument("--sgd-batch-fraction", type=float, default=0.1, help="SGD run's --batch-fraction")
@@ -715,6 +743,7 @@ def parse_args(argv=None):
     g.add_argument("--ours-history-seconds", choices=["auto", "per-iteration", "cumulative"],
                    default="per-iteration",
                    help="how to read history.json 'seconds' (jobs/train.py records each iteration's own duration)")
+    solvers.add_arguments(p)
     g = p.add_argument_group("spark")
     g.add_argument("--master", default="local[2]", help="spark-submit --master (both sides)")
     g.add_argument("--driver-memory", default="8g", help="spark-submit --driver-memory (both sides)")
@@ -734,6 +763,8 @@ def parse_args(argv=None):
     unknown = [w for w in a.workloads if w not in WORKLOADS]
     if unknown:
         p.error(f"--workloads: unknown {', '.join(unknown)}; expected some of {', '.join(WORKLOADS)}")
+    solvers.check_arguments(p, a)
+    a.optimizer_list = [o.strip() for o in (a.optimizers or "").split(",") if o.strip()]
     given = sys.argv[1:] if argv is None else list(argv)
     flag = lambda k: "--" + k.replace("_", "-")  # noqa: E731
     a.explicit = {k for k in SHAPE_KEYS if any(t == flag(k) or t.startswith(flag(k) + "=") for t in given)}
@@ -763,23 +794,27 @@ def run_workload(a, bench) -> tuple[dict, int]:
         want_ours = False
 
     data_dir, manifest = make_data.ensure_dataset(a.rows, a.features, a.classes, a.seed, a.data_root,
-                                                  log=log, kind=a.kind, nnz_per_row=a.nnz_per_row)
+                                                  log=log, kind=a.kind, nnz_per_row=a.nnz_per_row,
+                                                  dtype=a.data_dtype)
     evaluator = Evaluator(data_dir, manifest, a.l2)
 
     runs, pairs = [], []
+    # one run of ours per --optimizers entry beside MLlib; the order rotates by one each repeat
+    sides = [f"ours:{opt}" for opt in a.optimizers] + ["mllib"]
     for r in range(0 if a.scaling_only else a.repeats):
-        order = ["ours", "mllib"] if r % 2 == 0 else ["mllib", "ours"]
+        order = sides[r % len(sides):] + sides[:r % len(sides)]
         got = {}
         for side in order:
-            if side == "ours" and want_ours:
-                got["ours"] = bench.run_ours_lbfgs(data_dir, f"ours-lbfgs-r{r}", evaluator)
-                runs.append(got["ours"])
+            if side.startswith("ours:") and want_ours:
+                opt = side[len("ours:"):]
+                run_name = f"ours-lbfgs-r{r}" if len(a.optimizers) == 1 else f"ours-{opt}-r{r}"
+                got[side] = bench.run_ours_lbfgs(data_dir, run_name, evaluator, optimizer=opt)
+                runs.append(got[side])
             elif side == "mllib" and want_mllib:
                 got["mllib"] = bench.run_mllib(data_dir, f"mllib-r{r}", evaluator)
                 runs.append(got["mllib"])
-        if "ours" in got and "mllib" in got:
-            pairs.append((got["ours"], got["mllib"]))
-        for side in ("ours", "mllib"):
+        pairs += [(got[side], got["mllib"]) for side in sides[:-1] if side in got and "mllib" in got]
+        for side in sides:
             rec = got.get(side)
             if rec and rec.get("ok") and rec.get("numpy"):
                 log(f"{rec['name']}: J = {rec['numpy']['objective']!r}, ‖∇J‖ = {rec['numpy']['grad_norm']:.3e}, "
@@ -797,7 +832,7 @@ def run_workload(a, bench) -> tuple[dict, int]:
     if not a.skip_scaling:
         for n in [int(float(x)) for x in a.scaling_rows.split(",") if x.strip()]:
             sdir, _ = make_data.ensure_dataset(n, a.features, a.classes, a.seed, a.data_root, log=log,
-                                               kind=a.kind, nnz_per_row=a.nnz_per_row)
+                                               kind=a.kind, nnz_per_row=a.nnz_per_row, dtype=a.data_dtype)
             row = {"rows": n}
             if want_ours:
                 rec = bench.run_ours_lbfgs(sdir, f"scale-ours-{n}", None, a.scaling_max_iter)
@@ -823,7 +858,7 @@ def run_workload(a, bench) -> tuple[dict, int]:
                                            kind=a.kind, nnz_per_row=a.nnz_per_row)
         for k in parts:
             rec = bench.run_ours_lbfgs(sdir, f"scale-ours-{n}-p{k}", None, a.scaling_max_iter,
-                                       ["--num-partitions", str(k)])
+                                       extra_args=["--num-partitions", str(k)])
             runs.append(rec)
             scaling_partitions.append({"rows": n, "partitions": k, "ours_per_pass_seconds": rec.get("per_pass_seconds"),
                                        "ours_wall_seconds": rec.get("wall_seconds"),
@@ -832,13 +867,22 @@ def run_workload(a, bench) -> tuple[dict, int]:
 
     # ---- summary
     main_runs = [r for r in runs if not r["name"].startswith("scale-")]
-    ours_runs = [r for r in main_runs if r.get("kind") == "ours_lbfgs"]
+    all_ours_runs = [r for r in main_runs if r.get("kind") == "ours_lbfgs"]
+    ours_runs = [r for r in all_ours_runs if r.get("optimizer") == a.optimizers[0]]  # "ours": the first
     ml_runs = [r for r in main_runs if r.get("kind") == "mllib"]
     sgd_runs = [r for r in main_runs if r.get("kind") == "ours_sgd"]
     summary = {}
     if ours_runs:
         summary["ours"] = summarise_runs(ours_runs, COMMON_KEYS + ["per_pass_seconds", "first_iteration_seconds",
                                                                    "timing.passes", "ingest_seconds"])
+    if len(a.optimizers) > 1:
+        summary["ours_by_optimizer"] = {
+            opt: summarise_runs([r for r in all_ours_runs if r.get("optimizer") == opt],
+                                COMMON_KEYS + ["per_pass_seconds", "timing.passes", "ingest_seconds"])
+            for opt in a.optimizers}
+        for opt, o in summary["ours_by_optimizer"].items():  # what auto chose, at which tol
+            o["solvers"] = sorted({str(r.get("solver")) for r in all_ours_runs if r.get("optimizer") == opt and r.get("ok")})
+            o["tol"] = a.tol if opt == a.optimizer else "default"
     if ml_runs:
         summary["mllib"] = summarise_runs(ml_runs, COMMON_KEYS + ["seconds_per_iteration", "per_eval_seconds",
                                                                   "loss_evals", "mllib.loss_evals.first_seconds"])
@@ -849,7 +893,7 @@ def run_workload(a, bench) -> tuple[dict, int]:
                                                         "memory.peak_rss_bytes", "memory.peak_pss_bytes"])
     stop_reasons = {}
     if ours_runs:
-        stop_reasons["ours"] = sorted({str(r.get("stop_reason")) for r in ours_runs if r.get("ok")})
+        stop_reasons["ours"] = sorted({str(r.get("stop_reason")) for r in all_ours_runs if r.get("ok")})
     if ml_runs:
         stop_reasons["MLlib"] = sorted({
             (f"maxIter ({a.max_iter}) reached" if r["iterations"] >= a.max_iter else
@@ -945,10 +989,14 @@ WORKLOADS = {
     # the latency a user feels: both sides at their defaults, l2 1e-3 (MLlib regParam 2e-3)
     "small": {"rows": 2_000, "features": 20, "classes": 5, "kind": "badly_scaled", "l2": 1e-3,
               "defaults": True, "optimizer": "default", "skip_scaling": True, "skip_sgd": True},
+    # float32 input (array<float>): our cache stays float32 (--dtype auto); MLlib reads doubles
+    "dense32": {"data_dtype": "float32", "skip_scaling": True},
     # time per pass against rows on the dense workload (no main runs)
     # 4M × 64 float64 is 2 GiB of data: one data set at a time, no in-process copy (no bound, no J)
     "scaling": {"scaling_only": True, "skip_sgd": True, "skip_numpy": True,
                 "scaling_rows": "250000,500000,1000000,2000000,4000000", "scaling_partitions": "2,4,8,16,32,64"},
+    # issue 13: each solver on hard small data sets against the exact optimum (bench/solvers.py)
+    "solvers": {"l2": 1e-4},
 }
 # an explicit flag on the command line beats a workload's setting
 SHAPE_KEYS = ("rows", "features", "classes", "scaling_rows", "scaling_partitions")
@@ -963,6 +1011,7 @@ def workload_args(a, name: str):
             continue
         setattr(wa, key, value)
     wa.workload = name
+    wa.optimizers = a.optimizer_list if name == "dense" and a.optimizer_list else [wa.optimizer]
     if len(a.workloads) > 1:
         wa.name = f"{a.name}-{name}"
     return wa
@@ -975,21 +1024,23 @@ def table(results: list[dict]) -> str:
              "J agree | load avg |", "|" + "---|" * 13]
     for r in results:
         d = r["dataset"]["params"]
-        s, rat = r["summary"], r["summary"].get("ratios", {})
-        o, m = s.get("ours", {}), s.get("mllib", {})
+        s = r["summary"]
+        m = s.get("mllib", {})
         nb = ((r.get("numpy_bound") or {}).get("dtypes") or {}).get("float64", {}).get("bound_seconds")
         agr = r.get("objective_agreement") or {}
         rss = lambda x: fmt(x / 2**20 if isinstance(x, (int, float)) else None)  # noqa: E731
         loads = [run.get("loadavg_before") for run in r.get("runs", []) if run.get("loadavg_before") is not None]
-        lines.append(
-            f"| {r['meta']['workload']} | {d['rows']:,} × {d['features']:,} × {d['classes']} {d.get('kind', 'gaussian')} | "
-            f"{fmt(o.get('wall_seconds'))} | {fmt(m.get('wall_seconds'))} | {fmt(rat.get('wall_seconds'))} | "
-            f"{fmt(o.get('timing.passes'))} | {fmt(o.get('per_pass_seconds'))} | {fmt(m.get('seconds_per_iteration'))} | "
-            f"{fmt(nb)}{_bound_ratio(o.get('per_pass_seconds'), nb)} | "
-            f"{fmt(o.get('cached_bytes'))} / {fmt(m.get('cached_bytes'))} | "
-            f"{rss(o.get('memory.peak_rss_bytes'))} / {rss(m.get('memory.peak_rss_bytes'))} | "
-            f"{'ok' if agr.get('ok') else ('NO' if agr.get('compared') else '–')} "
-            f"{fmt(agr.get('max_rel_diff'))} | {fmt(statistics.median(loads)) if loads else '–'} |")
+        # a row per --optimizers entry (dense), else one
+        for opt, o in list((s.get("ours_by_optimizer") or {}).items()) or [(None, s.get("ours", {}))]:
+            lines.append(
+                f"| {r['meta']['workload']}{f' ({opt})' if opt else ''} | {d['rows']:,} × {d['features']:,} × {d['classes']} {d.get('kind', 'gaussian')}{' float32' if d.get('dtype') == 'float32' else ''} | "
+                f"{fmt(o.get('wall_seconds'))} | {fmt(m.get('wall_seconds'))} | {fmt(ratio(o.get('wall_seconds'), m.get('wall_seconds')))} | "
+                f"{fmt(o.get('timing.passes'))} | {fmt(o.get('per_pass_seconds'))} | {fmt(m.get('seconds_per_iteration'))} | "
+                f"{fmt(nb)}{_bound_ratio(o.get('per_pass_seconds'), nb)} | "
+                f"{fmt(o.get('cached_bytes'))} / {fmt(m.get('cached_bytes'))} | "
+                f"{rss(o.get('memory.peak_rss_bytes'))} / {rss(m.get('memory.peak_rss_bytes'))} | "
+                f"{'ok' if agr.get('ok') else ('NO' if agr.get('compared') else '–')} "
+                f"{fmt(agr.get('max_rel_diff'))} | {fmt(statistics.median(loads)) if loads else '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -1017,12 +1068,13 @@ def main(argv=None) -> int:
     results, status = [], EXIT_OK
     for name in a.workloads:
         bench.a = workload_args(a, name)  # the runs read their options from bench.a
-        result, code = run_workload(bench.a, bench)
+        result, code = (solvers.run_workload if name == "solvers" else run_workload)(bench.a, bench)
         results.append(result)
         status = status if code == EXIT_OK else code
     if len(results) > 1:
         text = f"# softmax_spark benchmark table — {_dt.datetime.now().isoformat(timespec='seconds')}\n\n" \
-               f"Command: `{a.command}`\n\n" + table(results)
+               f"Command: `{a.command}`\n\n" + table([r for r in results if r["meta"]["workload"] != "solvers"]) + \
+               "".join(f"\n{r['markdown']}" for r in results if r["meta"]["workload"] == "solvers")
         path = os.path.join(a.results_dir, f"{a.name}.md")
         with open(path, "w") as f:
             f.write(text)

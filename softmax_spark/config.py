@@ -59,8 +59,9 @@ class TrainConfig(_FeatureSource):
     label_col: str = _opt("label", "label column: any orderable type (int, string, …)")
     weight_col: str | None = _opt(None, "optional sample-weight column (≥ 0)")
     classes: list | None = _opt(None, "comma-separated class labels (default: sorted distinct labels)")
-    dtype: str = _opt("float64", "storage dtype of the cached features: float64 or float32 (sums are float64)",
-                      choices=("float64", "float32"))
+    dtype: str = _opt("auto", "storage dtype of the cached features: auto (float32 for array<float> or float "
+                      "feature columns, else float64), float64 or float32 (sums are float64)",
+                      choices=("auto", "float64", "float32"))
     num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)")
     aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)")
     optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "

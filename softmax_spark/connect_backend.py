@@ -44,7 +44,8 @@ __all__ = ["is_connect", "default_parallelism", "ClosurePayload", "ingest_connec
 log = logging.getLogger("softmax_spark")
 
 _PASS_SCHEMA = "partition int, sums binary"
-_DESCRIPTOR_COLUMNS = ["partition", "host", "path", "n_rows", "n_features", "dtype", "has_weights", "format", "nnz"]
+_DESCRIPTOR_COLUMNS = ["partition", "host", "path", "n_rows", "n_features", "dtype", "has_weights", "format", "nnz",
+                       "label_dtype"]
 
 
 def is_connect(obj) -> bool:

@@ -37,7 +37,7 @@ import numpy as np
 from .errors import InputError
 from .features import FeatureSpec, features_to_numpy, weights_to_numpy
 from .labels import check_known, discover_classes  # discover_classes: re-exported
-from .schema import check_columns  # re-exported: one column check for training and scoring
+from .schema import check_columns, storage_dtype  # check_columns: re-exported: one column check for training and scoring
 
 __all__ = ["BlockDescriptor", "DataSummary", "IngestedData", "InputChangedError", "read_parquet", "check_columns",
            "discover_classes", "ingest", "choose_block_format", "input_stamps", "check_input_unchanged"]
@@ -56,7 +56,8 @@ class BlockDescriptor:
     ``format`` "dense": ``<path>.X`` holds the rows, (n_rows, n_features) C-order in ``dtype``;
     "csr": ``<path>.indptr`` (n_rows + 1,), ``<path>.indices`` (nnz,) — both int32, or both
     int64 when nnz ≥ 2³¹ — and ``<path>.values`` (nnz,) in ``dtype``. Both formats store
-    ``<path>.y.npy`` (class indices) and, with weights, ``<path>.w.npy``.
+    ``<path>.y.npy`` (class indices, in ``label_dtype``: the smallest unsigned type holding C − 1,
+    ``label_dtype_for``) and, with weights, ``<path>.w.npy``.
     """
 
     partition: int
@@ -68,6 +69,7 @@ class BlockDescriptor:
     has_weights: bool
     format: str = "dense"
     nnz: int = 0  # stored non-zeros (dense blocks: counted non-zeros)
+    label_dtype: str = "int64"  # of the .y.npy file
     # direct Parquet ingest only: (plan, columns, units, stamps), what any executor needs to write
     # this partition's blocks again from the input (``local``), with the stamps of its files at
     # ingest (``input_stamps``); None for rows that came from Spark
@@ -135,7 +137,8 @@ class BlockDescriptor:
             x_bytes = (self.n_rows + 1) * index_size + self.nnz * (index_size + itemsize)
         else:
             x_bytes = self.n_rows * self.n_features * itemsize
-        return x_bytes + self.n_rows * 8 + (self.n_rows * 8 if self.has_weights else 0)
+        y_bytes = self.n_rows * np.dtype(self.label_dtype).itemsize
+        return x_bytes + y_bytes + (self.n_rows * 8 if self.has_weights else 0)
 
     def remove(self) -> None:
         """Delete this partition's files and, on the executor running this, the whole run
@@ -202,7 +205,7 @@ def read_parquet(spark, path: str):
 _DESCRIPTOR_SCHEMA = (
     "partition int, host string, path string, n_rows long, n_features int, dtype string, "
     "has_weights boolean, format string, nnz long, class_counts array<long>, "
-    "weight_sum double, col_mean array<double>, col_m2 array<double>"
+    "weight_sum double, col_mean array<double>, col_m2 array<double>, label_dtype string"
 )
 
 
@@ -216,7 +219,8 @@ def batch_moments(X: np.ndarray, w: np.ndarray | None):
     total = float(X.shape[0]) if w is None else float(w.sum())
     if total <= 0:
         return None
-    mean = X.mean(axis=0) if w is None else (w @ X) / total
+    # float64 sums whatever the cache dtype (float32 X: w @ X and X − mean are float64 already)
+    mean = X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / total
     centred = X - mean
     weighted = centred if w is None else centred * w[:, None]
     if X.shape[1] <= FULL_COVARIANCE_MAX_FEATURES:
@@ -295,6 +299,7 @@ def _descriptor_arrow_schema():
         ("n_features", pa.int32()), ("dtype", pa.string()), ("has_weights", pa.bool_()),
         ("format", pa.string()), ("nnz", pa.int64()), ("class_counts", pa.list_(pa.int64())),
         ("weight_sum", pa.float64()), ("col_mean", pa.list_(pa.float64())), ("col_m2", pa.list_(pa.float64())),
+        ("label_dtype", pa.string()),
     ])
 
 
@@ -560,7 +565,8 @@ class _BlockWriter:
             final = choose_block_format(self.n_rows, self.n_features, self.nnz, self.dtype.itemsize)
             if final != self.format:
                 self._convert(final)
-        np.save(self.tmp + ".y.npy", np.concatenate(self.ys), allow_pickle=False)
+        label_dtype = label_dtype_for(len(self.classes))
+        np.save(self.tmp + ".y.npy", np.concatenate(self.ys).astype(label_dtype), allow_pickle=False)
         if self.weight_col:
             np.save(self.tmp + ".w.npy", np.concatenate(self.ws), allow_pickle=False)
         # rename last (the data file): a retried or speculative attempt replaces the files whole
@@ -582,7 +588,17 @@ class _BlockWriter:
             "weight_sum": moments[0] if moments else 0.0,
             "col_mean": moments[1] if moments else np.zeros(self.n_features),
             "col_m2": moments[2].ravel() if moments else np.zeros(0),
+            "label_dtype": label_dtype,
         }
+
+
+def label_dtype_for(n_classes: int) -> str:
+    """The smallest unsigned integer type holding class positions 0 … n_classes − 1 (uint8 up to
+    256 classes): the labels' share of the cache, 8 bytes a row as int64, is then ≤ 1 byte in
+    most runs — what keeps a float32 cache ≤ half of MLlib's (4D + 1 against its ≥ 8D + 8 bytes)."""
+    if n_classes <= 1 << 8:
+        return "uint8"
+    return "uint16" if n_classes <= 1 << 16 else "uint32"
 
 
 CONVERT_ROWS = 4096  # rows per chunk when a finished partition changes block format
@@ -806,12 +822,14 @@ def ingest(
     ``files``: the Parquet files behind ``df`` (``df.inputFiles()``) — when given and readable
     by pyarrow, tasks read their row groups directly (the fast path); otherwise the rows come
     from Spark through ``mapInArrow``. ``n_partitions``: how many blocks (a few large
-    partitions beat many small ones: each task costs ~50 ms). ``block_format``: "auto" (the
+    partitions beat many small ones: each task costs ~50 ms). ``dtype``: the cache's, "float64",
+    "float32" or "auto" (``schema.storage_dtype``). ``block_format``: "auto" (the
     measured density decides, ``choose_block_format``), "dense" or "csr".
     Raises ``InputError`` (one line: column, partition, row) for bad input; nothing is left behind.
     """
     if block_format not in ("auto", "dense", "csr"):
         raise ValueError(f"block_format {block_format!r}: expected auto, dense or csr")
+    dtype = storage_dtype(dtype, df.schema, spec)  # "auto": float32 for array<float> features
     args = dict(df=df, spec=spec, label_col=label_col, classes=list(classes), weight_col=weight_col, dtype=dtype,
                 n_partitions=n_partitions, n_features=n_features, files=files, block_format=block_format)
     from .connect_backend import is_connect
@@ -974,6 +992,7 @@ def _to_descriptor(record: dict) -> BlockDescriptor:
     return BlockDescriptor(
         record["partition"], record["host"], record["path"], record["n_rows"],
         record["n_features"], record["dtype"], record["has_weights"], record["format"], record["nnz"],
+        record.get("label_dtype") or "int64",
     )
 
 

@@ -21,7 +21,7 @@ from typing import Sequence
 from .errors import InputError
 from .labels import format_classes, label_family, value_family
 
-__all__ = ["check_columns", "type_error", "VECTOR_EXPECTED", "NUMERIC_EXPECTED", "WEIGHT_EXPECTED",
+__all__ = ["check_columns", "storage_dtype", "type_error", "VECTOR_EXPECTED", "NUMERIC_EXPECTED", "WEIGHT_EXPECTED",
            "LABEL_EXPECTED"]
 
 VECTOR_EXPECTED = "expected array<double>, array<float> or an ml Vector (dense or sparse)"
@@ -84,3 +84,28 @@ def check_columns(schema, spec=None, label_col: str | None = None, weight_col: s
             families = " or ".join(sorted({value_family(c) for c in classes}))
             raise type_error(label_col, typ.simpleString(),
                              f"expected {families} labels like the model's classes {format_classes(classes)}")
+
+
+def storage_dtype(requested: str, schema, spec) -> str:
+    """The cache dtype of ``--dtype`` ``requested`` for the features of ``spec`` in ``schema``.
+
+    "float64" / "float32" are returned as given. "auto" is "float32" when every feature value
+    arrives as a 32-bit float — ``features_col`` of array<float>, or ``feature_cols`` all float —
+    so caching it as float32 loses nothing and halves the cache; else "float64" (ml Vectors hold
+    doubles, and so do array<double> and the other numeric types). Raises ``ValueError`` for
+    another ``requested``.
+    """
+    if requested in ("float64", "float32"):
+        return requested
+    if requested != "auto":
+        raise ValueError(f"dtype {requested!r}: expected auto, float64 or float32")
+    from pyspark.sql import types as T
+
+    schema = getattr(schema, "schema", schema)
+    fields = {f.name: f.dataType for f in schema.fields}
+    if spec.features_col:
+        typ = fields.get(spec.features_col)
+        single = isinstance(typ, T.ArrayType) and isinstance(typ.elementType, T.FloatType)
+    else:
+        single = bool(spec.feature_cols) and all(isinstance(fields.get(c), T.FloatType) for c in spec.feature_cols)
+    return "float32" if single else "float64"

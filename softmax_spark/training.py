@@ -37,7 +37,7 @@ from .distributed import DistributedLoss, make_loss
 from .errors import InputError
 from .ingest import ingest, read_parquet
 from .labels import coerce_classes, discover_classes, label_positions
-from .schema import check_columns
+from .schema import check_columns, storage_dtype
 from .loop import TrainingLoop, use_console
 from .model import SoftmaxModel
 from .penalty import L2Penalty, feature_weights
@@ -229,6 +229,9 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
     check_reachable(cfg.checkpoint_dir, "--checkpoint-dir", spark)
     check_reachable(cfg.init_model, "--init-model", spark)
     df, files, validation_df, val_files, classes = _read(spark, cfg, df, validation_df)
+    # --dtype auto → float32 for array<float> features (schema.storage_dtype); the model's
+    # options record the dtype the blocks were cached in
+    cfg = dataclasses.replace(cfg, dtype=storage_dtype(cfg.dtype, df.schema, cfg.feature_spec))
 
     # -- ingest -------------------------------------------------------------------------------
     n_partitions = cfg.num_partitions or default_parallelism(spark)
@@ -240,8 +243,9 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         if validation_df is not None:
             data.add("validation", validation_df, val_files, n_features=summary.n_features)
         ingest_seconds = time.perf_counter() - t0
-        log.info("ingested %d rows × %d features, %d classes, %d partitions from %s in %.2f s", summary.n_rows,
-                 summary.n_features, len(classes), summary.n_partitions, data.sets["train"].source, ingest_seconds)
+        log.info("ingested %d rows × %d features, %d classes, %d partitions from %s in %.2f s (%s cache)",
+                 summary.n_rows, summary.n_features, len(classes), summary.n_partitions, data.sets["train"].source,
+                 ingest_seconds, cfg.dtype)
 
         # -- problem ----------------------------------------------------------------------------
         class_sums = None
@@ -273,6 +277,8 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         "data_summary": {
             **summary.to_dict(),
             "ingest_seconds": ingest_seconds,
+            "dtype": cfg.dtype,
+            "cached_bytes": summary.cached_bytes,
             "class_weight": None if class_weight is None else class_weight.tolist(),
         },
         "stop_reason": result.reason,
