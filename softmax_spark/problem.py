@@ -230,8 +230,10 @@ def weighted_moments(X, sample_weight=None, keep_covariance=True):
     w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     mean = (w @ X) / w.sum()
     centred = X - mean
+    if not keep_covariance:  # wide X: the D × D product would not fit (D = 2¹⁶ is 32 GiB)
+        return None, mean, np.asarray(w @ np.square(centred)).ravel() / w.sum()
     cov = (centred * w[:, None]).T @ centred / w.sum()
-    return (cov if keep_covariance else None), mean, np.diag(cov).copy()
+    return cov, mean, np.diag(cov).copy()
 
 
 # -- the SGD step bound --------------------------------------------------------------------------
