@@ -910,6 +910,8 @@ WORKLOADS = {
               "defaults": True, "optimizer": "default", "skip_scaling": True, "skip_sgd": True},
     # time per pass against rows on the dense workload (no main runs)
     "scaling": {"scaling_only": True, "skip_sgd": True, "skip_numpy": True},
+    # our trainer on a classic session vs Spark Connect, fixed iterations (bench/connect.py)
+    "connect": {"rows": 200_000, "max_iter": 20, "optimizer": "lbfgs", "skip_scaling": True},
 }
 SHAPE_KEYS = ("rows", "features", "classes")
 
@@ -958,7 +960,12 @@ def main(argv=None) -> int:
     results, status = [], EXIT_OK
     for name in a.workloads:
         bench.a = workload_args(a, name)  # the runs read their options from bench.a
-        result, code = run_workload(bench.a, bench)
+        if name == "connect":  # classic vs Spark Connect: its own runs and report
+            from connect import run_connect
+
+            result, code = run_connect(bench.a, bench)
+        else:
+            result, code = run_workload(bench.a, bench)
         results.append(result)
         status = status if code == EXIT_OK else code
     if len(results) > 1:
