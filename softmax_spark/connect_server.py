@@ -46,7 +46,7 @@ class ConnectServer:
     --driver-memory 1g``); the binding, ``spark.ui.enabled=false`` and the UTC session time
     zone are always added. ``timeout``: seconds to wait for the port."""
 
-    def __init__(self, directory: str, spark_args: list[str] | None = None, timeout: float = 150.0):
+    def __init__(self, directory: str, spark_args: list[str] | None = None, timeout: float = 600.0):
         import pyspark
 
         home = os.path.dirname(pyspark.__file__)
