@@ -997,6 +997,8 @@ WORKLOADS = {
                 "scaling_rows": "250000,500000,1000000,2000000,4000000", "scaling_partitions": "2,4,8,16,32,64"},
     # issue 13: each solver on hard small data sets against the exact optimum (bench/solvers.py)
     "solvers": {"l2": 1e-4},
+    # our trainer on a classic session vs Spark Connect, fixed iterations (bench/connect.py)
+    "connect": {"rows": 200_000, "max_iter": 20, "optimizer": "lbfgs", "skip_scaling": True},
 }
 # an explicit flag on the command line beats a workload's setting
 SHAPE_KEYS = ("rows", "features", "classes", "scaling_rows", "scaling_partitions")
@@ -1068,7 +1070,12 @@ def main(argv=None) -> int:
     results, status = [], EXIT_OK
     for name in a.workloads:
         bench.a = workload_args(a, name)  # the runs read their options from bench.a
-        result, code = (solvers.run_workload if name == "solvers" else run_workload)(bench.a, bench)
+        if name == "connect":  # classic vs Spark Connect: its own runs and report
+            from connect import run_connect
+
+            result, code = run_connect(bench.a, bench)
+        else:
+            result, code = (solvers.run_workload if name == "solvers" else run_workload)(bench.a, bench)
         results.append(result)
         status = status if code == EXIT_OK else code
     if len(results) > 1:

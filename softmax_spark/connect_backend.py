@@ -37,7 +37,7 @@ import numpy as np
 
 from .distributed import DistributedLoss, _merge, _partition_sums, raise_task_error
 from .errors import InputError
-from .ingest import IngestedData
+from .ingest import IngestedData, check_input_unchanged
 
 __all__ = ["is_connect", "default_parallelism", "ClosurePayload", "ingest_connect", "ConnectIngestedData", "ConnectLoss"]
 
@@ -168,13 +168,20 @@ class ConnectIngestedData(IngestedData):
     source: str = "spark rows (arrow, Spark Connect)"
 
     def rebuild(self) -> "ConnectIngestedData":
-        """As ``IngestedData.rebuild``: ingest again, release the old blocks, update in place."""
+        """As ``IngestedData.rebuild``: check the input stamps (``InputChangedError`` when an input
+        file changed since the ingest), ingest again, release the old blocks, update in place."""
         log.warning("block files %s missing on some executor; rebuilding them", self.run_id)
+        self.check_input()
         self.release()
         fresh = ingest_connect(**self.args)
         self.persisted, self.blocks, self.summary = fresh.persisted, fresh.blocks, fresh.summary
         self.run_id, self.released = fresh.run_id, False
         return self
+
+    def check_input(self) -> None:
+        """``IngestedData.check_input`` with the client's view only: the stamps were taken with
+        pyarrow here (no JVM on a Connect client for Hadoop's)."""
+        check_input_unchanged(self.stamps, None, "since the ingest")
 
     def release(self) -> None:
         """Delete the block files on the executors and drop the cached descriptors (once)."""
@@ -192,8 +199,12 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
     The rows always come from Spark (``mapInArrow``): ``files`` is ignored, as the direct
     Parquet path schedules its tasks with ``SparkContext.parallelize``. ``n_partitions``
     (default ``default_parallelism``) caps the partitions (``coalesce``; never a shuffle).
-    Raises ``InputError`` for bad input; nothing is left behind."""
-    from .ingest import _DESCRIPTOR_SCHEMA, _arrow_ingest_fn, _split_record, summarise_records
+    Input stamps as on the classic path (``ingest.input_stamps``, before the first read; checked
+    after the ingest and before every rebuild), taken here with pyarrow: files this client cannot
+    reach (e.g. hdfs:// without libhdfs, or the server's local disk seen from another machine)
+    are not checked. Raises ``InputError`` for bad input; nothing is left behind."""
+    from .ingest import (_DESCRIPTOR_SCHEMA, _arrow_ingest_fn, _input_files, _split_record, input_stamps,
+                         summarise_records)
 
     args = dict(df=df, spec=spec, label_col=label_col, classes=list(classes), weight_col=weight_col, dtype=dtype,
                 n_partitions=n_partitions, n_features=n_features, files=files, block_format=block_format)
@@ -202,6 +213,8 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
     run_id = uuid.uuid4().hex[:12]
     plan = (spec, label_col, weight_col, list(classes), np.dtype(dtype), run_id, n_features, block_format)
     n_partitions = n_partitions or default_parallelism(spark)
+    # before the first read: a change after this point is seen by every later check
+    stamps = input_stamps(files if files else _input_files(df), None)
     frame = df.select(*columns)
     if n_partitions:
         frame = frame.coalesce(n_partitions)  # fewer partitions than asked: left as they are
@@ -218,6 +231,7 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
     blocks = persisted.select(*_DESCRIPTOR_COLUMNS)
     try:
         summary = summarise_records(records, spec, classes)
+        check_input_unchanged(stamps, None, "during the ingest")
     except InputError:
         _run_quietly(blocks.mapInArrow(_remove_fn(None), _PASS_SCHEMA))
         persisted.unpersist()
@@ -225,4 +239,4 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
     log.info("blocks %s: %s, density %.3g, cached_bytes=%d (executor-local block files, Spark Connect)", run_id,
              ", ".join(f"{k} × {v}" for k, v in sorted(summary.block_formats.items())), summary.density,
              summary.cached_bytes)
-    return ConnectIngestedData(persisted, blocks, summary, run_id, args=args)
+    return ConnectIngestedData(persisted, blocks, summary, run_id, args=args, stamps=stamps)

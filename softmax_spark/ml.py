@@ -49,7 +49,9 @@ uid, Params) plus ``softmaxSparkFormat``; ``<dir>/data`` is a one-row Parquet fi
 (numClasses, numFeatures, isBinomial, coefficients (C·D row-major doubles), intercept (C),
 classes (JSON), history (JSON), stopReason) — the way MLlib stores its model data. Nothing is
 pickled. Inside a Pipeline/CrossValidator, pyspark's Python writers save these stages the same
-way. ``read_model_dir(path)`` reads such a directory into a ``softmax_spark.SoftmaxModel``.
+way. Every read and write is a DataFrame operation, so the same works on a Spark Connect session
+(paths are then the server's); there an existing path is checked and overwritten by the server
+(pyspark's ML Connect helper), as for MLlib's own stages. ``read_model_dir(path)`` reads such a directory into a ``softmax_spark.SoftmaxModel``.
 """
 
 from __future__ import annotations
@@ -452,7 +454,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
     def write(self) -> MLWriter:
         if self._initial_model_instance is not None:
             log.warning("initialModel was given as a model instance; it is not saved with the estimator")
-        return DefaultParamsWriter(self)
+        return _EstimatorWriter(self)
 
     @classmethod
     def read(cls) -> MLReader:
@@ -638,17 +640,51 @@ def _hadoop_exists(spark, path: str) -> bool:
     return bool(hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hpath))
 
 
+def _prepare_target(writer: MLWriter, path: str) -> None:
+    """Before a save: refuse an existing ``path`` (``InputError``) unless the writer overwrites,
+    in which case delete it. Classic session: Hadoop's FileSystem in the driver JVM. Spark
+    Connect (no JVM on the client): the server's ``FileSystemOverwrite`` through pyspark's ML
+    Connect helper, as pyspark's own Connect writers do (``RemoteMLWriter.handleOverwrite``)."""
+    from .connect_backend import is_connect
+
+    spark = writer.sparkSession
+    refused = InputError(f"{path} already exists; use .write().overwrite().save(path) to replace it")
+    if is_connect(spark):
+        from pyspark.ml.util import invoke_helper_attr
+
+        try:  # overwrite: deletes path; else raises (IOException "Path … already exists") when it exists
+            invoke_helper_attr("handleOverwrite", path, bool(writer.shouldOverwrite))
+        except Exception as exc:
+            if not writer.shouldOverwrite and "already exists" in str(exc):
+                raise refused from None
+            raise
+        return
+    if not writer.shouldOverwrite and _hadoop_exists(spark, path):
+        raise refused
+    if writer.shouldOverwrite:
+        writer._handleOverwrite(path)
+
+
+class _EstimatorWriter(DefaultParamsWriter):
+    """``DefaultParamsWriter`` (``<path>/metadata``, written by Spark) whose existing-path
+    check and overwrite also work on Spark Connect (``_prepare_target``)."""
+
+    def save(self, path: str) -> None:
+        _prepare_target(self, path)
+        self.saveImpl(path)
+
+
 class _ModelWriter(MLWriter):
-    """``<path>/metadata`` (DefaultParamsWriter) + ``<path>/data`` (one-row Parquet), both by Spark."""
+    """``<path>/metadata`` (DefaultParamsWriter) + ``<path>/data`` (one-row Parquet), both by Spark
+    (DataFrame writes: the same on a classic and a Spark Connect session)."""
 
     def __init__(self, instance: SoftmaxRegressionModel):
         super().__init__()
         self.instance = instance
 
     def save(self, path: str) -> None:
-        if not self.shouldOverwrite and _hadoop_exists(self.sparkSession, path):
-            raise InputError(f"{path} already exists; use model.write().overwrite().save(path) to replace it")
-        super().save(path)
+        _prepare_target(self, path)
+        self.saveImpl(path)
 
     def saveImpl(self, path: str) -> None:
         import pyarrow as pa

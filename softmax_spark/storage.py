@@ -7,7 +7,8 @@ Every path argument is a URI; the part before ``:`` picks the backend:
 - any other scheme (``hdfs://``, ``s3a://``, ``gs://``, ``abfs://``, ``viewfs://``, …) → the
   **Hadoop** backend: ``org.apache.hadoop.fs.FileSystem`` in the JVM of the running SparkSession
   (``SparkSession.getActiveSession()``, or the ``spark`` argument), configured by its Hadoop
-  configuration (``spark.hadoop.*`` settings, core-site.xml). Without a session, or for a scheme no
+  configuration (``spark.hadoop.*`` settings, core-site.xml). Without a session, on a Spark
+  Connect session (whose client has no JVM), or for a scheme no
   Hadoop FileSystem serves, the URI is refused with one ``InputError`` line: it is never taken
   as a relative local path (``viewfs://x/m`` would otherwise become a folder ``viewfs:``).
 
@@ -365,6 +366,11 @@ def filesystem(uri: str, spark=None, what: str | None = None):
         return _LOCAL
     session = _session(spark)
     prefix = f"{what} " if what else ""
+    if type(session).__module__.startswith("pyspark.sql.connect."):  # connect_backend.is_connect
+        raise InputError(
+            f"{prefix}{uri}: a {scheme(uri)}:// path is written through the driver JVM's Hadoop FileSystem, "
+            "which a Spark Connect client does not have; on Spark Connect give a local path (plain or file:)"
+        )
     if _jvm_context(session) is None:
         raise InputError(
             f"{prefix}{uri}: a {scheme(uri)}:// path is reached through Spark's Hadoop FileSystem, and no "

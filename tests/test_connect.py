@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
+import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -46,10 +44,10 @@ def write_data(path: str) -> None:
         pq.write_table(pa.table(columns), os.path.join(path, f"part-{part}.parquet"))
 
 
-def train_and_score(spark, data: str) -> dict:
+def train_and_score(spark, data: str, keep: dict | None = None) -> dict:
     """What both sides compute: a Pipeline (VectorAssembler → SoftmaxRegression, which trains
     through ``training.fit_dataframe``) fit and transform, and ``score_dataframe`` with its model.
-    Returns plain lists."""
+    Returns plain lists; ``keep`` (a dict) receives the Pipeline, the PipelineModel and the input."""
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import VectorAssembler
     from pyspark.ml.functions import vector_to_array
@@ -62,6 +60,8 @@ def train_and_score(spark, data: str) -> dict:
                                 SoftmaxRegression(featuresCol="vec", labelCol="label", regParam=2 * L2,
                                                   numPartitions=2)])
     fitted = pipeline.fit(df)
+    if keep is not None:
+        keep.update(pipeline=pipeline, fitted=fitted, df=df)
     ml_model = fitted.stages[-1]
     model = ml_model.softmaxModel
 
@@ -95,93 +95,112 @@ def bad_input(spark) -> str:
     return "no InputError"
 
 
-# -- the server ---------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _probabilities(frame) -> list:
+    from pyspark.ml.functions import vector_to_array
+
+    rows = frame.select("id", vector_to_array("probability").alias("p")).collect()
+    return [list(r["p"]) for r in sorted(rows, key=lambda r: r["id"])]
 
 
-def _log_tail(directory: str, lines: int = 40) -> str:
-    logs = [os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".out")]
-    if not logs:
-        return "(no server log)"
-    with open(logs[0], errors="replace") as fh:
-        return "".join(fh.readlines()[-lines:])
+def persistence(keep: dict, tmp: str) -> dict:
+    """Spark ML persistence on this session: the estimator, the model (refused when the path
+    exists, then overwritten) and the Pipeline / PipelineModel saved and loaded back."""
+    from pyspark.ml import Pipeline, PipelineModel
+
+    from softmax_spark.errors import InputError
+    from softmax_spark.ml import SoftmaxRegression, SoftmaxRegressionModel
+
+    pipeline, fitted = keep["pipeline"], keep["fitted"]
+    estimator, model = pipeline.getStages()[-1], fitted.stages[-1]
+    out = {"dir": tmp}
+    estimator.write().save(f"{tmp}/estimator")
+    back = SoftmaxRegression.load(f"{tmp}/estimator")
+    out["estimator"] = [back.uid == estimator.uid, back.getRegParam(), back.getFeaturesCol(),
+                        back.getOrDefault(back.numPartitions)]
+    model.write().save(f"{tmp}/model")
+    try:
+        model.write().save(f"{tmp}/model")
+        out["refused"] = "saved twice"
+    except InputError as exc:
+        out["refused"] = str(exc)
+    model.write().overwrite().save(f"{tmp}/model")
+    loaded = SoftmaxRegressionModel.load(f"{tmp}/model")
+    out["model_coef"] = loaded.coefficientMatrix.toArray().tolist()
+    out["model_intercept"] = list(loaded.interceptVector)
+    out["model_proba"] = _probabilities(loaded.transform(fitted.stages[0].transform(keep["df"])))
+    pipeline.write().save(f"{tmp}/pipeline")
+    out["pipeline_stages"] = [type(stage).__name__ for stage in Pipeline.load(f"{tmp}/pipeline").getStages()]
+    fitted.write().save(f"{tmp}/pipeline_model")
+    fitted.write().overwrite().save(f"{tmp}/pipeline_model")
+    out["pipeline_model_proba"] = _probabilities(PipelineModel.load(f"{tmp}/pipeline_model").transform(keep["df"]))
+    return out
 
 
-class ConnectServer:
-    """A Spark Connect server from the pyspark package: local[2], 127.0.0.1:``port``, its pid
-    file and log under ``directory``; ``stop()`` ends it (the stop script, then its pid)."""
+def rebuild_checks_stamps(spark, tmp: str) -> dict:
+    """Issue 16 item 18 on Connect: a block file deleted → the pass rebuilds (same sums) while
+    the input is unchanged, and reports ``InputChangedError`` once the file was replaced."""
+    from helpers import make_data, write_parquet
 
-    def __init__(self, directory: str, timeout: float = 150.0):
-        import pyspark
+    from softmax_spark.config import TrainConfig
+    from softmax_spark.connect_backend import ConnectLoss
+    from softmax_spark.ingest import InputChangedError, read_parquet
+    from softmax_spark.training import TrainingData
 
-        home = os.path.dirname(pyspark.__file__)
-        self.directory = directory
-        self.port = _free_port()
-        self.env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
-        self.env.update(SPARK_HOME=home, SPARK_LOCAL_IP="127.0.0.1", SPARK_PID_DIR=directory,
-                        SPARK_LOG_DIR=directory, SPARK_CONF_DIR=directory, SPARK_IDENT_STRING=f"softmax_spark{self.port}",
-                        PYSPARK_PYTHON=sys.executable)
-        self.home = home
-        start = subprocess.run(
-            [os.path.join(home, "sbin", "start-connect-server.sh"), "--master", "local[2]",
-             "--driver-memory", "1g",
-             "--conf", f"spark.connect.grpc.binding.port={self.port}",
-             "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-             "--conf", "spark.default.parallelism=2", "--conf", "spark.sql.shuffle.partitions=2",
-             "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC"],
-            env=self.env, capture_output=True, text=True)
-        if start.returncode != 0:
-            pytest.fail(f"start-connect-server.sh exited {start.returncode}: {start.stderr.strip()}\n"
-                        f"{_log_tail(directory)}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.pid() is None and time.monotonic() > deadline - timeout + 10:
-                    break  # the server process is gone
-                time.sleep(1)
-        log = _log_tail(directory)
-        self.stop()
-        pytest.fail(f"the Spark Connect server did not listen on 127.0.0.1:{self.port}:\n{log}")
+    X, y = make_data(n=300, d=4, c=3, seed=5)
+    path = write_parquet(os.path.join(tmp, "d.parquet"), X, y, row_group_size=100)
+    df = read_parquet(spark, path).repartition(3)
+    rng = np.random.default_rng(0)
+    coef, intercept = rng.normal(size=(3, 4)), rng.normal(size=3)
+    out = {}
+    with TrainingData(TrainConfig(input=path, model_dir=os.path.join(tmp, "m")), [0, 1, 2], 3) as data:
+        ingested = data.add("train", df)
+        loss = ConnectLoss(ingested, 3, 4)  # ConnectIngestedData.rebuild
+        before = loss(coef, intercept).loss
 
-    @property
-    def url(self) -> str:
-        return f"sc://127.0.0.1:{self.port}"
+        def delete_a_block():  # local server: this process sees the executor's disk
+            victim = sorted(ingested.blocks.collect(), key=lambda d: d["partition"])[1]
+            os.remove(victim["path"] + ".X")
 
-    def pid(self) -> int | None:
-        files = [f for f in os.listdir(self.directory) if f.endswith(".pid")]
-        if not files:
-            return None
-        with open(os.path.join(self.directory, files[0])) as fh:
-            pid = int(fh.read().strip())
+        delete_a_block()
+        out["unchanged_rebuild"] = [before, loss(coef, intercept).loss]
+        X2, y2 = make_data(n=300, d=4, c=3, seed=6)
+        write_parquet(path + ".new", X2 * 3.0, y2, row_group_size=100)
+        os.replace(path + ".new", path)
+        delete_a_block()
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
-
-    def stop(self) -> None:
-        pid = self.pid()
-        subprocess.run([os.path.join(self.home, "sbin", "stop-connect-server.sh")], env=self.env,
-                       capture_output=True, timeout=60)
-        if pid is not None:
-            for _ in range(30):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-                time.sleep(1)
-            os.kill(pid, signal.SIGKILL)
+            loss(coef, intercept)
+            out["changed"] = "no InputChangedError"
+        except InputChangedError as exc:
+            out["changed"] = str(exc)
+    return out
 
 
+def job_with_remote_model_dir(spark, data: str) -> dict:
+    """jobs/train.py on this session with a viewfs:// --model-dir: (exit code, stdout, stderr)."""
+    import contextlib
+    import importlib.util
+    import io
+
+    job = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jobs", "train.py")
+    spec = importlib.util.spec_from_file_location("softmax_spark_train_job", job)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = module.main(["--input", data, "--model-dir", "viewfs://default/models/m1", "--l2", "0.01"],
+                           spark=spark)
+    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+
+# -- the server (softmax_spark.connect_server) ------------------------------------------------------
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory):
-    server = ConnectServer(str(tmp_path_factory.mktemp("connect-server")))
+    from softmax_spark.connect_server import ConnectServer
+
+    try:
+        server = ConnectServer(str(tmp_path_factory.mktemp("connect-server")))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     yield server
     server.stop()
 
@@ -192,9 +211,10 @@ def connect_run(connect_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("connect-run")
     data, out = str(tmp / "data"), str(tmp / "connect.json")
     write_data(data)
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
-    proc = subprocess.run([sys.executable, __file__, connect_server.url, data, out], env=env,
-                          capture_output=True, text=True, timeout=300)
+    from softmax_spark.connect_server import client_env
+
+    proc = subprocess.run([sys.executable, __file__, connect_server.url, data, out], env=client_env(),
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"Connect side failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     with open(out) as fh:
         return data, json.load(fh)
@@ -225,6 +245,62 @@ def test_connect_bad_input_is_one_line(connect_run):
     assert remote["bad_input"].startswith("column 'features[1]': non-finite value nan at partition"), remote
 
 
+def test_connect_ml_persistence(spark, connect_run):
+    """Spark ML persistence on Connect: the estimator, the model and a Pipeline / PipelineModel
+    save and load there (DataFrame writes; an existing path refused, then overwritten), what
+    Connect saved loads on a classic session with the same results, and nothing is pickled."""
+    from pyspark.ml import PipelineModel
+
+    from softmax_spark.ml import SoftmaxRegressionModel
+
+    data, remote = connect_run
+    saved = remote["persistence"]
+    assert saved["estimator"] == [True, 2 * L2, "vec", 2]
+    assert saved["refused"].endswith("already exists; use .write().overwrite().save(path) to replace it"), saved
+    np.testing.assert_array_equal(saved["model_coef"], remote["ml_coef"])
+    np.testing.assert_array_equal(saved["model_intercept"], remote["ml_intercept"])
+    np.testing.assert_allclose(saved["model_proba"], remote["ml_proba"], rtol=0, atol=1e-12)
+    assert saved["pipeline_stages"] == ["VectorAssembler", "SoftmaxRegression"]
+    np.testing.assert_allclose(saved["pipeline_model_proba"], remote["ml_proba"], rtol=0, atol=1e-12)
+    # what the Connect server wrote, read on the classic session
+    classic = SoftmaxRegressionModel.load(os.path.join(saved["dir"], "model"))
+    np.testing.assert_array_equal(classic.coefficientMatrix.toArray(), remote["ml_coef"])
+    df = spark.read.parquet(data)
+    np.testing.assert_allclose(_probabilities(PipelineModel.load(os.path.join(saved["dir"], "pipeline_model"))
+                                              .transform(df)), remote["ml_proba"], rtol=0, atol=1e-12)
+    # JSON metadata and Parquet data only (Spark's part files): nothing to unpickle
+    for root, _, names in os.walk(saved["dir"]):
+        for name in names:
+            if name == "_SUCCESS" or name.endswith(".crc"):
+                continue
+            assert name.startswith("part-"), os.path.join(root, name)
+            with open(os.path.join(root, name), "rb") as fh:
+                head = fh.read(4)
+            assert head == b"PAR1" or head[:1] == b"{", (os.path.join(root, name), head)
+
+
+def test_connect_rebuild_checks_the_input_stamps(connect_run):
+    _, remote = connect_run
+    before, rebuilt = remote["stamps"]["unchanged_rebuild"]
+    np.testing.assert_allclose(rebuilt, before, rtol=1e-12)
+    message = remote["stamps"]["changed"]
+    assert re.match(r"input file (file:)?/\S*/d\.parquet changed \(size \d+ → \d+ bytes, modified ", message), message
+    assert "since the ingest" in message and "\n" not in message
+
+
+def test_connect_job_refuses_a_remote_model_dir(connect_run):
+    """A viewfs:// --model-dir on Connect: exit 2 with one line naming the option and what is
+    supported, before any training (no iteration line)."""
+    _, remote = connect_run
+    job = remote["remote_model_dir"]
+    assert job["code"] == 2, job
+    assert job["stderr"].strip().splitlines()[-1] == (
+        "error: model directory viewfs://default/models/m1: a viewfs:// path is written through the driver JVM's "
+        "Hadoop FileSystem, which a Spark Connect client does not have; on Spark Connect give a local path "
+        "(plain or file:)"), job
+    assert "iter" not in job["stdout"], job["stdout"]
+
+
 def test_spark_submit_remote_url_is_read(monkeypatch):
     """``spark-submit --remote`` hands its conf to Python as JSON; the jobs' session reads the URL."""
     from softmax_spark.session import _submitted_remote
@@ -243,9 +319,15 @@ def _connect_main(url: str, data: str, out: str) -> None:
 
     spark = SparkSession.builder.remote(url).getOrCreate()
     try:
-        result = train_and_score(spark, data)
+        keep = {}
+        result = train_and_score(spark, data, keep)
         result["session"] = type(spark).__module__
         result["bad_input"] = bad_input(spark)
+        tmp = os.path.dirname(out)
+        result["persistence"] = persistence(keep, os.path.join(tmp, "saved"))
+        os.makedirs(os.path.join(tmp, "stamps"))
+        result["stamps"] = rebuild_checks_stamps(spark, os.path.join(tmp, "stamps"))
+        result["remote_model_dir"] = job_with_remote_model_dir(spark, data)
         with open(out, "w") as fh:
             json.dump(result, fh)
     finally:
