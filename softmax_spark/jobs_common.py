@@ -199,7 +199,10 @@ def _default_fs_is_local() -> bool:
     driver's JVM is already running (its SparkContext is not): ask its Hadoop configuration and
     system properties. As plain ``python``, read the configuration files the JVM would."""
     fs = None
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+    port = os.environ.get("PYSPARK_GATEWAY_PORT")
+    if port and _DEFAULT_FS.get(port) is not None:  # a JVM's configuration does not change: ask once
+        return _DEFAULT_FS[port]
+    if port:
         try:
             from pyspark import SparkContext
 
@@ -209,9 +212,13 @@ def _default_fs_is_local() -> bool:
                   or jvm.org.apache.hadoop.conf.Configuration().get("fs.defaultFS"))
         except Exception:  # noqa: BLE001 - unknown: let Spark answer
             return False
-    else:
-        fs = _configured_default_fs()
+        _DEFAULT_FS[port] = fs is None or str(fs).lower().startswith("file:")
+        return _DEFAULT_FS[port]
+    fs = _configured_default_fs()
     return fs is None or str(fs).lower().startswith("file:")
+
+
+_DEFAULT_FS: dict = {}  # spark-submit's gateway port → whether plain paths are local (each call costs JVM round trips)
 
 
 def _configured_default_fs() -> str | None:
