@@ -34,7 +34,8 @@ tests/test_newton_spark.py's sets) it falls below 1e-15 only where the test prob
 4357 passes; letters_26c: iteration 21, 3.9e-8, where it ran past 100 iterations and 18220 passes
 before). Default settings, iterations / passes / max |Δp|: scaled_80pct_5c 10 / 333 / 1.1e-8 (was
 13 / 921), bands_6c 18 / 342 / 1.3e-11, digits 18 / 359 / 1.1e-8, wine 13 / 215 / 2.8e-11,
-iris 11 / 93 / 4.4e-10, breast_cancer 13 / 159 / 3.3e-9. Also max |g| ≤ gtol. No accepted
+iris 11 / 93 / 4.4e-10, breast_cancer 13 / 159 / 3.3e-9, scaled_corr_7c 9 / 317 / 2.9e-8, letters_26c
+21 / 2262 / 3.9e-8 (CG at max_cg from iteration 12: passes there are the open cost). Also max |g| ≤ gtol. No accepted
 decrease of J beyond its evaluation noise (NOISE_REL·max(|J|, 1)) in ``max_stalls`` iterations in a
 row, or a radius below 1e-12·(1 + ‖θ‖_M), raises ``NoProgressError``. Below that noise ρ is
 meaningless: a step predicting less than the noise is accepted when J did not rise by more than it
