@@ -958,7 +958,8 @@ def ingest(
 def _convert_blocks(sc, persisted, records: list[dict], target: str, plan, run_id: str):
     """One more job over the persisted (descriptor, record) pairs: every block not in ``target``
     converted in place by the task holding it (``_convert_fn``). Returns the new persisted pairs
-    and the ingest ``records`` updated (format, nnz); the old pairs are dropped. On failure removes the blocks and raises."""
+    and the ingest ``records`` updated (format, nnz); the old pairs are dropped. On a failed
+    task removes the blocks and raises (``raise_task_error``)."""
     from pyspark import StorageLevel
 
     from .distributed import raise_task_error
