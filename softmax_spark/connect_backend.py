@@ -202,7 +202,10 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
     Input stamps as on the classic path (``ingest.input_stamps``, before the first read; checked
     after the ingest and before every rebuild), taken here with pyarrow: files this client cannot
     reach (e.g. hdfs:// without libhdfs, or the server's local disk seen from another machine)
-    are not checked. Raises ``InputError`` for bad input; nothing is left behind."""
+    are not checked. Block format: unlike the classic path (one format a run, ``ingest.run_block_format``),
+    each partition keeps the format its own density picked (``choose_block_format``) — partitions
+    of one data set have the same density, so this differs only for skewed input; ``block_format``
+    "dense"/"csr" gives one format. Raises ``InputError`` for bad input; nothing is left behind."""
     from .ingest import (_DESCRIPTOR_SCHEMA, _arrow_ingest_fn, _input_files, _split_record, input_stamps,
                          summarise_records)
 

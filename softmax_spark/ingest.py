@@ -417,7 +417,8 @@ class _BlockWriter:
 
     ``block_format``: "dense", "csr", or "auto" — then the first batch's density picks the
     format (``choose_block_format``), and ``finish`` converts the files (chunk by chunk) if the
-    whole partition's density picks the other one. CSR needs scipy in the task: without it
+    whole partition's density picks the other one (``ingest`` then converts the partitions that
+    differ from the run's choice, ``run_block_format``). CSR needs scipy in the task: without it
     "auto" stays dense. The rows are never held in memory beyond one batch."""
 
     def __init__(self, spec, label_col, weight_col, classes, dtype, run_id, n_features, block_format="auto", *,
@@ -522,34 +523,10 @@ class _BlockWriter:
             os.replace(self.tmp + ".indices64", self.tmp + ".indices")
 
     def _convert(self, target: str) -> None:
-        """Rewrite the finished files of this partition in the other format, CONVERT_ROWS rows at
-        a time (numpy only; at most one chunk densified at once)."""
-        D, n = self.n_features, self.n_rows
-        old = BlockDescriptor(self.partition, "", self.tmp, n, D, self.dtype.name, False, self.format, self.nnz)
-        if target == "dense":
-            indptr = np.fromfile(self.tmp + ".indptr", dtype=np.int32 if self.nnz < 2**31 else np.int64)
-            indices = np.memmap(self.tmp + ".indices", dtype=indptr.dtype, mode="r") if self.nnz else np.zeros(0, int)
-            values = np.memmap(self.tmp + ".values", dtype=self.dtype, mode="r") if self.nnz else np.zeros(0)
-            with open(self.tmp + ".X", "wb") as out:
-                for start in range(0, n, CONVERT_ROWS):
-                    stop = min(n, start + CONVERT_ROWS)
-                    lo, hi = int(indptr[start]), int(indptr[stop])
-                    chunk = np.zeros((stop - start, D), dtype=self.dtype)
-                    rows = np.repeat(np.arange(stop - start), np.diff(indptr[start:stop + 1]))
-                    chunk[rows, indices[lo:hi]] = values[lo:hi]
-                    out.write(chunk.data)
-            del indices, values
-        else:
-            X = np.memmap(self.tmp + ".X", dtype=self.dtype, mode="r", shape=(n, D)) if n * D else np.zeros((n, D))
-            self.format, self.row_nnz = "csr", []
-            self.files = {}
-            self._open("csr")
-            for start in range(0, n, CONVERT_ROWS):
-                self._write_rows(np.asarray(X[start:start + CONVERT_ROWS]), is_csr=False)
-            self._close()
-            del X
-            self._finish_csr()
-        for suffix in _FILES[old.format]:
+        """Rewrite the finished files of this partition in the other format (``_convert_block_files``)."""
+        self.nnz = _convert_block_files(self.tmp, self.tmp, self.format, target, self.n_rows, self.n_features,
+                                        self.dtype, self.nnz)
+        for suffix in _FILES[self.format]:
             os.remove(self.tmp + suffix)
         self.format = target
 
@@ -602,6 +579,92 @@ def label_dtype_for(n_classes: int) -> str:
 
 
 CONVERT_ROWS = 4096  # rows per chunk when a finished partition changes block format
+
+
+def _convert_block_files(src: str, dst: str, fmt: str, target: str, n_rows: int, n_features: int, dtype,
+                         nnz: int) -> int:
+    """Write the feature files of the block at prefix ``src`` (format ``fmt``: "dense" or "csr",
+    ``BlockDescriptor``'s layout) at prefix ``dst`` in format ``target``, CONVERT_ROWS rows at a
+    time (numpy only; at most one chunk densified at once). ``src`` files are left in place (the
+    caller removes or renames). Returns the non-zeros the new block stores (``nnz`` for dense)."""
+    dtype, n, D = np.dtype(dtype), n_rows, n_features
+    index_dtype = np.int32 if nnz < 2**31 else np.int64  # scipy wants indptr and indices of one dtype
+    if target == "dense":
+        indptr = np.fromfile(src + ".indptr", dtype=index_dtype)
+        # np.memmap refuses an empty file
+        indices = np.memmap(src + ".indices", dtype=index_dtype, mode="r") if nnz else np.zeros(0, index_dtype)
+        values = np.memmap(src + ".values", dtype=dtype, mode="r") if nnz else np.zeros(0, dtype)
+        with open(dst + ".X", "wb") as out:
+            for start in range(0, n, CONVERT_ROWS):
+                stop = min(n, start + CONVERT_ROWS)
+                lo, hi = int(indptr[start]), int(indptr[stop])
+                chunk = np.zeros((stop - start, D), dtype=dtype)
+                rows = np.repeat(np.arange(stop - start), np.diff(indptr[start:stop + 1]))
+                chunk[rows, indices[lo:hi]] = values[lo:hi]
+                out.write(chunk.data)
+        del indices, values
+        return nnz
+    X = np.memmap(src + ".X", dtype=dtype, mode="r", shape=(n, D)) if n * D else np.zeros((n, D), dtype)
+    pointers, total = [np.zeros(1, np.int64)], 0
+    with open(dst + ".indices", "wb") as out_indices, open(dst + ".values", "wb") as out_values:
+        for start in range(0, n, CONVERT_ROWS):
+            chunk = np.asarray(X[start:start + CONVERT_ROWS])
+            rows, columns = np.nonzero(chunk)
+            out_indices.write(np.ascontiguousarray(columns, dtype=index_dtype).data)
+            out_values.write(np.ascontiguousarray(chunk[rows, columns], dtype=dtype).data)
+            pointers.append(total + np.cumsum(np.bincount(rows, minlength=chunk.shape[0])))
+            total += len(rows)
+    del X
+    np.concatenate(pointers).astype(index_dtype).tofile(dst + ".indptr")
+    return int(total)
+
+
+def run_block_format(records: list[dict], block_format: str, itemsize: int) -> str:
+    """The one block format of a run: ``block_format`` when "dense" or "csr" (asked for), else
+    ``choose_block_format`` over the whole run (total rows, D, total non-zeros of the partitions'
+    ingest ``records``) — "dense" without scipy, like the ingest tasks."""
+    if block_format != "auto":
+        return block_format
+    if not records or not _scipy_available():
+        return "dense"
+    return choose_block_format(sum(r["n_rows"] for r in records), records[0]["n_features"],
+                               sum(int(r["nnz"]) for r in records), itemsize)
+
+
+def _convert_fn(target: str, plan):
+    """Task body of the conversion job: each (descriptor, record) pair's block files rewritten in
+    ``target`` in place (temp files, then rename; the old format's files removed). The descriptor's
+    ``source`` plan asks for ``target``, so a copy ``BlockDescriptor.local`` writes is in the
+    run's format too. A block whose files are gone keeps them gone: the pass that needs it has the
+    driver rebuild (``IngestedData.rebuild``, which applies the same run rule)."""
+
+    def convert(pair):
+        d, record = pair
+        source = (plan,) + tuple(d.source[1:]) if d.source is not None else None
+        new = replace(d, format=target, source=source)
+        if d.format == target:
+            return new, record
+        here = d.local() if not (new.exists() and not d.exists()) else None  # a re-run finds it done
+        nnz = d.nnz
+        if here is not None:
+            tmp = f"{here.path}.convert-{uuid.uuid4().hex[:8]}"
+            try:
+                nnz = _convert_block_files(here.path, tmp, here.format, target, d.n_rows, d.n_features, d.dtype,
+                                           d.nnz)
+                for suffix in _FILES[target]:  # rename last, as the ingest tasks publish
+                    os.replace(tmp + suffix, here.path + suffix)
+            finally:
+                for suffix in _FILES[target]:
+                    if os.path.exists(tmp + suffix):
+                        os.remove(tmp + suffix)
+            for suffix in _FILES[d.format]:
+                try:
+                    os.remove(here.path + suffix)
+                except FileNotFoundError:
+                    pass
+        return replace(new, nnz=nnz), dict(record, format=target, nnz=nnz)
+
+    return convert
 
 
 def _write_blocks(batches, plan, partition):
@@ -824,7 +887,9 @@ def ingest(
     from Spark through ``mapInArrow``. ``n_partitions``: how many blocks (a few large
     partitions beat many small ones: each task costs ~50 ms). ``dtype``: the cache's, "float64",
     "float32" or "auto" (``schema.storage_dtype``). ``block_format``: "auto" (the
-    measured density decides, ``choose_block_format``), "dense" or "csr".
+    measured density of the whole run decides, ``run_block_format``), "dense" or "csr". With
+    "auto" each task first picks its partition's format; when partitions of different densities
+    picked apart, one more job converts the blocks that differ in place, so a run has one format.
     Raises ``InputError`` (one line: column, partition, row) for bad input; nothing is left behind.
     """
     if block_format not in ("auto", "dense", "csr"):
@@ -880,10 +945,48 @@ def ingest(
         remove_blocks(persisted.map(_first))
         persisted.unpersist()
         raise
+    run_format = run_block_format(records, block_format, np.dtype(dtype).itemsize)
+    if any(r["format"] != run_format for r in records):  # partitions of different densities chose apart
+        persisted, records = _convert_blocks(sc, persisted, records, run_format, plan[:-1] + (run_format,), run_id)
+        summary = _summarise(records, classes)
     log.info("blocks %s: %s, density %.3g, cached_bytes=%d (executor-local block files)", run_id,
              ", ".join(f"{k} × {v}" for k, v in sorted(summary.block_formats.items())), summary.density,
              summary.cached_bytes)
     return IngestedData(persisted, persisted.map(_first), summary, run_id, source, args, stamps)
+
+
+def _convert_blocks(sc, persisted, records: list[dict], target: str, plan, run_id: str):
+    """One more job over the persisted (descriptor, record) pairs: every block not in ``target``
+    converted in place by the task holding it (``_convert_fn``). Returns the new persisted pairs
+    and the ingest ``records`` updated (format, nnz); the old pairs are dropped. On a failed
+    task removes the blocks and raises (``raise_task_error``)."""
+    from pyspark import StorageLevel
+
+    from .distributed import raise_task_error
+
+    converted = persisted.map(_convert_fn(target, plan)).persist(StorageLevel.MEMORY_ONLY)
+    converted.setName(f"{persisted.name()} as {target}")
+    sc.setJobDescription(f"softmax_spark: blocks {run_id} to the run's format ({target})")
+    try:  # only the small (partition, format, nnz) triples travel back: the records are here already
+        stored = dict((p, (fmt, nnz)) for p, fmt, nnz in converted.map(_stored_format).collect())
+    except Exception as exc:
+        converted.unpersist()
+        remove_blocks(persisted.map(_first))
+        persisted.unpersist()
+        raise_task_error(exc)
+        raise
+    finally:
+        sc.setJobDescription(None)
+    persisted.unpersist()
+    log.info("blocks %s: %d of %d partitions converted to %s, the run's format", run_id,
+             sum(r["format"] != target for r in records), len(records), target)
+    records = [dict(r, format=stored[r["partition"]][0], nnz=stored[r["partition"]][1]) for r in records]
+    return converted, records
+
+
+def _stored_format(pair) -> tuple:
+    d = pair[0]
+    return d.partition, d.format, d.nnz
 
 
 def summarise_records(records: list[dict], spec: FeatureSpec, classes: list) -> DataSummary:
@@ -916,7 +1019,8 @@ class IngestedData:
 
     @property
     def block_format(self) -> str:
-        """"dense", "csr", or "mixed" (partitions of different densities chose differently)."""
+        """"dense" or "csr" (the run's format, ``run_block_format``); "mixed" only on Spark
+        Connect, where each partition keeps its own choice."""
         formats = list(self.summary.block_formats)
         return formats[0] if len(formats) == 1 else "mixed"
 

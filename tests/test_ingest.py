@@ -219,6 +219,66 @@ def test_sparse_ingest_on_spark(spark):
         data.release()
 
 
+@pytest.mark.parametrize("densities, run_format", [((0.9, 0.02), "dense"), ((0.3, 0.01), "csr")])
+def test_one_block_format_per_run_from_the_runs_density(spark, tmp_path, densities, run_format):
+    """Two partitions whose densities pick different formats (``choose_block_format`` per
+    partition) end as ONE format, the whole run's choice: the differing block is converted in
+    place, the summary's cached bytes are the files', the sums are unchanged, and a block rebuilt
+    after its files went (``BlockDescriptor.local`` from the input) comes back in the run's format."""
+    from softmax_spark.distributed import DistributedLoss
+    from softmax_spark.loss import objective_and_gradient
+
+    rng = np.random.default_rng(11)
+    D, n = 64, 200
+    parts = [sp.random(n, D, density=rho, random_state=k).toarray() * 2 for k, rho in enumerate(densities)]
+    assert [ing.choose_block_format(n, D, np.count_nonzero(P), 8) for P in parts] == ["dense", "csr"]
+    X = np.vstack(parts)
+    y = rng.integers(0, 3, 2 * n)
+    for k in range(2):  # one Parquet file per partition (the direct path keeps them apart)
+        sparse_frame(spark, parts[k], y[k * n:(k + 1) * n], partitions=1).write.parquet(str(tmp_path / f"p{k}"))
+    df = spark.read.parquet(str(tmp_path / "p0"), str(tmp_path / "p1"))
+    files = [f for k in range(2) for f in df.inputFiles() if f"/p{k}/" in f]
+    data = ing.ingest(df, FeatureSpec(), "label", [0, 1, 2], files=files, n_partitions=2)
+    try:
+        s = data.summary
+        descriptors = data.blocks.collect()
+        assert data.block_format == run_format and s.block_formats == {run_format: 2}
+        assert [d.format for d in descriptors] == [run_format] * 2 and s.nnz == np.count_nonzero(X)
+        other = {"dense": "csr", "csr": "dense"}[run_format]
+        for d in descriptors:  # the files on disk are the run's format only, sized as reported
+            assert d.exists() and not any(os.path.exists(d.path + f) for f in ing._FILES[other])
+            assert not [name for name in os.listdir(os.path.dirname(d.path)) if "convert" in name]
+        x_bytes = sum(os.path.getsize(d.path + f) for d in descriptors for f in ing._FILES[run_format])
+        y_bytes = sum(d.n_rows * np.dtype(d.label_dtype).itemsize for d in descriptors)
+        assert s.cached_bytes == sum(d.cached_bytes() for d in descriptors) == x_bytes + y_bytes
+        coef, b = rng.normal(size=(3, D)), rng.normal(size=3)
+        loss = DistributedLoss(data, 3, D)
+        result = loss(coef, b)
+        J, gW, gb = objective_and_gradient(coef, b, X, y)
+        assert result.loss == pytest.approx(J, rel=1e-12)
+        np.testing.assert_allclose(result.grad_coef, gW, atol=1e-12)
+        np.testing.assert_allclose(result.grad_intercept, gb, atol=1e-12)
+        # a block's files go: the task writes them again from the input, in the run's format
+        for d in descriptors:
+            for f in ing._FILES[run_format]:
+                os.remove(d.path + f)
+        again = loss(coef, b)
+        assert again.loss == pytest.approx(result.loss, rel=1e-13)
+        for d in descriptors:
+            assert d.exists() and not any(os.path.exists(d.path + f) for f in ing._FILES[other])
+        # every block and its run directory gone: written again from the input, one format again
+        ing.remove_blocks(data.blocks)
+        assert loss(coef, b).loss == pytest.approx(result.loss, rel=1e-13)
+        for d in descriptors:
+            assert d.exists() and not any(os.path.exists(d.path + f) for f in ing._FILES[other])
+        # the driver's rebuild (ingest again) applies the same run rule
+        data.rebuild()
+        assert data.summary.block_formats == {run_format: 2} and data.summary.cached_bytes == s.cached_bytes
+        assert DistributedLoss(data, 3, D)(coef, b).loss == pytest.approx(result.loss, rel=1e-13)
+    finally:
+        data.release()
+
+
 @pytest.mark.parametrize("label", [
     pa.array([3, 1, None, 2, 1], pa.int32()),
     pa.array([0.0, -0.0, 1.5, None, 1.5]),
