@@ -27,7 +27,8 @@ import os
 import re
 
 import make_data
-from run import EXIT_FAILED, EXIT_OK, COMMON_KEYS, fmt, host_info, log, loadavg, ratio, shown, summarise_runs
+from run import (EXIT_FAILED, EXIT_OK, COMMON_KEYS, fmt, host_info, log, loadavg, publish_results, ratio, shown,
+                 summarise_runs)
 
 PER_RUN_KEYS = COMMON_KEYS + ["per_pass_seconds", "first_iteration_seconds", "timing.passes", "ingest_seconds"]
 
@@ -127,15 +128,7 @@ def run_connect(a, bench) -> tuple[dict, int]:
         "failures": bench.failures[failures_before:], "runs": runs,
         "paths": {"json": json_path, "md": md_path, "work": bench.work},
     }
-    with open(json_path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    os.replace(json_path + ".tmp", json_path)
-    text = markdown(result)
-    with open(md_path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(md_path + ".tmp", md_path)
-    print()
-    print(text)
+    publish_results(result, markdown(result), json_path, md_path)
     if failures_before != len(bench.failures):
         log(f"FAILED runs: {', '.join(bench.failures[failures_before:])} (logs in {bench.work})")
         return result, EXIT_FAILED

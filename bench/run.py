@@ -773,6 +773,19 @@ def parse_args(argv=None):
     return a
 
 
+def publish_results(result: dict, text: str, json_path: str, md_path: str) -> None:
+    """Write a workload's JSON and markdown (each via a temp file and a rename, so a killed run
+    leaves the previous results whole) and print the markdown."""
+    with open(json_path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    os.replace(json_path + ".tmp", json_path)
+    with open(md_path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(md_path + ".tmp", md_path)
+    print()
+    print(text)
+
+
 def run_workload(a, bench) -> tuple[dict, int]:
     """One workload's runs (``a`` already holds its shape and options): (result, exit status)."""
     started = _dt.datetime.now().isoformat(timespec="seconds")
@@ -950,15 +963,7 @@ def run_workload(a, bench) -> tuple[dict, int]:
         "runs": runs,
         "paths": {"json": json_path, "md": md_path, "work": bench.work},
     }
-    with open(json_path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    os.replace(json_path + ".tmp", json_path)
-    text = markdown(result)
-    with open(md_path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(md_path + ".tmp", md_path)
-    print()
-    print(text)
+    publish_results(result, markdown(result), json_path, md_path)
 
     if agr["compared"] and not agr["ok"]:
         loud([f"OBJECTIVE MISMATCH: ours and MLlib's final J differ by {agr['max_rel_diff']:.3e} relative "
