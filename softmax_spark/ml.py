@@ -665,26 +665,26 @@ def _prepare_target(writer: MLWriter, path: str) -> None:
         writer._handleOverwrite(path)
 
 
-class _EstimatorWriter(DefaultParamsWriter):
-    """``DefaultParamsWriter`` (``<path>/metadata``, written by Spark) whose existing-path
-    check and overwrite also work on Spark Connect (``_prepare_target``)."""
+class _PreparedSave:
+    """A writer mixin: ``save`` = ``_prepare_target`` (existing path refused or overwritten, on a
+    classic or a Spark Connect session) then ``saveImpl``."""
 
     def save(self, path: str) -> None:
         _prepare_target(self, path)
         self.saveImpl(path)
 
 
-class _ModelWriter(MLWriter):
+class _EstimatorWriter(_PreparedSave, DefaultParamsWriter):
+    """``DefaultParamsWriter`` (``<path>/metadata``, written by Spark) with ``_PreparedSave``."""
+
+
+class _ModelWriter(_PreparedSave, MLWriter):
     """``<path>/metadata`` (DefaultParamsWriter) + ``<path>/data`` (one-row Parquet), both by Spark
     (DataFrame writes: the same on a classic and a Spark Connect session)."""
 
     def __init__(self, instance: SoftmaxRegressionModel):
         super().__init__()
         self.instance = instance
-
-    def save(self, path: str) -> None:
-        _prepare_target(self, path)
-        self.saveImpl(path)
 
     def saveImpl(self, path: str) -> None:
         import pyarrow as pa
