@@ -64,7 +64,9 @@ class ConnectServer:
             [os.path.join(home, "sbin", "start-connect-server.sh"), *spark_args,
              "--conf", f"spark.connect.grpc.binding.port={self.port}",
              "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-             "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC"],
+             "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
+             # as build_session does for classic sessions: ≈ 40 ms less per Python task
+             "--conf", "spark.python.unix.domain.socket.enabled=true"],
             env=self.env, capture_output=True, text=True)
         if start.returncode != 0:
             raise RuntimeError(f"start-connect-server.sh exited {start.returncode}: {start.stderr.strip()}\n"

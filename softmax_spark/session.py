@@ -3,7 +3,27 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+
+# Python workers (and the driver's collect) talk to the JVM over Unix domain sockets instead of
+# loopback TCP (Spark ≥ 4.1; an unknown key is ignored by older versions). Measured on 2 cores,
+# local[2]: ≈ 40 ms less per task — a trivial task's start went from 77 to 35 ms — which is most
+# of a distributed pass on small data (bench/results, the ``solvers`` workload).
+UDS_KEY = "spark.python.unix.domain.socket.enabled"
+
+
+def _user_set(key: str) -> bool:
+    """Whether spark-submit (--conf, --properties-file, spark-defaults.conf) already set ``key``.
+
+    Under spark-submit the JVM is up (``PYSPARK_GATEWAY_PORT``) and its properties are asked;
+    from plain Python only ``PYSPARK_SUBMIT_ARGS`` is looked at — asking a ``SparkConf`` there
+    would start the JVM before the builder's settings (e.g. spark.driver.memory) reach it."""
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        from pyspark import SparkConf
+
+        return SparkConf().contains(key)
+    return key in os.environ.get("PYSPARK_SUBMIT_ARGS", "")
 
 
 def _submitted_remote() -> str | None:
@@ -26,6 +46,8 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
     """A SparkSession whose Python workers use this interpreter.
 
     ``master`` None keeps what spark-submit set (or local[*] when run as plain python).
+    Unless the caller or spark-submit set it, ``spark.python.unix.domain.socket.enabled`` is
+    turned on (``UDS_KEY``: the per-task cost measured above).
     """
     from pyspark.sql import SparkSession
 
@@ -38,7 +60,10 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
         builder = builder.master(master)
     # Arrow carries the feature batches between the JVM and the Python workers.
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    for key, value in (conf or {}).items():
+    conf = dict(conf or {})
+    if not remote and UDS_KEY not in conf and hasattr(socket, "AF_UNIX") and not _user_set(UDS_KEY):
+        conf[UDS_KEY] = "true"
+    for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     from .connect_backend import is_connect
