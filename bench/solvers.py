@@ -355,16 +355,19 @@ def main(argv=None) -> int:
     p.add_argument("--repeat-max-seconds", type=float, default=20.0,
                    help="a solver whose first fit took longer is not repeated (0: always repeat)")
     a = p.parse_args(argv)
-    from pyspark.sql import SparkSession
+    sys.path.insert(0, REPO)
+    from softmax_spark.session import build_session
 
     loaders = datasets()
     names = [n for n in a.datasets.split(",") if n]
     solvers = [s for s in a.solvers.split(",") if s]
-    spark = SparkSession.builder.appName("bench-solvers").getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    # the session jobs/train.py builds (its defaults, e.g. Unix domain sockets to the Python
+    # workers); MLlib's passes run in the JVM alone, so they do not depend on it
+    spark = build_session("bench-solvers")
     result = {"l2": a.l2, "repeats": a.repeats, "seed": a.seed, "solvers": solvers, "fit_timeout": a.fit_timeout,
               "repeat_max_seconds": a.repeat_max_seconds, "test_fraction": TEST_FRACTION,
               "mllib_tol": MLLIB_TOL, "spark_version": spark.version, "master": spark.sparkContext.master,
+              "unix_domain_sockets": spark.sparkContext.getConf().get("spark.python.unix.domain.socket.enabled"),
               "datasets": [], "failures": []}
 
     def write():
