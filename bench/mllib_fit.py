@@ -18,6 +18,8 @@ What the JSON at ``--out`` holds (the orchestrator bench/run.py reads it):
 - ``fit_seconds``: wall time of ``LogisticRegression.fit`` alone (the summariser pass over the
   Parquet, blockifying + caching the standardised instances, the L-BFGS iterations);
   ``session_seconds`` / ``read_setup_seconds`` the parts before it.
+- ``save_seconds``: ``model.write().overwrite().save(--model-dir)`` when ``--model-dir`` is given
+  (the orchestrator always gives it: our trainer writes its model too).
 - ``total_iterations`` (the training summary's, = len(objectiveHistory) − 1 in Spark ≥ 3.1) and
   ``objective_history`` (MLlib's own objective after each iteration, in the same units as J).
 - ``loss_evals``: the Spark jobs named ``treeAggregate at RDDLossFunction.scala`` — one per
@@ -55,6 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--max-iter", type=int, default=1000)
     p.add_argument("--poll-seconds", type=float, default=0.2)
+    p.add_argument("--model-dir", default=None,
+                   help="save the fitted model here (model.write().overwrite().save), as a training job "
+                   "does: our jobs/train.py always writes its model, so the whole processes compare "
+                   "the same work")
     return p.parse_args(argv)
 
 
@@ -195,6 +201,11 @@ def main(argv=None) -> int:
         model = lr.fit(df)
         fit_seconds = time.perf_counter() - t0
         until_ms = time.time() * 1000.0
+    save_seconds = None
+    if args.model_dir:
+        t_save = time.perf_counter()
+        model.write().overwrite().save(args.model_dir)
+        save_seconds = time.perf_counter() - t_save
     summary = model.summary
     history = [float(v) for v in summary.objectiveHistory]
     total_iterations = int(summary.totalIterations)
@@ -226,6 +237,8 @@ def main(argv=None) -> int:
         "session_seconds": t_session - t_start,
         "read_setup_seconds": t_setup - t_session,
         "fit_seconds": fit_seconds,
+        "model_dir": args.model_dir,
+        "save_seconds": save_seconds,
         "total_iterations": total_iterations,
         "objective_history": history,
         "final_objective_mllib": history[-1] if history else None,

@@ -451,8 +451,9 @@ class Bench:
         out_json = os.path.join(self.work, f"{name}.json")
         # MLlib's own defaults: tol 1e-6, maxIter 100
         tol, iters = (1e-6, 100) if self.a.defaults else (self.a.tol, max_iter or self.a.max_iter)
+        # the model is saved, as our trainer saves its own: both processes train AND write a model
         args = ["--input", data_dir, "--out", out_json, "--reg-param", repr(2.0 * self.a.l2),
-                "--tol", repr(tol), "--max-iter", str(iters)]
+                "--tol", repr(tol), "--max-iter", str(iters), "--model-dir", os.path.join(self.work, name, "model")]
         rec = self._spark(self.mllib_script, args, name)
         rec["kind"] = "mllib"
         if not rec["ok"]:
@@ -464,6 +465,7 @@ class Bench:
         rec["mllib"] = res
         rec["iterations"] = res["total_iterations"]
         rec["fit_seconds"] = res["fit_seconds"]
+        rec["save_seconds"] = res.get("save_seconds")
         rec["seconds_per_iteration"] = res["seconds_per_iteration"]
         rec["loss_evals"] = res["loss_evals"]["count"]
         rec["per_eval_seconds"] = res["loss_evals"]["median_seconds_after_first"]
