@@ -41,6 +41,21 @@ def test_plan_file_units_covers_every_row_once(tmp_path):
     assert ing.plan_file_units(files, 5000, ["x"]) is not None
 
 
+def test_read_units_streams_exactly_the_planned_rows(tmp_path, monkeypatch):
+    # one 5,000-row group split at rows that fall inside batches; a batch is 1,024 rows here
+    path = tmp_path / "one_group.parquet"
+    x = np.arange(5000)
+    pq.write_table(pa.table({"x": x, "v": [[float(i)] * 8 for i in x]}), path, row_group_size=5000)
+    monkeypatch.setattr(ing, "BATCH_VALUES", 1)
+    assert ing._batch_rows(pq.ParquetFile(path).metadata.row_group(0)) == 1024
+    for start, stop in [(0, 1), (0, 1024), (1000, 1030), (1023, 3077), (4999, 5000), (0, 5000)]:
+        batches = list(ing._read_units([(str(path), 0, start, stop)], ["x", "v"]))
+        got = np.concatenate([b.column(0).to_numpy() for b in batches])
+        np.testing.assert_array_equal(got, x[start:stop])
+        assert all(b.num_rows <= 1024 for b in batches)
+        assert [len(v) for b in batches for v in b.column(1).to_pylist()] == [8] * (stop - start)
+
+
 @pytest.mark.parametrize("d", [4, ing.FULL_COVARIANCE_MAX_FEATURES + 1])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_merged_moments_equal_the_whole(d, weighted):
