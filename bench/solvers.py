@@ -356,7 +356,7 @@ def main(argv=None) -> int:
                    help="a solver whose first fit took longer is not repeated (0: always repeat)")
     a = p.parse_args(argv)
     sys.path.insert(0, REPO)
-    from softmax_spark.session import build_session
+    from softmax_spark.session import UDS_KEY, build_session
 
     loaders = datasets()
     names = [n for n in a.datasets.split(",") if n]
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
     result = {"l2": a.l2, "repeats": a.repeats, "seed": a.seed, "solvers": solvers, "fit_timeout": a.fit_timeout,
               "repeat_max_seconds": a.repeat_max_seconds, "test_fraction": TEST_FRACTION,
               "mllib_tol": MLLIB_TOL, "spark_version": spark.version, "master": spark.sparkContext.master,
-              "unix_domain_sockets": spark.sparkContext.getConf().get("spark.python.unix.domain.socket.enabled"),
+              "unix_domain_sockets": spark.sparkContext.getConf().get(UDS_KEY),
               "datasets": [], "failures": []}
 
     def write():

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from .session import UDS_KEY
+
 __all__ = ["ConnectServer", "client_env"]
 
 
@@ -66,7 +68,7 @@ class ConnectServer:
              "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
              "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
              # as build_session does for classic sessions: ≈ 40 ms less per Python task
-             "--conf", "spark.python.unix.domain.socket.enabled=true"],
+             "--conf", f"{UDS_KEY}=true"],
             env=self.env, capture_output=True, text=True)
         if start.returncode != 0:
             raise RuntimeError(f"start-connect-server.sh exited {start.returncode}: {start.stderr.strip()}\n"
