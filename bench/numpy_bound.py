@@ -50,15 +50,15 @@ from softmax_spark.kernels import loss_and_gradient_sums_any  # noqa: E402
 from softmax_spark.loss import LossAccumulator  # noqa: E402
 
 def default_block_rows() -> int:
-    """The trainer's rows per kernel call (softmax_spark.distributed.CHUNK_ROWS), else 32768.
-    The block size matters (on this box 65,536-row blocks were ~25 % slower than 32,768: the
-    per-block temporaries fall out of cache), so the bound uses the same chunking as the job."""
+    """The trainer's rows per dense kernel call (softmax_spark.distributed.CHUNK_ROWS), else 4096.
+    The block size matters (the per-block temporaries fall out of cache: see CHUNK_ROWS), so the
+    bound uses the same chunking as the job."""
     try:
         from softmax_spark.distributed import CHUNK_ROWS
 
         return int(CHUNK_ROWS)
     except Exception:
-        return 32768
+        return 4096
 
 
 # Set in the parent before forking; workers read them (copy-on-write, never written).
@@ -90,11 +90,24 @@ def matrix_nbytes(X) -> int:
     return int(X.nbytes)
 
 
+def default_csr_block_rows() -> int:
+    """The trainer's rows per CSR kernel call (distributed.CSR_CHUNK_ROWS), else 32768."""
+    try:
+        from softmax_spark.distributed import CSR_CHUNK_ROWS
+
+        return int(CSR_CHUNK_ROWS)
+    except Exception:
+        return 32768
+
+
 def chunk_bounds(X, block_rows, start, stop, chunk_nnz=None):
-    """Row bounds of the kernel calls over rows [start, stop): ≤ block_rows rows each and, for
-    CSR, ≤ chunk_nnz stored values (at least one row) — ``distributed.row_chunks``'s rule."""
+    """Row bounds of the kernel calls over rows [start, stop): ≤ block_rows rows each (CSR: the
+    trainer's CSR_CHUNK_ROWS when ``block_rows`` is the dense default) and, for CSR, ≤ chunk_nnz
+    stored values (at least one row) — ``distributed.row_chunks``'s rule."""
     if not is_sparse(X):
         return list(range(start, stop, block_rows)) + [stop]
+    if block_rows == default_block_rows():
+        block_rows = default_csr_block_rows()
     chunk_nnz = chunk_nnz or default_chunk_nnz()
     indptr = X.indptr
     bounds, s = [start], start

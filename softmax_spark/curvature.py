@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .loss import BlockSums, LossAccumulator, log_softmax
+from .loss import BlockSums, LossAccumulator, softmax, softmax_nll_
 from .model import _is_sparse
 
 __all__ = [
@@ -100,16 +100,14 @@ def _forward(coef, intercept, X, y_index, sample_weight, extra_rows=None):
     n_classes = coef.shape[0]
     stacked = coef if extra_rows is None else np.vstack([coef, extra_rows])
     prod = np.asarray(X @ stacked.T)  # one product for the logits (and V x_i)
-    logits = prod[:, :n_classes]
+    logits = prod[:, :n_classes] if extra_rows is None else prod[:, :n_classes].copy()
     if intercept is not None:
-        logits = logits + intercept
+        logits += intercept
     extra = None if extra_rows is None else prod[:, n_classes:]
-    log_proba = log_softmax(logits)
-    rows = np.arange(X.shape[0])
-    nll = -log_proba[rows, y_index]
-    proba = np.exp(log_proba)
+    nll = softmax_nll_(logits, y_index)
+    proba = logits
     residual = proba.copy()
-    residual[rows, y_index] -= 1.0
+    residual[np.arange(X.shape[0]), y_index] -= 1.0
     if sample_weight is None:
         s = np.ones(X.shape[0])
         loss_sum = float(nll.sum())
@@ -294,7 +292,7 @@ class HvpKernel:
         if self.fit_intercept:
             logits += np.asarray(intercept, dtype=np.float64)
             z += np.asarray(c, dtype=np.float64)
-        p = np.exp(log_softmax(logits))
+        p = softmax(logits)
         r = p * z
         r -= p * r.sum(axis=1, keepdims=True)
         if sample_weight is None:

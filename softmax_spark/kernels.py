@@ -41,7 +41,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .loss import BlockSums, LossAccumulator, log_softmax
+from .loss import BlockSums, LossAccumulator, column_sums, softmax_nll_
 
 __all__ = ["BlockKernel", "LossGradKernel", "loss_and_gradient_sums_any"]
 
@@ -79,11 +79,9 @@ def loss_and_gradient_sums_any(coef, intercept, X, y_index, sample_weight=None) 
     logits = np.asarray(X @ coef.T)  # (n, C)
     if intercept is not None:
         logits += intercept
-    log_proba = log_softmax(logits)
-    rows = np.arange(n_rows)
-    nll = -log_proba[rows, y_index]
-    residual = np.exp(log_proba)  # R = s ⊙ (p − onehot(y))
-    residual[rows, y_index] -= 1.0
+    nll = softmax_nll_(logits, y_index)
+    residual = logits  # R = s ⊙ (p − onehot(y)), in the logits' buffer
+    residual[np.arange(n_rows), y_index] -= 1.0
     if sample_weight is None:
         loss_sum, weight_sum = float(nll.sum()), float(n_rows)
     else:
@@ -91,7 +89,7 @@ def loss_and_gradient_sums_any(coef, intercept, X, y_index, sample_weight=None) 
         loss_sum, weight_sum = float(nll @ sample_weight), float(sample_weight.sum())
         residual *= sample_weight[:, None]
     grad_coef = np.asarray(X.T @ residual).T  # (C, D) from the (D, C) sparse-transpose product
-    return BlockSums(loss_sum, grad_coef, residual.sum(axis=0), weight_sum)
+    return BlockSums(loss_sum, grad_coef, column_sums(residual), weight_sum)
 
 
 class LossGradKernel:

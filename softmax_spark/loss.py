@@ -37,6 +37,9 @@ __all__ = [
     "LossAccumulator",
     "log_softmax",
     "softmax",
+    "softmax_nll_",
+    "row_sums",
+    "column_sums",
     "loss_and_gradient_sums",
     "objective_and_gradient",
     "textbook_sgd_step",
@@ -61,6 +64,50 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=-1, keepdims=True)
     return shifted
+
+
+def softmax_nll_(logits: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    """Turn ``logits`` (n, C) float64 into the probabilities p in place; returns −log p(y_i|x_i), (n,).
+
+    One exp over the (n, C) array: with z_i = logits_i − max_c logits_ic and S_i = Σ_c exp(z_ic) ≥ 1,
+    p_i = exp(z_i) / S_i and −log p(y_i|x_i) = log S_i − z_{i,y_i} (log-sum-exp, finite for any
+    finite logits). Half the exps of ``exp(log_softmax(logits))`` and no (n, C) temporaries: the
+    kernels' elementwise work is on n·C values, which dominates a pass when C is large.
+    """
+    logits -= _row_max(logits)[:, None]
+    rows = np.arange(logits.shape[0])
+    z_true = logits[rows, y_index]
+    np.exp(logits, out=logits)
+    norm = row_sums(logits)
+    logits *= (1.0 / norm)[:, None]
+    return np.log(norm) - z_true
+
+
+_FEW_CLASSES = 32  # up to this many columns, per-column loops and BLAS beat numpy's row reductions
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """max over axis 1 of a C-ordered (n, C) array, shape (n,). With few columns numpy reduces
+    each short row on its own (1.5 ms for 32,768 × 10); a running maximum over the C columns
+    takes 0.46 ms."""
+    if a.shape[1] > _FEW_CLASSES:
+        return a.max(axis=1)
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        np.maximum(out, a[:, j], out=out)
+    return out
+
+
+def row_sums(a: np.ndarray) -> np.ndarray:
+    """Σ over axis 1 of an (n, C) float64 array, shape (n,): a @ 1 (dgemv) for few columns
+    (0.13 ms vs 0.71 ms for 32,768 × 10), numpy's sum above that."""
+    return a @ np.ones(a.shape[1]) if a.shape[1] <= _FEW_CLASSES else a.sum(axis=1)
+
+
+def column_sums(a: np.ndarray) -> np.ndarray:
+    """Σ over axis 0 of an (n, C) float64 array, shape (C,): 1ᵀ a (dgemv) for few columns
+    (0.10 ms vs 0.77 ms for 32,768 × 10), numpy's sum above that."""
+    return np.ones(a.shape[0]) @ a if a.shape[1] <= _FEW_CLASSES else a.sum(axis=0)
 
 
 class BlockSums(NamedTuple):
@@ -102,12 +149,9 @@ def loss_and_gradient_sums(
     logits = X @ coef.T
     if intercept is not None:
         logits += intercept
-    log_proba = log_softmax(logits)
-    rows = np.arange(X.shape[0])
-    nll = -log_proba[rows, y_index]
-    # residual R = s ⊙ (p − onehot(y)); reuse the logits buffer for p
-    residual = np.exp(log_proba, out=logits)
-    residual[rows, y_index] -= 1.0
+    nll = softmax_nll_(logits, y_index)
+    residual = logits  # R = s ⊙ (p − onehot(y)), in the logits' buffer
+    residual[np.arange(X.shape[0]), y_index] -= 1.0
     if sample_weight is None:
         loss_sum = float(nll.sum())
         weight_sum = float(X.shape[0])
@@ -116,7 +160,7 @@ def loss_and_gradient_sums(
         loss_sum = float(nll @ sample_weight)
         weight_sum = float(sample_weight.sum())
         residual *= sample_weight[:, None]
-    return BlockSums(loss_sum, residual.T @ X, residual.sum(axis=0), weight_sum)
+    return BlockSums(loss_sum, residual.T @ X, column_sums(residual), weight_sum)
 
 
 class LossAccumulator:

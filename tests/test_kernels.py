@@ -54,8 +54,8 @@ def test_chunks_and_merge_equal_one_block():
     whole = kernel.add(kernel.zero(4, 60), (coef, intercept), X, y, w)
     import softmax_spark.distributed as distributed
 
-    saved = distributed.CHUNK_ROWS, distributed.CHUNK_NNZ
-    distributed.CHUNK_ROWS, distributed.CHUNK_NNZ = 128, 500
+    saved = distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ
+    distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ = 128, 128, 500
     try:
         parts = []
         for rows in (None, np.arange(0, 1000, 3)):
@@ -67,7 +67,7 @@ def test_chunks_and_merge_equal_one_block():
                 acc = kernel.add(acc, (coef, intercept), X[sel], y[sel], w[sel])
             parts.append(acc)
     finally:
-        distributed.CHUNK_ROWS, distributed.CHUNK_NNZ = saved
+        distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ = saved
     _close(whole, parts[0])
     subset = kernel.add(kernel.zero(4, 60), (coef, intercept), X[::3], y[::3], w[::3])
     _close(subset, parts[1])

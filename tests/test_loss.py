@@ -308,3 +308,23 @@ def test_weighted_optimum_matches_sklearn_sample_weight():
     est = sklearn_probs(X, y, 0.02, sample_weight=s)
     np.testing.assert_allclose(SoftmaxModel(W, b, [0, 1, 2]).predict_proba(X), est.predict_proba(X), atol=1e-6)
 
+
+
+@pytest.mark.parametrize("n_classes", [2, 10, 33, 200])
+def test_softmax_nll_matches_log_softmax_and_the_row_helpers_match_numpy(n_classes):
+    """The one-exp kernel step equals exp(log_softmax) and −log_softmax[y] to rounding, on both
+    sides of the few-classes switch (per-column max, BLAS row and column sums)."""
+    from softmax_spark.loss import column_sums, log_softmax, row_sums, softmax_nll_
+
+    rng = np.random.default_rng(n_classes)
+    logits = rng.normal(scale=30.0, size=(257, n_classes))
+    logits[0] = 700.0  # a row of equal huge logits: still finite
+    y = rng.integers(0, n_classes, size=257)
+    reference = log_softmax(logits)
+    p = logits.copy()
+    nll = softmax_nll_(p, y)
+    np.testing.assert_allclose(p, np.exp(reference), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(nll, -reference[np.arange(257), y], rtol=1e-12, atol=1e-12)
+    assert np.all(np.isfinite(nll))
+    np.testing.assert_allclose(row_sums(logits), logits.sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(column_sums(logits), logits.sum(axis=0), rtol=1e-12)

@@ -126,8 +126,13 @@ def test_newton_solvers_reach_sklearn_optimum(name, capsys):
                     f"max|Δp| {gap:.1e}  ({reason})")
         # newton-cg on the badly scaled set: κ ~ 1e12 in θ (eigenvalues down to 1e-12 along nearly
         # separating directions) is beyond what CG resolves in max_cg products; it still meets the
-        # issue's 1e-6 target there, and 1e-8 elsewhere
-        limit = 1e-6 if (name == "badly_scaled" and solver.name == "newton-cg") else 1e-8
+        # issue's 1e-6 target there. Elsewhere it stops at gmtol (gᵀM⁻¹g ≤ 1e-15), ~1e-8 from the
+        # optimum, where rounding decides the side of 1e-8 (digits: 8.5e-9 or 1.2e-8 as the kernel's
+        # sums change order): the README's 4e-8. newton's exact steps go below 1e-8
+        if solver.name == "newton-cg":
+            limit = 1e-6 if name == "badly_scaled" else 4e-8
+        else:
+            limit = 1e-8
         assert gap <= limit, rows[-1]
     lbfgs_its = lbfgs_iterations_to(ArrayProblem(X, y), target, 1e-8, max_iter=300)
     rows.append(f"{name:14s} lbfgs     iterations to max|Δp| ≤ 1e-8: {lbfgs_its}")
