@@ -67,7 +67,8 @@ def main(argv=None, spark=None) -> int:
 
     return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__, spark=spark,
                    precheck=precheck, postcheck=postcheck,
-                   preload=("softmax_spark.training",))
+                   preload=("softmax_spark.training",),
+                   worker_modules=("softmax_spark.ingest", "softmax_spark.distributed"))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ from .config import TrainConfig
 from .connect_backend import default_parallelism
 from .distributed import DistributedLoss, make_loss
 from .errors import InputError
-from .ingest import ingest, read_parquet
+from .ingest import ingest
+from .parquet_input import open_parquet
 from .labels import coerce_classes, discover_classes, label_positions
 from .schema import check_columns, storage_dtype
 from .loop import TrainingLoop, use_console
@@ -193,15 +194,16 @@ def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
     """(df, its Parquet files or None, validation_df or None, its files, classes), columns checked.
 
     ``cfg.input`` is read by path so the ingest may read its row groups directly; the files'
-    listing order decides the partitions (and so the minibatches)."""
+    listing order decides the partitions (and so the minibatches). A local input is known from
+    its Parquet footers (``parquet_input.open_parquet``: no Spark SQL unless a fallback needs it)."""
     spec = cfg.feature_spec
     files = val_files = None
     if df is None:
-        df = read_parquet(spark, cfg.input)
+        df = open_parquet(spark, cfg.input)
         files = sorted(df.inputFiles())
     check_columns(df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_input and validation_df is None:
-        validation_df = read_parquet(spark, cfg.validation_input)
+        validation_df = open_parquet(spark, cfg.validation_input)
         val_files = sorted(validation_df.inputFiles())
         check_columns(validation_df, spec, cfg.label_col, cfg.weight_col)
     if cfg.validation_fraction:
