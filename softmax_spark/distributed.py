@@ -31,10 +31,11 @@ from .kernels import LossGradKernel
 __all__ = ["DistributedLoss", "make_loss", "PassResult", "raise_task_error", "minibatch_rows", "row_chunks"]
 
 # Rows per kernel call. Dense: 4,096 keeps the (n, C) logits and a float32 chunk's float64 copy in
-# cache and under malloc's mmap threshold; one BLAS thread, per 32,768 rows: 64 × 10 39 ms vs
-# 44 ms at 32,768, float32 64 × 10 25 vs 39 ms, 128 × 200 231 vs 269 ms, 784 × 10 equal.
-# CSR: 32,768 (a sparse call's fixed scipy cost: 283 ms vs 346 ms at 4,096 for 40 non-zeros a
-# row of 131,072, 20 classes).
+# cache and under malloc's mmap threshold; one BLAS thread, the same rows in 4,096- vs 32,768-row
+# chunks: 64 × 10 39 vs 44 ms (131,072 rows), float32 64 × 10 25 vs 39 ms (131,072 rows),
+# 128 × 200 231 vs 269 ms (65,536 rows), 784 × 10 equal. CSR: 32,768 (a sparse call's fixed
+# scipy cost: 283 ms vs 346 ms in 4,096-row chunks for 65,536 rows of 40 non-zeros in 131,072
+# columns, 20 classes).
 CHUNK_ROWS = 4096
 CSR_CHUNK_ROWS = 32768
 CHUNK_NNZ = 1 << 22  # CSR blocks: also ≤ 4M stored values per call (a chunk's values are copied)
