@@ -153,7 +153,7 @@ def _partition_sums(bc, kernel, n_classes, n_features, fraction, seed, iteration
 
 
 _blas_threads_set = None
-_frozen = False
+_frozen = 0  # len(sys.modules) at the last gc.freeze() in this worker
 
 
 def import_task(modules):
@@ -173,16 +173,19 @@ def import_task(modules):
 
 def _freeze_once() -> None:
     """Move what this (reused) Python worker holds after its imports out of the garbage
-    collector's reach, once per process: PySpark's daemon runs a full ``gc.collect()`` after
-    every task, which with numpy, scipy, pyarrow and pandas loaded (≈ 94k tracked objects)
-    took 36–85 ms a task here — on 2 cores, time taken from the next pass. Frozen objects are
-    module state that lives as long as the worker anyway."""
+    collector's reach, once per set of imported modules: PySpark's daemon runs a full
+    ``gc.collect()`` after every task, which with numpy, scipy, pyarrow and pandas loaded (≈ 94k
+    tracked objects) took 36–85 ms a task here — on 2 cores, time taken from the next pass.
+    Frozen objects are module state that lives as long as the worker anyway; a task that
+    imported more (``import_task`` ran first, or a CSR block brought scipy.sparse) freezes again."""
     global _frozen
-    if not _frozen:
+    import sys
+
+    if _frozen != len(sys.modules):
         import gc
 
         gc.freeze()
-        _frozen = True
+        _frozen = len(sys.modules)
 
 
 def _limit_blas_threads(n: int) -> None:

@@ -95,14 +95,14 @@ def _classes_from_files(files: list[str], label_col: str) -> list | None:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from urllib.parse import urlparse
+    from urllib.parse import unquote, urlparse
 
     paths = []
     for uri in files:
         parsed = urlparse(uri)
         if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
             return None
-        paths.append(parsed.path)
+        paths.append(unquote(parsed.path))  # "a%20b" in a URI is the file "a b"
     try:
         parquet_files = [pq.ParquetFile(path) for path in paths]
         if sum(f.metadata.num_rows for f in parquet_files) > CLASSES_FROM_FILES_MAX_ROWS:

@@ -16,7 +16,8 @@ ingest's Spark-rows path, ``randomSplit`` for ``--validation-fraction``), so Spa
 last word on anything the footers do not settle.
 
 Which files: what Spark reads at a directory — its regular files, leaving out names that start
-with ``_`` or ``.`` (``_SUCCESS``, checksum files) — sorted. A sub-directory (hive partitioning:
+with ``_`` or ``.`` (``_SUCCESS``, checksum files) and files being copied — sorted, as ``file:``
+URIs in Hadoop's form. A sub-directory (hive partitioning:
 columns that live in directory names) or a glob leaves the path to Spark.
 
 Which schema: Spark's own when the writer stored it (the footer key
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 __all__ = ["ParquetFiles", "open_parquet", "local_parquet_files", "spark_schema"]
 
@@ -46,19 +46,36 @@ def local_parquet_files(path: str) -> list[str] | None:
     local = local_path(path)
     if local is None or _GLOB_CHARS & set(local):
         return None
-    root = Path(local)
-    if root.is_file():
-        return [root.resolve().as_uri()]
-    if not root.is_dir():
+    try:
+        if os.path.isfile(local):
+            return None if _hidden(os.path.basename(local)) else [_file_uri(local)]
+        if not os.path.isdir(local):
+            return None
+        files = []
+        with os.scandir(local) as entries:
+            for entry in entries:
+                if _hidden(entry.name):
+                    continue
+                if not entry.is_file():
+                    return None  # a sub-directory: hive partitioning, Spark's reading
+                files.append(_file_uri(entry.path))
+    except OSError:  # unreadable: Spark's read says what
         return None
-    files = []
-    for entry in os.scandir(root):
-        if entry.name.startswith(("_", ".")):
-            continue
-        if not entry.is_file():
-            return None  # a sub-directory: hive partitioning, Spark's reading
-        files.append(Path(entry.path).resolve().as_uri())
     return sorted(files) or None
+
+
+def _hidden(name: str) -> bool:
+    """Names Spark's file listing leaves out: ``_…`` and ``.…`` (``_SUCCESS``, checksum files)
+    and files still being copied (``….__COPYING__``, ``…._COPYING_``)."""
+    return name.startswith(("_", ".")) or name.endswith(("._COPYING_", ".__COPYING__"))
+
+
+def _file_uri(path: str) -> str:
+    """``file://`` URI of a local path as Hadoop writes it (``DataFrame.inputFiles()``): absolute,
+    symlinks kept, only what a URI path cannot hold percent-encoded (space, ``%``, non-ASCII)."""
+    from urllib.parse import quote
+
+    return "file://" + quote(os.path.abspath(path), safe="/!$&'()*+,;=:@~")
 
 
 def spark_schema(files: list[str]):
@@ -121,7 +138,7 @@ class ParquetFiles:
         return self._df
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_df", "_files", "schema", "sparkSession", "path"):
+        if name.startswith("__") or name in ("_df", "_files", "schema", "sparkSession", "path", "dataframe"):
             raise AttributeError(name)  # not set yet (unpickling, copy): no Spark read for that
         return getattr(self.dataframe, name)
 

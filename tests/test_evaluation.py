@@ -7,6 +7,7 @@ scikit-learn's metric functions on the same rows.
 import json
 import os
 import subprocess
+import tempfile
 import sys
 import warnings
 from pathlib import Path
@@ -374,7 +375,10 @@ def test_train_then_evaluate_with_spark_submit(tmp_path):
     X = rng.normal(size=(300, 3))
     y = (X @ np.array([[2.0, -1.0, 0.0], [0.0, 1.5, -2.0], [1.0, 1.0, 1.0]])).argmax(axis=1)
     pd.DataFrame({"id": np.arange(300), "features": list(X), "label": y}).to_parquet(tmp_path / "data.parquet")
-    common = ["--master", "local[2]", "--conf", "spark.ui.enabled=false"]
+    # where PySpark puts its Unix socket files (none may stay); short: AF_UNIX paths hold ≤ 107 bytes
+    sockets = Path(tempfile.mkdtemp(prefix="sock-"))
+    common = ["--master", "local[2]", "--conf", "spark.ui.enabled=false",
+              "--conf", f"spark.python.unix.domain.socket.dir={sockets}"]
     train = subprocess.run(
         [str(spark_submit), *common, str(train_job), "--input", str(tmp_path / "data.parquet"),
          "--model-dir", str(tmp_path / "model")],
@@ -387,6 +391,9 @@ def test_train_then_evaluate_with_spark_submit(tmp_path):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert evaluate.returncode == 0, evaluate.stdout[-2000:] + evaluate.stderr[-2000:]
+    # a finished job leaves the context's stop to spark-submit's JVM (jobs_common), but not a socket file
+    assert sorted(p.name for p in sockets.iterdir()) == []
+    sockets.rmdir()
     assert "All paths were ignored" not in evaluate.stderr  # the staged output is read under a visible name
     metrics = json.loads((tmp_path / "scored.metrics.json").read_text())
     model = load_model(str(tmp_path / "model"))

@@ -33,15 +33,19 @@ def _same_as_spark(spark, path, opened):
 
 
 def test_a_flat_directory_is_read_from_its_footers_as_spark_reads_it(spark, tmp_path):
-    root = tmp_path / "in put%1"  # a space and a percent sign: URIs percent-encoded as Spark's
+    root = tmp_path / "in put%1,k=v"  # space and % percent-encoded, "," and "=" kept: Spark's URIs
     root.mkdir()
     pq.write_table(_table(seed=1), root / "part-1.parquet")
     pq.write_table(_table(seed=2), root / "part 0.parquet")
     (root / "_SUCCESS").write_text("")
     (root / ".part-1.parquet.crc").write_bytes(b"\0")
+    (root / "part-2.parquet._COPYING_").write_bytes(b"\0")
     opened = open_parquet(spark, str(root))
     _same_as_spark(spark, root, opened)
     assert len(opened.inputFiles()) == 2
+    from softmax_spark.labels import discover_classes
+
+    assert discover_classes(None, "label", opened.inputFiles()) == [0, 1, 2]  # read here, by pyarrow
     assert opened.count() == 12  # anything else is the DataFrame's, read on first use
     assert opened.select("label").count() == 12
 

@@ -1,6 +1,8 @@
 """softmax_spark.session: the SparkSession defaults we rely on, and the Python workers' gc freeze."""
 
 import gc
+import sys
+import types
 
 from softmax_spark import distributed, session
 
@@ -19,12 +21,16 @@ def test_a_setting_from_spark_submit_is_kept(monkeypatch):
 
 
 def test_freeze_once_moves_the_workers_objects_out_of_the_collectors_reach(monkeypatch):
-    monkeypatch.setattr(distributed, "_frozen", False)
+    monkeypatch.setattr(distributed, "_frozen", 0)
     try:
         distributed._freeze_once()
-        assert gc.get_freeze_count() > 0 and distributed._frozen
+        assert gc.get_freeze_count() > 0 and distributed._frozen == len(sys.modules)
         count = gc.get_freeze_count()
-        distributed._freeze_once()  # once per process: a second call freezes nothing more
+        distributed._freeze_once()  # nothing imported since: a second call freezes nothing more
         assert gc.get_freeze_count() == count
+        monkeypatch.setitem(sys.modules, "softmax_spark_test_fake_module", types.ModuleType("fake"))
+        keep = [object() for _ in range(10)], {"a": [1]}  # noqa: F841 - tracked objects to freeze
+        distributed._freeze_once()  # a module more: the new objects are frozen too
+        assert gc.get_freeze_count() > count
     finally:
         gc.unfreeze()
