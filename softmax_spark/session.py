@@ -11,6 +11,7 @@ import sys
 # local[2]: ≈ 40 ms less per task — a trivial task's start went from 77 to 35 ms — which is most
 # of a distributed pass on small data (bench/results, the ``solvers`` workload).
 UDS_KEY = "spark.python.unix.domain.socket.enabled"
+LOG_LEVEL_KEY = "spark.log.level"  # Spark ≥ 3.5: the log level from the SparkContext's start
 
 
 def _user_set(key: str) -> bool:
@@ -47,7 +48,9 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
 
     ``master`` None keeps what spark-submit set (or local[*] when run as plain python).
     Unless the caller or spark-submit set it, ``spark.python.unix.domain.socket.enabled`` is
-    turned on (``UDS_KEY``: the per-task cost measured above).
+    turned on (``UDS_KEY``: the per-task cost measured above), and ``spark.log.level`` is
+    ``log_level`` (``LOG_LEVEL_KEY``: a train job's start-up printed 42 INFO lines without it, 3
+    with it).
     """
     from pyspark.sql import SparkSession
 
@@ -63,6 +66,9 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
     conf = dict(conf or {})
     if not remote and UDS_KEY not in conf and hasattr(socket, "AF_UNIX") and not _user_set(UDS_KEY):
         conf[UDS_KEY] = "true"
+    if log_level and not remote and LOG_LEVEL_KEY not in conf and not _user_set(LOG_LEVEL_KEY):
+        # from the context's first line: setLogLevel below comes after ~40 INFO lines of start-up
+        conf[LOG_LEVEL_KEY] = log_level
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

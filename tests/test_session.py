@@ -34,3 +34,7 @@ def test_freeze_once_moves_the_workers_objects_out_of_the_collectors_reach(monke
         assert gc.get_freeze_count() > count
     finally:
         gc.unfreeze()
+
+
+def test_build_session_sets_the_log_level_from_the_start(spark):
+    assert spark.sparkContext.getConf().get(session.LOG_LEVEL_KEY) == "WARN"
