@@ -91,21 +91,16 @@ def _with_ones(X):
     return out
 
 
-def _forward(coef, intercept, X, y_index, sample_weight, extra_rows=None):
+def _forward(coef, intercept, X, y_index, sample_weight):
     """Probabilities and the loss/gradient sums of one float64 chunk.
 
-    ``extra_rows`` (shape (k, D)) are multiplied by X in the same product (the HVP's V).
-    Returns (p (n, C), s (n,), BlockSums, extra (n, k) or None).
+    Returns (p (n, C), s (n,), BlockSums).
     """
-    n_classes = coef.shape[0]
-    stacked = coef if extra_rows is None else np.vstack([coef, extra_rows])
-    prod = np.asarray(X @ stacked.T)  # one product for the logits (and V x_i)
-    logits = prod[:, :n_classes] if extra_rows is None else prod[:, :n_classes].copy()
+    logits = np.asarray(X @ coef.T)
     if intercept is not None:
         logits += intercept
-    extra = None if extra_rows is None else prod[:, n_classes:]
     nll = softmax_nll_(logits, y_index)
-    proba = logits
+    proba = logits  # softmax_nll_ left p in the logits' buffer
     residual = proba.copy()
     residual[np.arange(X.shape[0]), y_index] -= 1.0
     if sample_weight is None:
@@ -116,7 +111,7 @@ def _forward(coef, intercept, X, y_index, sample_weight, extra_rows=None):
         loss_sum = float(nll @ s)
         residual *= s[:, None]
     sums = BlockSums(loss_sum, np.asarray(X.T @ residual).T, residual.sum(axis=0), float(s.sum()))
-    return proba, s, sums, extra
+    return proba, s, sums
 
 
 def _forward_into(acc, payload, X, y_index, sample_weight, fit_intercept):
@@ -126,7 +121,7 @@ def _forward_into(acc, payload, X, y_index, sample_weight, fit_intercept):
     coef = np.asarray(coef, dtype=np.float64)
     intercept = np.asarray(intercept, dtype=np.float64) if fit_intercept else None
     X = _as_float64(X)
-    proba, s, sums, _ = _forward(coef, intercept, X, y_index, sample_weight)
+    proba, s, sums = _forward(coef, intercept, X, y_index, sample_weight)
     acc.add_sums(sums, X.shape[0])
     return X, proba, s
 
