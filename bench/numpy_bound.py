@@ -101,13 +101,10 @@ def default_csr_block_rows() -> int:
 
 
 def chunk_bounds(X, block_rows, start, stop, chunk_nnz=None):
-    """Row bounds of the kernel calls over rows [start, stop): ≤ block_rows rows each (CSR: the
-    trainer's CSR_CHUNK_ROWS when ``block_rows`` is the dense default) and, for CSR, ≤ chunk_nnz
-    stored values (at least one row) — ``distributed.row_chunks``'s rule."""
+    """Row bounds of the kernel calls over rows [start, stop): ≤ block_rows rows each and, for
+    CSR, ≤ chunk_nnz stored values (at least one row) — ``distributed.row_chunks``'s rule."""
     if not is_sparse(X):
         return list(range(start, stop, block_rows)) + [stop]
-    if block_rows == default_block_rows():
-        block_rows = default_csr_block_rows()
     chunk_nnz = chunk_nnz or default_chunk_nnz()
     indptr = X.indptr
     bounds, s = [start], start
@@ -209,10 +206,10 @@ def run(data_dir, dtypes=("float64", "float32"), block_rows=None, passes=5, thre
     manifest = read_manifest(data_dir + ".json")
     if manifest is None:
         raise FileNotFoundError(f"{data_dir}.json is missing: generate the data with bench/make_data.py")
-    block_rows = block_rows or default_block_rows()
     cores = os.cpu_count() or 1
     p = manifest["params"]
     sparse = p.get("kind") == "sparse"
+    block_rows = block_rows or (default_csr_block_rows() if sparse else default_block_rows())
     # scipy's sparse products are single-threaded: more BLAS threads would time the same code
     thread_counts = thread_counts or ([1] if sparse else sorted({1, cores}))
     procs = cores if procs is None else procs
@@ -260,7 +257,7 @@ def main(argv=None) -> int:
     ap.add_argument("--input", required=True, help="data directory written by bench/make_data.py")
     ap.add_argument("--dtypes", default="float64,float32")
     ap.add_argument("--block-rows", type=int, default=None,
-                    help="rows per kernel call (default: the trainer's CHUNK_ROWS, else 32768)")
+                    help="rows per kernel call (default: the trainer's CHUNK_ROWS, CSR: CSR_CHUNK_ROWS)")
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--threads", default=None, help="comma list of BLAS thread counts (default 1,<cores>)")
     ap.add_argument("--procs", type=int, default=None, help="forked worker processes (default <cores>; 0 skips)")

@@ -727,7 +727,7 @@ def parse_args(argv=None):
     g.add_argument("--numpy-dtypes", default="float64,float32", help="dtypes of the numpy bound")
     g.add_argument("--numpy-passes", type=int, default=5, help="timed passes per numpy mode (after a warm-up)")
     g.add_argument("--block-rows", type=int, default=None,
-                   help="rows per kernel call in the numpy bound (None: the trainer's CHUNK_ROWS, else 32768)")
+                   help="rows per kernel call in the numpy bound (None: the trainer's CHUNK_ROWS, CSR: CSR_CHUNK_ROWS)")
     g = p.add_argument_group("training")
     g.add_argument("--l2", type=float, default=1e-4, help="our λ; MLlib gets regParam = 2λ")
     g.add_argument("--tol", type=float, default=1e-6, help="both sides' tol")
