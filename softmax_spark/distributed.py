@@ -28,7 +28,8 @@ import numpy as np
 from .errors import InputError
 from .kernels import LossGradKernel
 
-__all__ = ["DistributedLoss", "make_loss", "PassResult", "raise_task_error", "minibatch_rows", "row_chunks"]
+__all__ = ["DistributedLoss", "make_loss", "PassResult", "raise_task_error", "minibatch_rows", "row_chunks",
+           "limit_task_blas_threads"]
 
 # Rows per kernel call. Dense: 4,096 keeps the (n, C) logits and a float32 chunk's float64 copy in
 # cache and under malloc's mmap threshold; one BLAS thread, the same rows in 4,096- vs 32,768-row
@@ -122,12 +123,8 @@ def _partition_sums(bc, kernel, n_classes, n_features, fraction, seed, iteration
     rows (closure; no Spark objects). Each block is dense or CSR, as its descriptor says."""
 
     def run(descriptors):
-        from pyspark import TaskContext
-
         _freeze_once()
-        ctx = TaskContext.get()
-        # BLAS threads = the cores this task owns (spark.task.cpus): no oversubscription
-        blas_threads = max(1, ctx.cpus()) if ctx is not None else 1
+        limit_task_blas_threads()
         payload = bc.value
         acc = kernel.zero(n_classes, n_features)
         missing = []
@@ -143,7 +140,6 @@ def _partition_sums(bc, kernel, n_classes, n_features, fraction, seed, iteration
                 # s_i ← s_i · class_weight[y_i]: the weights enter the kernel as plain sample weights
                 w = class_weight[y_index] if w is None else w * class_weight[y_index]
             rows = minibatch_rows(d.n_rows, fraction, seed, iteration, d.partition)
-            _limit_blas_threads(blas_threads)
             for sel in row_chunks(X, rows):
                 acc = kernel.add(acc, payload, X[sel], y_index[sel], None if w is None else w[sel])
             del X
@@ -188,10 +184,20 @@ def _freeze_once() -> None:
         _frozen = len(sys.modules)
 
 
-def _limit_blas_threads(n: int) -> None:
-    """Limit BLAS to the task's cores, once per (reused) Python worker: threadpoolctl's library
-    scan costs milliseconds, too much to repeat on every pass."""
+def limit_task_blas_threads() -> None:
+    """Inside a Spark task: limit BLAS to the cores the task owns (``spark.task.cpus``), once per
+    (reused) Python worker — threadpoolctl's library scan costs milliseconds, too much to repeat
+    on every pass. Outside a task: nothing (the caller's process keeps its own setting).
+
+    Without it each of local[2]'s two workers runs OpenBLAS with a thread per core: four busy
+    threads on two cores."""
     global _blas_threads_set
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is None:
+        return
+    n = max(1, ctx.cpus())
     if _blas_threads_set != n:
         from threadpoolctl import threadpool_limits
 

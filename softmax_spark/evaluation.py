@@ -121,6 +121,9 @@ class _ScoringKernel:
         return self.coef, self.intercept
 
     def __call__(self, batches):
+        from .distributed import limit_task_blas_threads
+
+        limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
         coef, intercept = self._weights()  # (C, D), (C,)
         n_classes = coef.shape[0]
         class_values = pa.array(self.classes, type=arrow_type(class_kind(self.classes)))

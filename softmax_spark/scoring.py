@@ -128,6 +128,9 @@ class _Scorer:
     def __call__(self, batches):
         from pyspark import TaskContext
 
+        from .distributed import limit_task_blas_threads
+
+        limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
         coef, intercept = self.weights.value if self.weights is not None else (self.coef, self.intercept)
         context = TaskContext.get()
         where = f"partition {context.partitionId() if context is not None else 0}"
