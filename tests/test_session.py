@@ -38,3 +38,38 @@ def test_freeze_once_moves_the_workers_objects_out_of_the_collectors_reach(monke
 
 def test_build_session_sets_the_log_level_from_the_start(spark):
     assert spark.sparkContext.getConf().get(session.LOG_LEVEL_KEY) == "WARN"
+
+
+def test_a_lazy_session_starts_the_sparksession_on_first_use_only(spark):
+    from pyspark.sql import SparkSession
+
+    lazy = session.LazySession(spark.sparkContext, SparkSession.builder)
+    assert lazy.sparkContext is spark.sparkContext
+    assert not lazy.started
+    assert lazy.range(3).count() == 3  # any other attribute is the session's, started now
+    assert lazy.started
+    assert lazy.session() is SparkSession.getActiveSession()
+
+
+def test_training_on_local_parquet_needs_no_sparksession(spark, tmp_path):
+    """The train job on a local Parquet path runs on the SparkContext alone (footers read with
+    pyarrow, blocks ingested by an RDD job, the model written with pyarrow / Hadoop's
+    FileSystem), so ``run_job``'s ``LazySession`` never pays the SparkSession's start-up."""
+    import importlib.util
+    from pathlib import Path
+
+    from helpers import make_data, write_parquet
+    from pyspark.sql import SparkSession
+
+    X, y = make_data(n=300, d=4, c=3, seed=2)
+    path = write_parquet(str(tmp_path / "train.parquet"), X, y)
+    job = Path(__file__).resolve().parents[1] / "jobs" / "train.py"
+    spec = importlib.util.spec_from_file_location("softmax_spark_train_job_lazy", job)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lazy = session.LazySession(spark.sparkContext, SparkSession.builder)
+    code = module.main(["--input", path, "--model-dir", str(tmp_path / "model"), "--l2", "1e-3",
+                        "--max-iter", "20"], spark=lazy)
+    assert code == 0
+    assert (tmp_path / "model" / "mllib").is_dir()
+    assert not lazy.started
