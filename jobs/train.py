@@ -12,6 +12,10 @@ import sys
 if __package__ in (None, ""):  # spark-submit runs this file by path: make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from softmax_spark.worker_daemon import prefer_installed_pyspark  # noqa: E402
+
+prefer_installed_pyspark()  # spark-submit's pyspark.zip compiles from source: 0.6 s (see worker_daemon)
+
 from softmax_spark.jobs_common import run_job  # noqa: E402
 
 

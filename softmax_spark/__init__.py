@@ -1,12 +1,12 @@
 """softmax_spark: distributed softmax (multinomial logistic) regression on Apache Spark.
 
-The numpy core (``model``, ``loss``, ``model_io``, ``optim``) imports no Spark; the Spark parts
-(``SoftmaxRegression``) are imported lazily.
+The numpy core (``model``, ``loss``, ``model_io``, ``optim``) imports no Spark. Every public name
+but the errors is imported on first use, so ``import softmax_spark`` loads nothing else —
+``python -m softmax_spark.worker_daemon`` runs before PySpark's daemon forks its workers, where
+numpy's and pyarrow's threads must not exist yet.
 """
 
 from .errors import InputError, ModelFormatError
-from .model import SoftmaxModel
-from .model_io import load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,14 @@ __all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelForma
 
 
 def __getattr__(name):
+    if name == "SoftmaxModel":
+        from .model import SoftmaxModel
+
+        return SoftmaxModel
+    if name in ("load_model", "save_model"):
+        from . import model_io
+
+        return getattr(model_io, name)
     if name == "SoftmaxRegression":
         from .estimator import SoftmaxRegression
 

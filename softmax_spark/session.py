@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import sys
 
@@ -12,19 +14,105 @@ import sys
 # of a distributed pass on small data (bench/results, the ``solvers`` workload).
 UDS_KEY = "spark.python.unix.domain.socket.enabled"
 LOG_LEVEL_KEY = "spark.log.level"  # Spark ≥ 3.5: the log level from the SparkContext's start
+DAEMON_MODULE_KEY = "spark.python.daemon.module"  # Spark ≥ 3.1
+WORKER_DAEMON = "softmax_spark.worker_daemon"
+
+
+def _submitted_conf():
+    """spark-submit's properties (--conf, --properties-file, spark-defaults.conf) as a SparkConf
+    read from its JVM, or None outside spark-submit (``PYSPARK_GATEWAY_PORT`` unset). The JVM is
+    up already; PySpark connects to it on the first SparkContext — a ``SparkConf()`` made before
+    that connection holds none of them, which made ``_user_set`` answer False to every key."""
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's gateway; starts no JVM
+    return SparkConf()
 
 
 def _user_set(key: str) -> bool:
     """Whether spark-submit (--conf, --properties-file, spark-defaults.conf) already set ``key``.
 
-    Under spark-submit the JVM is up (``PYSPARK_GATEWAY_PORT``) and its properties are asked;
-    from plain Python only ``PYSPARK_SUBMIT_ARGS`` is looked at — asking a ``SparkConf`` there
-    would start the JVM before the builder's settings (e.g. spark.driver.memory) reach it."""
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
-        from pyspark import SparkConf
-
-        return SparkConf().contains(key)
+    Under spark-submit its JVM's properties are asked (``_submitted_conf``); from plain Python
+    only ``PYSPARK_SUBMIT_ARGS`` is looked at — asking a ``SparkConf`` there would start the JVM
+    before the builder's settings (e.g. spark.driver.memory) reach it."""
+    submitted = _submitted_conf()
+    if submitted is not None:
+        return submitted.contains(key)
     return key in os.environ.get("PYSPARK_SUBMIT_ARGS", "")
+
+
+def _master(master: str | None) -> str:
+    """The master the SparkContext about to start will have: ``master``, else spark-submit's,
+    else ``PYSPARK_SUBMIT_ARGS``'s ``--master``, else PySpark's default local[*]."""
+    if master is not None:
+        return master
+    submitted = _submitted_conf()
+    if submitted is not None:
+        return submitted.get("spark.master", "")
+    found = re.search(r"--master[ =](\S+)", os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
+    return found.group(1) if found else "local[*]"
+
+
+def _importable_in_a_fresh_process() -> bool:
+    """Whether a new process of this interpreter finds this ``softmax_spark`` package: it lies in
+    a site-packages directory or on ``PYTHONPATH``, or an editable install's import finder (set
+    up at start-up by its .pth file) serves it. A source checkout that a job script put on
+    ``sys.path`` (``jobs/*.py`` run by path) is not."""
+    import site
+
+    parent = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.isdir(os.path.join(parent, "softmax_spark")):  # e.g. from a zip on --py-files
+        return False
+    roots = list(site.getsitepackages()) + [site.getusersitepackages()]
+    roots += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if parent in {os.path.realpath(p) for p in roots}:
+        return True
+    for finder in sys.meta_path:
+        if getattr(finder, "__module__", "").startswith("__editable__") and hasattr(finder, "find_spec"):
+            spec = finder.find_spec("softmax_spark", None)
+            locations = list(getattr(spec, "submodule_search_locations", None) or [])
+            if locations and os.path.realpath(os.path.dirname(locations[0])) == parent:
+                return True
+    return False
+
+
+def _pip_pyspark_dir() -> str | None:
+    """The installed ``pyspark`` package directory when it holds ``python/lib/pyspark.zip``
+    (pip's layout), whether this process imported pyspark from it or — under spark-submit —
+    from that zip; else None."""
+    import pyspark
+
+    here = os.path.dirname(os.path.abspath(pyspark.__file__))  # <pkg>, or <pkg>/python/lib/pyspark.zip/pyspark
+    outside_zip = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
+    for candidate in (here, outside_zip):
+        if (os.path.isfile(os.path.join(candidate, "python", "lib", "pyspark.zip"))
+                and os.path.isfile(os.path.join(candidate, "__init__.py"))):
+            return candidate
+    return None
+
+
+def worker_daemon_settings(master: str | None) -> dict:
+    """``{spark.python.daemon.module: softmax_spark.worker_daemon}`` (see that module: PySpark's
+    daemon without compiling pyspark.zip, ≈ 0.5 s off every job's first tasks) when it is safe:
+    local mode (``master``: see ``_master``), the Python workers run this interpreter, PySpark
+    is pip's (its ``python/lib/pyspark.zip`` inside the installed package, ``SPARK_HOME`` unset
+    or that package), the user did not choose a daemon module, and a fresh process of this
+    interpreter imports this package (``_importable_in_a_fresh_process``). Else ``{}``."""
+    chosen = _master(master)
+    if not (chosen == "local" or chosen.startswith("local[")):
+        return {}
+    python = os.environ.get("PYSPARK_PYTHON", sys.executable)
+    if os.path.realpath(shutil.which(python) or python) != os.path.realpath(sys.executable):
+        return {}
+    home = _pip_pyspark_dir()
+    spark_home = os.environ.get("SPARK_HOME")
+    if home is None or (spark_home and os.path.realpath(spark_home) != os.path.realpath(home)):
+        return {}
+    if _user_set(DAEMON_MODULE_KEY) or not _importable_in_a_fresh_process():
+        return {}
+    return {DAEMON_MODULE_KEY: WORKER_DAEMON}
 
 
 def _submitted_remote() -> str | None:
@@ -115,6 +203,8 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
         # from the context's first line: setLogLevel below comes after ~40 INFO lines of start-up
         conf[LOG_LEVEL_KEY] = log_level
     settings.update(conf)
+    if not remote and DAEMON_MODULE_KEY not in settings and SparkContext._active_spark_context is None:
+        settings.update(worker_daemon_settings(master))
     builder = SparkSession.builder
     if remote:  # spark-submit --remote sc://…: a Spark Connect session (connect_backend)
         builder = builder.remote(remote)

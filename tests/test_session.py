@@ -1,8 +1,13 @@
-"""softmax_spark.session: the SparkSession defaults we rely on, and the Python workers' gc freeze."""
+"""softmax_spark.session: the SparkSession defaults we rely on (and spark-submit's kept), the
+lazily started SparkSession, the worker daemon on the installed pyspark, and the Python workers'
+gc freeze."""
 
 import gc
+import os
 import sys
 import types
+
+import pytest
 
 from softmax_spark import distributed, session
 
@@ -73,3 +78,81 @@ def test_training_on_local_parquet_needs_no_sparksession(spark, tmp_path):
     assert code == 0
     assert (tmp_path / "model" / "mllib").is_dir()
     assert not lazy.started
+
+
+def _fake_pip_pyspark(root):
+    """<root>/site/pyspark/{__init__.py, python/lib/pyspark.zip}: pip's layout."""
+    package = root / "site" / "pyspark"
+    (package / "python" / "lib").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "python" / "lib" / "pyspark.zip").write_bytes(b"")
+    return str(root / "site"), str(package / "python" / "lib" / "pyspark.zip")
+
+
+def test_the_worker_daemon_moves_only_a_zip_whose_installed_package_is_importable(tmp_path):
+    from softmax_spark.worker_daemon import installed_copies_first
+
+    site, zipped = _fake_pip_pyspark(tmp_path)
+    py4j = str(tmp_path / "py4j-src.zip")
+    assert installed_copies_first([zipped, py4j, "/stdlib", site]) == [py4j, "/stdlib", site, zipped]
+    assert installed_copies_first([zipped, py4j, "/stdlib"]) == [zipped, py4j, "/stdlib"]  # not importable
+    (tmp_path / "other" / "lib").mkdir(parents=True)
+    stray = str(tmp_path / "other" / "lib" / "pyspark.zip")  # a Spark distribution's zip: no package around it
+    assert installed_copies_first([stray, site]) == [stray, site]
+
+
+def test_workers_and_their_daemon_import_the_installed_pyspark(spark):
+    """build_session (the conftest's session: local[2], this venv's editable install) runs the
+    daemon from softmax_spark.worker_daemon, so a task's pyspark is the compiled copy."""
+    assert spark.sparkContext.getConf().get(session.DAEMON_MODULE_KEY) == session.WORKER_DAEMON
+
+    def where(_rows):
+        import pyspark
+
+        yield pyspark.__file__
+
+    files = spark.sparkContext.parallelize([0, 1], 2).mapPartitions(where).collect()
+    assert len(files) == 2 and not any(".zip" in f for f in files), files
+
+
+def test_the_worker_daemon_is_chosen_only_where_it_is_safe(monkeypatch, tmp_path):
+    assert session.worker_daemon_settings("local[2]") == {session.DAEMON_MODULE_KEY: session.WORKER_DAEMON}
+    assert session.worker_daemon_settings("spark://127.0.0.1:7077") == {}  # executors elsewhere
+    monkeypatch.setenv("SPARK_HOME", str(tmp_path))  # another Spark's zip: another version
+    assert session.worker_daemon_settings("local[2]") == {}
+    monkeypatch.delenv("SPARK_HOME")
+    monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3")  # workers on another interpreter
+    assert session.worker_daemon_settings("local[2]") == {}
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    # a source checkout put on sys.path by a job script: a fresh process would not find it
+    monkeypatch.setattr(session, "__file__", str(tmp_path / "checkout" / "softmax_spark" / "session.py"))
+    assert not session._importable_in_a_fresh_process()
+    assert session.worker_daemon_settings("local[2]") == {}
+
+
+@pytest.mark.slow
+def test_under_spark_submit_its_settings_are_kept_and_pyspark_is_compiled(tmp_path):
+    """spark-submit's --conf values reach build_session (``_user_set`` asked a SparkConf made
+    before PySpark connected to the JVM, which holds none: ours overrode the user's), and a job
+    script's ``prefer_installed_pyspark`` imports pyspark from the installed package."""
+    import subprocess
+    from pathlib import Path
+
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from softmax_spark.worker_daemon import prefer_installed_pyspark\n"
+        "prefer_installed_pyspark()\n"
+        "import pyspark\n"
+        "from softmax_spark import session\n"
+        "spark = session.build_session('t', lazy=True)\n"
+        "conf = spark.sparkContext.getConf()\n"
+        "print('RESULT', conf.get(session.UDS_KEY), conf.get(session.DAEMON_MODULE_KEY), '.zip' in pyspark.__file__)\n"
+    )
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    done = subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
+                           "--conf", "spark.ui.enabled=false", "--conf", f"{session.UDS_KEY}=false", str(script)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "RESULT false softmax_spark.worker_daemon False" in done.stdout, done.stdout[-2000:]
