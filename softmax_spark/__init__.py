@@ -32,3 +32,7 @@ def __getattr__(name):
 
         return score_dataframe
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -405,7 +405,9 @@ def _remove_run_dir(run_dir: str) -> None:
 
 def _scipy_available() -> bool:
     """Whether scipy is installed — asked without importing it (0.1–0.3 s in a cold worker):
-    dense data never needs it, sparse data imports it where it builds a CSR block."""
+    dense data never needs it, sparse data imports it where it builds a CSR block (an installed
+    but broken scipy then fails that task with its ImportError rather than falling back to dense
+    blocks)."""
     import importlib.util
 
     return importlib.util.find_spec("scipy") is not None

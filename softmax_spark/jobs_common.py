@@ -129,7 +129,7 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
             precheck=None, postcheck=None, preload=(), worker_modules=()) -> int:
     """Parse ``argv`` into ``config_cls``; ``precheck(cfg)`` when given (checks that need no
     Spark, before any session starts); ``postcheck(spark, cfg)`` when given (checks only Spark
-    can answer, right after the session starts); then ``run(spark, cfg)``. A given ``spark``
+    can answer, right after the SparkContext starts; the SparkSession itself starts on first use); then ``run(spark, cfg)``. A given ``spark``
     session (tests, notebooks), or one already running in this process, is used and left
     running; otherwise one is built, and stopped before the error line so that line stays the
     last one. A failure inside Spark that ``describe_failure`` recognises ends with its one line

@@ -16,6 +16,7 @@ UDS_KEY = "spark.python.unix.domain.socket.enabled"
 LOG_LEVEL_KEY = "spark.log.level"  # Spark ≥ 3.5: the log level from the SparkContext's start
 DAEMON_MODULE_KEY = "spark.python.daemon.module"  # Spark ≥ 3.1
 WORKER_DAEMON = "softmax_spark.worker_daemon"
+_SUBMITTED = None  # _submitted_conf's SparkConf, read once
 
 
 def _submitted_conf():
@@ -23,12 +24,15 @@ def _submitted_conf():
     read from its JVM, or None outside spark-submit (``PYSPARK_GATEWAY_PORT`` unset). The JVM is
     up already; PySpark connects to it on the first SparkContext — a ``SparkConf()`` made before
     that connection holds none of them, which made ``_user_set`` answer False to every key."""
+    global _SUBMITTED
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):
         return None
-    from pyspark import SparkConf, SparkContext
+    if _SUBMITTED is None:  # spark-submit's properties do not change during the process
+        from pyspark import SparkConf, SparkContext
 
-    SparkContext._ensure_initialized()  # connects to spark-submit's gateway; starts no JVM
-    return SparkConf()
+        SparkContext._ensure_initialized()  # connects to spark-submit's gateway; starts no JVM
+        _SUBMITTED = SparkConf()
+    return _SUBMITTED
 
 
 def _user_set(key: str) -> bool:
@@ -45,14 +49,19 @@ def _user_set(key: str) -> bool:
 
 def _master(master: str | None) -> str:
     """The master the SparkContext about to start will have: ``master``, else spark-submit's,
-    else ``PYSPARK_SUBMIT_ARGS``'s ``--master``, else PySpark's default local[*]."""
+    else ``PYSPARK_SUBMIT_ARGS``'s ``--master``, else "" (unknown) when ``MASTER`` or
+    ``SPARK_CONF_DIR`` is set (the launcher reads them), else PySpark's default local[*]."""
     if master is not None:
         return master
     submitted = _submitted_conf()
     if submitted is not None:
         return submitted.get("spark.master", "")
     found = re.search(r"--master[ =](\S+)", os.environ.get("PYSPARK_SUBMIT_ARGS", ""))
-    return found.group(1) if found else "local[*]"
+    if found:
+        return found.group(1)
+    if os.environ.get("MASTER") or os.environ.get("SPARK_CONF_DIR"):
+        return ""  # the launcher reads these too: unknown here
+    return "local[*]"
 
 
 def _importable_in_a_fresh_process() -> bool:
@@ -96,7 +105,8 @@ def _pip_pyspark_dir() -> str | None:
 def worker_daemon_settings(master: str | None) -> dict:
     """``{spark.python.daemon.module: softmax_spark.worker_daemon}`` (see that module: PySpark's
     daemon without compiling pyspark.zip, ≈ 0.5 s off every job's first tasks) when it is safe:
-    local mode (``master``: see ``_master``), the Python workers run this interpreter, PySpark
+    local mode (``master``: see ``_master``), the Python workers run this interpreter (the same
+    path: another venv of the same base Python lacks this package), PySpark
     is pip's (its ``python/lib/pyspark.zip`` inside the installed package, ``SPARK_HOME`` unset
     or that package), the user did not choose a daemon module, and a fresh process of this
     interpreter imports this package (``_importable_in_a_fresh_process``). Else ``{}``."""
@@ -104,7 +114,8 @@ def worker_daemon_settings(master: str | None) -> dict:
     if not (chosen == "local" or chosen.startswith("local[")):
         return {}
     python = os.environ.get("PYSPARK_PYTHON", sys.executable)
-    if os.path.realpath(shutil.which(python) or python) != os.path.realpath(sys.executable):
+    # by path, not by resolved symlinks: a venv's python links to its base interpreter
+    if os.path.abspath(shutil.which(python) or python) != os.path.abspath(sys.executable):
         return {}
     home = _pip_pyspark_dir()
     spark_home = os.environ.get("SPARK_HOME")
@@ -113,6 +124,23 @@ def worker_daemon_settings(master: str | None) -> dict:
     if _user_set(DAEMON_MODULE_KEY) or not _importable_in_a_fresh_process():
         return {}
     return {DAEMON_MODULE_KEY: WORKER_DAEMON}
+
+
+def _classic_mode(settings: dict) -> bool:
+    """Whether the SparkSession builder, given ``settings``, would build a classic session — as
+    PySpark 4's ``getOrCreate`` decides: not with ``spark.remote`` or the Connect environment
+    variables, and ``spark.api.mode`` (or ``SPARK_API_MODE``; else ``SPARK_CONNECT_MODE`` or an
+    installed ``pyspark_connect``) "classic"."""
+    if "spark.remote" in settings or os.environ.get("SPARK_CONNECT_MODE_ENABLED") or os.environ.get("SPARK_REMOTE"):
+        return False
+    mode = str(settings.get("spark.api.mode", os.environ.get("SPARK_API_MODE", ""))).lower()
+    if mode not in ("classic", "connect"):
+        try:
+            from pyspark.util import default_api_mode
+        except ImportError:  # PySpark < 4: classic only
+            return True
+        mode = default_api_mode()
+    return mode == "classic"
 
 
 def _submitted_remote() -> str | None:
@@ -138,7 +166,8 @@ class LazySession:
     start-up — the SQL layer's JVM initialisation — took 1.9–2.2 s under spark-submit
     (local[2]) against 1.4–1.6 s for the context. ``sparkContext`` answers at once; any other
     attribute starts the session (the builder's ``getOrCreate()``, once, thread-safe) and is the
-    session's. ``stop()`` stops the session, or the context when no session was started.
+    session's. ``stop()`` (or leaving a ``with`` block) stops the session, or the context when no
+    session was started; after it no session starts.
     """
 
     def __init__(self, context, builder):
@@ -147,6 +176,7 @@ class LazySession:
         self.sparkContext = context
         self._builder = builder
         self._session = None
+        self._stopped = False
         self._lock = threading.Lock()
 
     @property
@@ -155,20 +185,30 @@ class LazySession:
         return self._session is not None
 
     def session(self):
-        """The SparkSession, started now if it was not."""
+        """The SparkSession, started now if it was not. Raises ``RuntimeError`` after ``stop()``
+        (a new session would start a new SparkContext)."""
         with self._lock:
+            if self._stopped:
+                raise RuntimeError("this LazySession was stopped")
             if self._session is None:
                 self._session = self._builder.getOrCreate()
             return self._session
 
     def stop(self) -> None:
-        if self._session is not None:
-            self._session.stop()
-        else:
-            self.sparkContext.stop()
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            (self._session if self._session is not None else self.sparkContext).stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_session", "_builder", "_lock", "sparkContext"):
+        if name.startswith("__") or name in ("_session", "_builder", "_lock", "_stopped", "sparkContext"):
             raise AttributeError(name)
         return getattr(self.session(), name)
 
@@ -183,7 +223,10 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
     ``log_level`` (``LOG_LEVEL_KEY``: a train job's start-up printed 42 INFO lines without it, 3
     with it).
 
-    ``lazy``: when this call starts the SparkContext (not on Spark Connect), return a
+    When this call starts a classic SparkContext in local mode, ``spark.python.daemon.module``
+    is ``softmax_spark.worker_daemon`` where that is safe (``worker_daemon_settings``).
+
+    ``lazy``: when this call starts a classic SparkContext (not on Spark Connect), return a
     ``LazySession`` over it: the SparkSession starts on first use, if any.
     """
     from pyspark import SparkConf, SparkContext
@@ -203,15 +246,15 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
         # from the context's first line: setLogLevel below comes after ~40 INFO lines of start-up
         conf[LOG_LEVEL_KEY] = log_level
     settings.update(conf)
-    if not remote and DAEMON_MODULE_KEY not in settings and SparkContext._active_spark_context is None:
-        settings.update(worker_daemon_settings(master))
+    classic = not remote and _classic_mode(settings) and SparkContext._active_spark_context is None
+    if classic and DAEMON_MODULE_KEY not in settings:
+        settings.update(worker_daemon_settings(settings.get("spark.master")))
     builder = SparkSession.builder
     if remote:  # spark-submit --remote sc://…: a Spark Connect session (connect_backend)
         builder = builder.remote(remote)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    connect_env = os.environ.get("SPARK_CONNECT_MODE_ENABLED") or os.environ.get("SPARK_REMOTE")
-    if lazy and not remote and not connect_env and SparkContext._active_spark_context is None:
+    if lazy and classic:
         # the builder's own first step (SparkConf from its options → SparkContext.getOrCreate)
         context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
         if log_level:

@@ -121,9 +121,14 @@ def test_the_worker_daemon_is_chosen_only_where_it_is_safe(monkeypatch, tmp_path
     monkeypatch.setenv("SPARK_HOME", str(tmp_path))  # another Spark's zip: another version
     assert session.worker_daemon_settings("local[2]") == {}
     monkeypatch.delenv("SPARK_HOME")
-    monkeypatch.setenv("PYSPARK_PYTHON", "/usr/bin/python3")  # workers on another interpreter
-    assert session.worker_daemon_settings("local[2]") == {}
+    # workers on another interpreter, or on this venv's base Python (a symlink target: no package)
+    for other in ("/usr/bin/python3", getattr(sys, "_base_executable", "/usr/bin/python3")):
+        monkeypatch.setenv("PYSPARK_PYTHON", other)
+        assert session.worker_daemon_settings("local[2]") == {}
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("MASTER", "spark://elsewhere:7077")  # the launcher's own: the master is unknown here
+    assert session.worker_daemon_settings(None) == {}
+    monkeypatch.delenv("MASTER")
     # a source checkout put on sys.path by a job script: a fresh process would not find it
     monkeypatch.setattr(session, "__file__", str(tmp_path / "checkout" / "softmax_spark" / "session.py"))
     assert not session._importable_in_a_fresh_process()
@@ -156,3 +161,33 @@ def test_under_spark_submit_its_settings_are_kept_and_pyspark_is_compiled(tmp_pa
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "RESULT false softmax_spark.worker_daemon False" in done.stdout, done.stdout[-2000:]
+
+
+def test_a_lazy_session_stops_its_context_when_no_session_started_and_starts_none_after():
+    class Stoppable:
+        stopped = 0
+
+        def stop(self):
+            self.stopped += 1
+
+    class Builder:
+        def getOrCreate(self):
+            raise AssertionError("no session may start")
+
+    context = Stoppable()
+    with session.LazySession(context, Builder()) as lazy:
+        assert lazy.sparkContext is context
+    assert context.stopped == 1
+    lazy.stop()  # once only
+    assert context.stopped == 1
+    with pytest.raises(RuntimeError, match="stopped"):
+        lazy.range(1)
+
+
+def test_lazy_is_for_classic_sessions_only(monkeypatch):
+    assert session._classic_mode({})
+    assert not session._classic_mode({"spark.remote": "sc://localhost"})
+    assert not session._classic_mode({"spark.api.mode": "connect"})
+    monkeypatch.setenv("SPARK_API_MODE", "connect")
+    assert not session._classic_mode({})
+    assert session._classic_mode({"spark.api.mode": "classic"})
