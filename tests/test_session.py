@@ -191,3 +191,21 @@ def test_lazy_is_for_classic_sessions_only(monkeypatch):
     monkeypatch.setenv("SPARK_API_MODE", "connect")
     assert not session._classic_mode({})
     assert session._classic_mode({"spark.api.mode": "classic"})
+
+
+def test_a_worker_whose_jvm_left_ends_without_a_traceback():
+    from softmax_spark.worker_daemon import quiet_when_the_jvm_left
+
+    def closed(sock, authenticated):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fine(sock, authenticated):
+        return 0
+
+    def other(sock, authenticated):
+        raise ValueError("a real failure")
+
+    assert quiet_when_the_jvm_left(closed)(None, True) == 1  # ends the worker's loop, silently
+    assert quiet_when_the_jvm_left(fine)(None, True) == 0
+    with pytest.raises(ValueError):
+        quiet_when_the_jvm_left(other)(None, True)
