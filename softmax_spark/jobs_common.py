@@ -98,9 +98,9 @@ def warm_workers(spark, modules) -> "threading.Thread | None":
     0.98 s for a trivial first job against 0.07 s for the next (local[2]). Reused workers keep
     their imports, and the first job's tasks queue behind these if they come early; with the
     input read from its footers (milliseconds) that is the usual case, so the gain is whatever
-    set-up the driver still has: little for a local Parquet input (dense 1M × 64 and the small
-    2,000-row set: no difference measured, 2–3 runs each), the SparkSession's start-up (≈ 2 s)
-    when Spark itself reads the input (``session.LazySession``). Nothing on
+    set-up the driver still has: for a local Parquet input none measured (dense 1M × 64 and the
+    small 2,000-row set, 2–3 runs each); when Spark itself reads the input it can overlap the
+    SparkSession's start-up (≈ 2 s, ``session.LazySession``), not measured. Nothing on
     Spark Connect (no SparkContext); a failure is ignored (the real job meets and reports it)."""
     from .connect_backend import is_connect
 
@@ -129,7 +129,8 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
             precheck=None, postcheck=None, preload=(), worker_modules=()) -> int:
     """Parse ``argv`` into ``config_cls``; ``precheck(cfg)`` when given (checks that need no
     Spark, before any session starts); ``postcheck(spark, cfg)`` when given (checks only Spark
-    can answer, right after the SparkContext starts; the SparkSession itself starts on first use); then ``run(spark, cfg)``. A given ``spark``
+    can answer, right after the SparkContext starts; the SparkSession itself starts on first
+    use); then ``run(spark, cfg)``. A given ``spark``
     session (tests, notebooks), or one already running in this process, is used and left
     running; otherwise one is built, and stopped before the error line so that line stays the
     last one. A failure inside Spark that ``describe_failure`` recognises ends with its one line

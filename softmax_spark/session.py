@@ -93,12 +93,13 @@ def _pip_pyspark_dir() -> str | None:
     from that zip; else None."""
     import pyspark
 
+    from .worker_daemon import installed_pyspark_of
+
     here = os.path.dirname(os.path.abspath(pyspark.__file__))  # <pkg>, or <pkg>/python/lib/pyspark.zip/pyspark
-    outside_zip = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
-    for candidate in (here, outside_zip):
-        if (os.path.isfile(os.path.join(candidate, "python", "lib", "pyspark.zip"))
-                and os.path.isfile(os.path.join(candidate, "__init__.py"))):
-            return candidate
+    for zipped in (os.path.join(here, "python", "lib", "pyspark.zip"), os.path.dirname(here)):
+        package = installed_pyspark_of(zipped)
+        if package is not None and os.path.isfile(zipped):
+            return package
     return None
 
 

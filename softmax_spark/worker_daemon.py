@@ -24,18 +24,26 @@ import os
 import sys
 
 
+def installed_pyspark_of(zip_path: str) -> str | None:
+    """The installed ``pyspark`` package directory that ``zip_path`` belongs to — pip's layout,
+    ``<dir>/pyspark/python/lib/pyspark.zip`` beside ``<dir>/pyspark/__init__.py`` — else None."""
+    if os.path.basename(zip_path) != "pyspark.zip":
+        return None
+    package = os.path.dirname(os.path.dirname(os.path.dirname(zip_path)))  # <dir>/pyspark
+    if os.path.basename(package) == "pyspark" and os.path.isfile(os.path.join(package, "__init__.py")):
+        return package
+    return None
+
+
 def installed_copies_first(path: list[str]) -> list[str]:
-    """``path`` with each ``<dir>/pyspark/python/lib/pyspark.zip`` moved to its end when
-    ``<dir>/pyspark/__init__.py`` exists and ``<dir>`` is itself on ``path`` (the installed
-    package the zip came with is importable), order otherwise kept."""
+    """``path`` with each pyspark.zip of an installed package (``installed_pyspark_of``) moved to
+    its end when that package's parent directory is itself on ``path`` (the installed copy is
+    importable), order otherwise kept."""
     entries = set(path)
     moved = []
     for entry in path:
-        if os.path.basename(entry) != "pyspark.zip":
-            continue
-        package = os.path.dirname(os.path.dirname(os.path.dirname(entry)))  # <dir>/pyspark
-        if (os.path.basename(package) == "pyspark" and os.path.isfile(os.path.join(package, "__init__.py"))
-                and os.path.dirname(package) in entries):
+        package = installed_pyspark_of(entry)
+        if package is not None and os.path.dirname(package) in entries:
             moved.append(entry)
     return [entry for entry in path if entry not in moved] + moved
 
