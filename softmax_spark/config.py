@@ -64,6 +64,9 @@ class TrainConfig(_FeatureSource):
                       choices=("auto", "float64", "float32"))
     num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)")
     aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)")
+    resident_tasks: bool = _opt(True, "under a local master, keep one task per core "
+                                "running for the whole fit and send it every pass (the same sums; see "
+                                "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job")
     optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
                           "see solvers/auto.py), newton (exact Hessian), newton-cg (Hessian-vector products), lbfgs "
                           "(full batch) or sgd (minibatch; --batch-fraction 1 = gradient descent)",

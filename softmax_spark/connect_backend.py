@@ -13,7 +13,7 @@ A Spark Connect session (``SparkSession.builder.remote("sc://host:port")``, ``sp
   carries the payload (e.g. (coef, intercept)) in its closure, cloudpickled with it into the
   plan (Connect has no broadcast), runs ``distributed._partition_sums`` (the classic task body:
   same kernels, chunks, minibatches, class weights) and returns one row per partition holding
-  its pickled accumulator; the driver merges them in partition order (``distributed._merge``).
+  its pickled accumulator; the driver merges them in partition order (``distributed.merge_in_order``).
 
 Everything above the pass (``DistributedLoss.run``'s missing-block rebuild, problems, solvers,
 checkpoints) is shared. The backend is chosen from the session's type (``is_connect``): no flag.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distributed import DistributedLoss, _merge, _partition_sums, raise_task_error
+from .distributed import DistributedLoss, _partition_sums, merge_in_order, raise_task_error
 from .errors import InputError
 from .ingest import IngestedData, check_input_unchanged
 
@@ -123,12 +123,10 @@ class ConnectLoss(DistributedLoss):
             raise
         finally:
             self.passes += 1
-        merged = (None, [])
-        # partition order: the same sums in the same order on every run
-        for row in sorted(rows, key=lambda r: r["partition"]):
-            # our own tasks' accumulators, as treeAggregate would unpickle them (never a file)
-            merged = _merge(merged, pickle.loads(row["sums"]))
-        acc, missing = merged
+        # partition order: the same sums in the same order on every run; our own tasks'
+        # accumulators, unpickled as treeAggregate would (never a file)
+        acc, missing = merge_in_order(pickle.loads(row["sums"])
+                                      for row in sorted(rows, key=lambda r: r["partition"]))
         return (kernel.zero(self.n_classes, self.n_features) if acc is None else acc), missing
 
 

@@ -6,6 +6,10 @@ ndarray or CSR, as the descriptor says), or draws its minibatch from it, and app
 kernel (``softmax_spark.kernels``) to it in chunks of ``CHUNK_ROWS`` rows → ``treeAggregate``
 merges the accumulators → the broadcast is destroyed.
 
+Under a local master the passes run on ``resident`` tasks instead (one Spark job whose tasks
+stay for the fit and run each pass the driver sends them, with the same task body and the same
+merge order; see that module); a pass they cannot run, and every pass elsewhere, is the job above.
+
 Fixed cost per pass (what small data feels): a payload ≤ ``INLINE_PAYLOAD_BYTES`` travels in the
 task closure (no broadcast to create, read and destroy), and when ``treeAggregate`` would add no
 level over the partitions (few partitions, or depth 1) the per-partition sums are collected and
@@ -25,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import resident
 from .errors import InputError
 from .kernels import LossGradKernel
 
@@ -227,6 +232,15 @@ def _merge(a, b):
     return acc_a.merge(acc_b), missing_a + missing_b
 
 
+def merge_in_order(parts):
+    """Per-partition (accumulator, missing) pairs, in partition order, merged into one pair
+    (accumulator ``None`` when there were none): every path merges the same way."""
+    merged = (None, [])
+    for part in parts:
+        merged = _merge(merged, part)
+    return merged
+
+
 def _is_ingested(obj) -> bool:
     """An ``IngestedData`` (or Connect's), not its blocks — asked of the type: a DataFrame
     answers any attribute name with a Column."""
@@ -248,12 +262,15 @@ class DistributedLoss:
     fail_marker_dir : test-only; see ``_maybe_fail_first_attempt``
     label : names the Spark jobs ("softmax_spark: <label> pass, iteration <t>")
     class_weight : ndarray of shape (n_classes,) or None — multiplies each row's sample weight
+    resident : bool — under a local master, run the passes on ``resident`` tasks (one Spark job
+        for many passes, a task per core, each partition's sums as a job computes them) instead of
+        a Spark job each; a pass they cannot run falls back to a job
 
     The block format (dense or CSR) is each descriptor's own: a kernel gets whichever its block holds.
     """
 
     def __init__(self, blocks, n_classes, n_features, fit_intercept=True, aggregation_depth=2,
-                 rebuild=None, fail_marker_dir=None, label="train", class_weight=None):
+                 rebuild=None, fail_marker_dir=None, label="train", class_weight=None, resident=True):
         self.data = None
         if _is_ingested(blocks):  # an IngestedData
             self.data, blocks = blocks, blocks.blocks
@@ -266,9 +283,14 @@ class DistributedLoss:
         self.fail_marker_dir = fail_marker_dir
         self.label = label
         self.class_weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
+        # fault injection targets Spark's task retries, which resident tasks do not go through
+        self.resident = resident and fail_marker_dir is None
         self.passes = 0
         self._partitions_of = None  # the blocks RDD whose partition count is cached
         self._partitions = 0
+        self._descriptors_of = None  # the blocks RDD whose descriptors are held, per partition
+        self._descriptors = None
+        self._slots = None  # tasks that can run at once under a local master (0: not local)
 
     def __call__(self, coef, intercept, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0) -> PassResult:
         """Mean loss and gradients (no L2) at (coef, intercept) over all rows or a minibatch."""
@@ -301,6 +323,7 @@ class DistributedLoss:
         raise RuntimeError(f"block files still missing after rebuilding: partitions {sorted(missing)}")
 
     def _rebuild(self, missing) -> None:
+        resident.close(self.blocks.context)  # the rebuild's jobs need the cores
         rebuild = self.rebuild or (self.data.rebuild if self.data is not None else None)
         if rebuild is None:
             raise RuntimeError(f"block files missing for partitions {sorted(missing)} and no way to rebuild")
@@ -325,8 +348,36 @@ class DistributedLoss:
         scale = max(int(np.ceil(n_partitions ** (1.0 / self.aggregation_depth))), 2)
         return n_partitions > scale + n_partitions / scale
 
-    def _pass(self, kernel, payload, iteration, batch_fraction, seed, label):
+    def _partition_descriptors(self) -> list:
+        """Each partition's block descriptors, in partition order (one job per blocks RDD)."""
+        if self._descriptors_of is not self.blocks:
+            resident.close(self.blocks.context)  # its tasks hold the cores this job needs
+            self._descriptors = self.blocks.glom().collect()
+            self._descriptors_of = self.blocks
+        return self._descriptors
+
+    def _resident_pass(self, kernel, payload, iteration, batch_fraction, seed):
+        """The pass on ``resident`` tasks as (accumulator, missing), or None: run it as a job."""
         sc = self.blocks.context
+        if self.resident and self._slots is None:
+            self._slots = resident.local_slots(sc) or 0  # a JVM round trip: asked once
+        if not self.resident or not self._slots:
+            return None
+        args = (self.n_classes, self.n_features, batch_fraction, seed, iteration, None, self.class_weight)
+        sums = resident.run(sc, self._slots, kernel, payload, self._partition_descriptors(), args)
+        if sums is None:  # they failed or did not start: this loss runs jobs from now on
+            self.resident = False
+            return None
+        self.passes += 1
+        acc, missing = merge_in_order(sums)  # as the collect path below merges
+        return (kernel.zero(self.n_classes, self.n_features) if acc is None else acc), missing
+
+    def _pass(self, kernel, payload, iteration, batch_fraction, seed, label):
+        done = self._resident_pass(kernel, payload, iteration, batch_fraction, seed)
+        if done is not None:
+            return done
+        sc = self.blocks.context
+        resident.close(sc)  # a job waits for cores that resident tasks hold
         inline = payload_nbytes(payload) <= INLINE_PAYLOAD_BYTES
         bc = _Inline(payload) if inline else sc.broadcast(payload)
         sc.setJobDescription(f"softmax_spark: {label} pass, iteration {iteration}")
@@ -339,9 +390,7 @@ class DistributedLoss:
             else:
                 # one stage, one result per partition: merged here in partition order, as
                 # treeAggregate's final reduce would (the same floating-point sums)
-                acc, missing = None, []
-                for part in sums.collect():
-                    acc, missing = _merge((acc, missing), part)
+                acc, missing = merge_in_order(sums.collect())
             return (kernel.zero(self.n_classes, self.n_features) if acc is None else acc), missing
         except Exception as exc:
             raise_task_error(exc)

@@ -1081,6 +1081,9 @@ class IngestedData:
         if self.released:
             return
         self.released = True
+        from .resident import close
+
+        close(self.blocks.context)  # resident tasks read these blocks and hold the cores
         remove_blocks(self.blocks)
         self.persisted.unpersist()
 

@@ -41,7 +41,8 @@ Our extras, as Params: solver (``TrainConfig.optimizer``), batchFraction, learni
 powerT, decayRate, decayEvery, momentum, nesterov, average, nIterNoChange, lbfgsMemory, gtol,
 classWeight, validationFraction / validationIndicatorCol + patience (early stopping),
 checkpointDir + checkpointInterval, initialModel (a model directory, or a
-``SoftmaxRegressionModel`` through ``setInitialModel``), numPartitions, seed, predictedLabelCol.
+``SoftmaxRegressionModel`` through ``setInitialModel``), numPartitions, residentTasks, seed,
+predictedLabelCol.
 
 Persistence (``MLWritable`` / ``MLReadable``), through Spark only, so any Hadoop URI works
 (hdfs://, s3a://, viewfs://, file:): ``<dir>/metadata`` is ``DefaultParamsWriter``'s JSON (class,
@@ -160,6 +161,11 @@ class _SoftmaxRegressionParams(
                           "coalesce the input to at most this many partitions (unset: Spark's default parallelism)",
                           typeConverter=TypeConverters.toInt)
 
+    residentTasks = Param(Params._dummy(), "residentTasks",
+                          "under a local master, one task per core stays for the whole fit and runs every "
+                          "pass (the same sums); false: a Spark job per pass",
+                          typeConverter=TypeConverters.toBoolean)
+
     def __init__(self, *args):
         super().__init__(*args)
         c = _CONFIG_DEFAULTS
@@ -171,7 +177,7 @@ class _SoftmaxRegressionParams(
             decayRate=c["decay_rate"], decayEvery=c["decay_every"], momentum=c["momentum"],
             nesterov=c["nesterov"], average=c["average"], nIterNoChange=c["n_iter_no_change"],
             lbfgsMemory=c["lbfgs_memory"], gtol=c["gtol"], validationFraction=c["validation_fraction"],
-            patience=c["patience"],
+            patience=c["patience"], residentTasks=c["resident_tasks"],
         )
 
     def getFamily(self) -> str:
@@ -383,6 +389,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             patience=self.getOrDefault(self.patience), checkpoint_dir=self._value(self.checkpointDir),
             checkpoint_every=max(1, self.getCheckpointInterval()),
             num_partitions=self._value(self.numPartitions), write_mllib=False,
+            resident_tasks=self.getOrDefault(self.residentTasks),
         )
         return cfg.validate()
 

@@ -158,7 +158,13 @@ class _Scorer:
             yield pa.RecordBatch.from_arrays(columns, names=names)
 
 
-def _feature_spec(featuresCol) -> FeatureSpec:
+def _feature_spec(featuresCol, model=None) -> FeatureSpec:
+    """``featuresCol`` as a ``FeatureSpec``; None: the feature columns ``model`` was trained on
+    (its metadata's ``options``: ``feature_cols``, else ``features_col``), else "features"."""
+    if featuresCol is None:
+        options = (getattr(model, "metadata", None) or {}).get("options") or {}
+        featuresCol = list(options["feature_cols"]) if options.get("feature_cols") else \
+            options.get("features_col") or "features"
     if isinstance(featuresCol, FeatureSpec):
         return featuresCol
     if isinstance(featuresCol, (list, tuple)):
@@ -166,7 +172,7 @@ def _feature_spec(featuresCol) -> FeatureSpec:
     return FeatureSpec(features_col=featuresCol)
 
 
-def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPrediction",
+def score_dataframe(df, model, featuresCol=None, rawPredictionCol="rawPrediction",
                     probabilityCol="probability", predictionCol="prediction", predictedLabelCol=None,
                     thresholds=None, binomial: bool = False):
     """``df`` with MLlib's scored columns appended (see the module docstring); lazy.
@@ -176,7 +182,8 @@ def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPred
     df : pyspark.sql.DataFrame holding the features.
     model : ``softmax_spark.SoftmaxModel`` (coef (C, D), intercept (C,), classes).
     featuresCol : a column name (ml Vector, array<double>, array<float>), a list of numeric
-        column names (one feature each), or a ``FeatureSpec``.
+        column names (one feature each), or a ``FeatureSpec``; default: the columns the model was
+        trained on (as ``jobs/evaluate.py`` reads them), else "features".
     rawPredictionCol, probabilityCol, predictionCol, predictedLabelCol : output names; ``None`` or
         ``""`` leaves that column out. ``predictedLabelCol`` holds ``model.classes[prediction]``
         in the labels' type (bool → boolean, int → long, float → double, else string).
@@ -193,7 +200,7 @@ def score_dataframe(df, model, featuresCol="features", rawPredictionCol="rawPred
     from pyspark.sql import types as T
     from pyspark.ml.linalg import VectorUDT
 
-    spec = _feature_spec(featuresCol)
+    spec = _feature_spec(featuresCol, model)
     check_columns(df.schema, spec)
     coef = np.asarray(model.coef, dtype=np.float64)
     intercept = np.asarray(model.intercept, dtype=np.float64)

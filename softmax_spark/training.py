@@ -175,14 +175,15 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
                              reference, enabled=cfg.precondition)
     dist = make_loss(data.sets["train"].blocks, n_classes, n_features, cfg.fit_intercept,
                      cfg.aggregation_depth, rebuild=data.rebuilder("train"),
-                     fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight)
+                     fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight,
+                     resident=cfg.resident_tasks)
     problem = Problem(dist, precond, penalty, cfg.seed,
                       moments=(summary.covariance, summary.col_mean, summary.col_var))
     if "validation" not in data.sets:
         return problem, None
     val_dist = make_loss(data.sets["validation"].blocks, n_classes, n_features, cfg.fit_intercept,
                          cfg.aggregation_depth, rebuild=data.rebuilder("validation"), label="validation",
-                         class_weight=class_weight)
+                         class_weight=class_weight, resident=cfg.resident_tasks)
 
     def validation_loss(theta):
         return float(val_dist(*precond.to_model(theta)).loss)
@@ -253,7 +254,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         class_sums = None
         if cfg.class_weight == "balanced" and cfg.weight_col:
             plain = make_loss(data.sets["train"].blocks, len(classes), summary.n_features, True,
-                              cfg.aggregation_depth, rebuild=data.rebuilder("train"))
+                              cfg.aggregation_depth, rebuild=data.rebuilder("train"), resident=cfg.resident_tasks)
             class_sums = class_weight_sums(plain)
         class_weight = _class_weights(cfg, summary, class_sums)
         problem, validation_loss = build_problem(cfg, data, class_weight)

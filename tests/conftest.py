@@ -31,6 +31,17 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(autouse=True)
+def _no_resident_tasks_left():
+    """Each test leaves no resident tasks holding the session's cores (a fit's end closes them; a
+    test that runs ``DistributedLoss`` passes by hand may not), so the next test's first job never
+    waits for their idle timeout."""
+    yield
+    from softmax_spark import resident
+
+    resident.close()
+
+
 @pytest.fixture
 def rng():
     import numpy as np

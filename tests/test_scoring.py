@@ -152,3 +152,20 @@ def test_score_dataframe_sparse_vectors_equal_dense(spark, rng):
     out = score_dataframe(spark.createDataFrame(rows, ["id", "features"]), m)
     got = sorted(out.select("id", vector_to_array("probability")).collect())
     np.testing.assert_allclose(np.array([r[1] for r in got]), m.predict_proba(X), atol=1e-15)
+
+
+def test_score_dataframe_defaults_to_the_models_training_columns(spark, rng):
+    from softmax_spark.scoring import score_dataframe
+
+    X = rng.normal(size=(30, 4))
+    arrays, _ = _frames(spark, X, np.zeros(30))
+    m = _model(rng)
+    expected = m.predict_proba(X)
+    for options in ({"feature_cols": ["x0", "x1", "x2", "x3"]}, {"features_col": "features"}, None):
+        trained = SoftmaxModel(m.coef, m.intercept, m.classes,
+                               metadata={} if options is None else {"options": options})
+        rows = score_dataframe(arrays, trained).orderBy("id").select("probability").collect()
+        np.testing.assert_allclose([r.probability.toArray() for r in rows], expected, atol=1e-12)
+    columns_model = SoftmaxModel(m.coef, m.intercept, m.classes, metadata={"options": {"feature_cols": ["x0", "x9"]}})
+    with pytest.raises(InputError, match="x9"):
+        score_dataframe(arrays, columns_model)
