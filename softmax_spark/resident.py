@@ -125,6 +125,7 @@ class _Pool:
         self.sc, self.n_tasks = sc, n_tasks
         self.error = None
         self.passes = 0
+        self.busy = False
         self.group = f"softmax_spark-resident-{secrets.token_hex(6)}"
         token = secrets.token_bytes(_TOKEN_BYTES)
         server = socket.create_server(("127.0.0.1", 0))
@@ -182,13 +183,16 @@ class _Pool:
 
     def fresh(self) -> bool:
         """Whether the tasks are surely still there (well inside their idle timeout)."""
-        return self.thread.is_alive() and time.monotonic() - self.last_used < IDLE_SECONDS / 2
+        return not self.busy and self.thread.is_alive() and time.monotonic() - self.last_used < IDLE_SECONDS / 2
 
     def run(self, kernel, payload, parts, args):
         """Each partition's (accumulator, missing) in ``parts``' order, or None if a task failed."""
         from pyspark import cloudpickle
 
         shares = [[(i, d) for i, d in enumerate(parts) if i % self.n_tasks == k] for k in range(self.n_tasks)]
+        # stays True if this pass is interrupted (KeyboardInterrupt): its answers may still come,
+        # so these tasks must never serve another pass
+        self.busy = True
         try:
             for conn, share in zip(self.conns, shares):
                 # cloudpickle, as Spark ships a task: a kernel class defined in a notebook travels too
@@ -211,6 +215,7 @@ class _Pool:
         finally:
             self.last_used = time.monotonic()
         self.passes += 1
+        self.busy = False
         return [answers[i] for i in range(len(parts))]
 
     def close(self) -> None:

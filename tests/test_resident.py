@@ -122,3 +122,13 @@ def test_training_with_and_without_resident_tasks_gives_the_same_model(spark, tm
     assert np.array_equal(models[0].intercept, models[1].intercept)
     assert models[0].metadata["passes"] == models[1].metadata["passes"]
     assert resident._pool is None  # the fit's end gave the cores back
+
+
+def test_tasks_of_an_interrupted_pass_never_serve_another(spark, ingested):
+    loss = DistributedLoss(ingested, 3, 5)
+    first = loss(*_params(0))
+    pool = resident._pool
+    pool.busy = True  # what a KeyboardInterrupt while waiting for the answers leaves
+    assert not pool.fresh()
+    again = loss(*_params(0))  # new tasks: the old ones' late answers are never read
+    assert resident._pool is not pool and again.loss == first.loss
