@@ -7,7 +7,9 @@ arithmetic, plus the scheduler's and the JIT compiler's CPU taken from the two c
 run on. Here one Spark job starts ``n`` tasks that connect back to the driver and stay: each pass is
 then a message to each task — (kernel, payload, the partitions' block descriptors) — and a message
 back with each partition's (accumulator, missing partitions), merged on the driver in partition
-order exactly as ``DistributedLoss``'s collect path merges them: the same sums, bit for bit.
+order exactly as ``DistributedLoss``'s collect path merges them: the sums of a job per pass, bit
+for bit, wherever that collects (at the default depth 2, up to 5 partitions; beyond, its
+``treeAggregate`` adds in another order, equal to rounding).
 
 Only in local mode (``local_slots``): there every block file is on this machine, so any task can
 read any partition's blocks (a task takes several partitions when there are more partitions than
@@ -58,20 +60,24 @@ _lock = threading.RLock()  # one pass at a time through the pool; held while sta
 _pool = None  # the running _Pool, or None
 
 
-def local_cores(master: str) -> int | None:
-    """Cores of a local master — ``local`` 1, ``local[N]`` and ``local[N,F]`` N, ``local[*]`` the
-    machine's — or None for any other master (Spark's own master URL forms)."""
+def local_cores(master: str, available=None) -> int | None:
+    """Cores of a local master — ``local`` 1, ``local[N]`` and ``local[N,F]`` N, ``local[*]``
+    ``available()`` (Spark's: the JVM's available processors; default ``os.cpu_count``) — or None
+    for any other master (Spark's own master URL forms)."""
     found = re.fullmatch(r"local(?:\[\s*(\*|\d+)\s*(?:,\s*\d+\s*)?\])?", master or "")
     if not found:
         return None
     cores = found.group(1)
-    return 1 if cores is None else (os.cpu_count() or 1) if cores == "*" else int(cores)
+    if cores == "*":
+        return max(1, int(available() if available else os.cpu_count() or 1))
+    return 1 if cores is None else int(cores)
 
 
 def local_slots(sc) -> int | None:
     """Tasks that can run at once under a local master (its cores // ``spark.task.cpus``), or
     None for any other master."""
-    cores = local_cores(sc.master)
+    # local[*] is the JVM's count, which follows cgroup limits and CPU affinity (os.cpu_count does not)
+    cores = local_cores(sc.master, lambda: sc._jvm.java.lang.Runtime.getRuntime().availableProcessors())
     if cores is None:
         return None
     return cores // max(1, int(sc.getConf().get("spark.task.cpus", "1")))
@@ -97,8 +103,10 @@ def _serve(address, token: bytes, idle_seconds: float):
         _no_delay(sock)
         sock.sendall(token)
         conn = Connection(sock.detach())
+        timeout = CONNECT_SECONDS  # the first request comes when every task has connected
         try:
-            while conn.poll(idle_seconds):
+            while conn.poll(timeout):
+                timeout = idle_seconds
                 request = pickle.loads(conn.recv_bytes())
                 if request is None:
                     break
@@ -126,7 +134,8 @@ class _Pool:
         self.error = None
         self.passes = 0
         self.busy = False
-        self.group = f"softmax_spark-resident-{secrets.token_hex(6)}"
+        # a tag, not a job group: the job stays in the caller's group, so cancelling that cancels it
+        self.tag = f"softmax_spark-resident-{secrets.token_hex(6)}"
         token = secrets.token_bytes(_TOKEN_BYTES)
         server = socket.create_server(("127.0.0.1", 0))
         try:
@@ -135,7 +144,7 @@ class _Pool:
             try:
                 self.conns = self._accept(server, token)
             except BaseException:
-                sc.cancelJobGroup(self.group)  # tasks still waiting for a core must not start later
+                sc.cancelJobsWithTag(self.tag)  # tasks still waiting for a core must not start later
                 raise
         finally:
             server.close()
@@ -146,9 +155,11 @@ class _Pool:
 
         def job():
             try:
-                self.sc.setJobGroup(self.group, "softmax_spark: resident tasks", interruptOnCancel=True)
+                self.sc.addJobTag(self.tag)
+                self.sc.setInterruptOnCancel(True)
+                self.sc.setJobDescription("softmax_spark: resident tasks")
                 self.sc.parallelize(range(self.n_tasks), self.n_tasks).mapPartitions(serve).collect()
-            except Exception as exc:  # cancelled by close(), or a task failed
+            except Exception as exc:  # cancelled (by close() or by the caller's job group), or a task died
                 self.error = exc
 
         thread = InheritableThread(target=job, daemon=True)
@@ -193,6 +204,7 @@ class _Pool:
         # stays True if this pass is interrupted (KeyboardInterrupt): its answers may still come,
         # so these tasks must never serve another pass
         self.busy = True
+        first_answer = None  # when the first task went idle: its idle timeout runs from there
         try:
             for conn, share in zip(self.conns, shares):
                 # cloudpickle, as Spark ships a task: a kernel class defined in a notebook travels too
@@ -202,21 +214,33 @@ class _Pool:
             while pending:
                 ready = wait(pending, timeout=1.0)
                 if not ready and not self.thread.is_alive():
-                    return None
+                    return self._ended()
                 for conn in ready:
                     answer = conn.recv()
+                    first_answer = first_answer or time.monotonic()
                     if isinstance(answer, Exception):
                         log.info("resident task failed (%s); the pass runs as a Spark job", answer)
                         return None
                     answers.update(answer)
                     pending.remove(conn)
         except (EOFError, OSError):
+            return self._ended()
+        except Exception as exc:  # e.g. a payload cloudpickle cannot pickle: a job may still run it
+            log.info("resident pass failed (%s); the pass runs as a Spark job", exc)
             return None
-        finally:
-            self.last_used = time.monotonic()
+        self.last_used = first_answer or time.monotonic()
         self.passes += 1
         self.busy = False
         return [answers[i] for i in range(len(parts))]
+
+    def _ended(self):
+        """A task went away. After their idle timeout the tasks end and the job succeeds: None,
+        run the pass as a job. A job that failed — cancelled by the caller's job group, as a job per
+        pass would have been, or a Python worker that died — fails the pass with Spark's error."""
+        self.thread.join(10.0)
+        if self.error is not None:
+            raise self.error
+        return None
 
     def close(self) -> None:
         for conn in self.conns:
@@ -227,7 +251,7 @@ class _Pool:
             conn.close()
         self.thread.join(10.0)
         if self.thread.is_alive():  # a task did not end (stuck in a kernel): cancel the job
-            self.sc.cancelJobGroup(self.group)
+            self.sc.cancelJobsWithTag(self.tag)
             self.thread.join(10.0)
 
 
@@ -250,7 +274,11 @@ def run(sc, slots: int, kernel, payload, parts: list, args: tuple):
             except Exception as exc:
                 log.info("resident tasks did not start (%s); passes run as Spark jobs", exc)
                 return None
-        result = _pool.run(kernel, payload, parts, args)
+        try:
+            result = _pool.run(kernel, payload, parts, args)
+        except BaseException:  # the job failed or was cancelled, or KeyboardInterrupt: end them
+            close()
+            raise
         if result is None:
             close()
         return result

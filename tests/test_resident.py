@@ -87,7 +87,7 @@ def test_a_failing_task_falls_back_to_a_spark_job(spark, ingested):
         def add(self, acc, payload, X, y, w):
             from pyspark import TaskContext
 
-            if (TaskContext.get().getLocalProperty("spark.jobGroup.id") or "").startswith("softmax_spark-resident"):
+            if "softmax_spark-resident" in (TaskContext.get().getLocalProperty("spark.job.tags") or ""):
                 raise RuntimeError("only on a resident task")
             return super().add(acc, payload, X, y, w)
 
@@ -132,3 +132,16 @@ def test_tasks_of_an_interrupted_pass_never_serve_another(spark, ingested):
     assert not pool.fresh()
     again = loss(*_params(0))  # new tasks: the old ones' late answers are never read
     assert resident._pool is not pool and again.loss == first.loss
+
+
+def test_the_resident_job_stays_in_the_callers_job_group(spark, ingested):
+    """Cancelling the caller's job group (a notebook's cell cancel) reaches the resident tasks, as
+    it reached each pass's job."""
+    sc = spark.sparkContext
+    sc.setJobGroup("softmax_spark-test-group", "a caller's group")
+    try:
+        DistributedLoss(ingested, 3, 5)(*_params(0))
+        jobs = sc.statusTracker().getJobIdsForGroup("softmax_spark-test-group")
+        assert resident._pool is not None and len(jobs) == 2  # the descriptors' collect and the resident job
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
