@@ -189,14 +189,13 @@ class EvaluateConfig(_FeatureSource):
         (``metadata.json`` → ``options``): the feature columns (``feature_cols``, else
         ``features_col``) when neither ``features_col`` nor ``feature_cols`` is set, and
         ``label_col`` when unset. Returns one phrase per setting taken (for the log)."""
+        from .features import FeatureSpec
+
         taken = []
-        if self.features_col is None and self.feature_cols is None:
-            if options.get("feature_cols"):
-                self.feature_cols = tuple(str(c) for c in options["feature_cols"])
-                taken.append(f"feature_cols {','.join(self.feature_cols)}")
-            elif options.get("features_col"):
-                self.features_col = str(options["features_col"])
-                taken.append(f"features_col {self.features_col}")
+        spec = FeatureSpec.of_model_options(options)
+        if self.features_col is None and self.feature_cols is None and spec is not None:
+            self.features_col, self.feature_cols = spec.features_col, spec.feature_cols
+            taken.append(f"{'feature_cols' if spec.feature_cols else 'features_col'} {spec.describe()}")
         if self.label_col is None and options.get("label_col"):
             self.label_col, self.label_col_from_model = str(options["label_col"]), True
             taken.append(f"label_col {self.label_col}")

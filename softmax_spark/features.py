@@ -63,6 +63,16 @@ class FeatureSpec:
     def to_dict(self) -> dict:
         return {"features_col": self.features_col, "feature_cols": list(self.feature_cols or []) or None}
 
+    @classmethod
+    def of_model_options(cls, options: dict) -> "FeatureSpec | None":
+        """The feature columns a model was trained on, from the training options in its metadata
+        (``feature_cols``, else ``features_col``; ``to_dict``'s keys), or None if they name none."""
+        if options.get("feature_cols"):
+            return cls(features_col=None, feature_cols=tuple(str(c) for c in options["feature_cols"]))
+        if options.get("features_col"):
+            return cls(features_col=str(options["features_col"]))
+        return None
+
 
 def _first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])

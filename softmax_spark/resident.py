@@ -23,8 +23,10 @@ wait for them: ``close()`` ends them first. ``DistributedLoss`` calls it before 
 them, waits at most that long), and the driver starts new ones on the next pass. A job another
 thread starts while a fit is running waits for the fit to end.
 
-Failure is never an error here: if a task ends, cannot connect, or raises, ``run`` returns None
-and the caller runs that pass as a Spark job, which reports bad input as it always did.
+If a task ends, cannot connect, or raises, ``run`` returns None and the caller runs that pass as a
+Spark job, which reports bad input as it always did. Only a resident job that Spark failed or
+cancelled (through the caller's job group) fails the pass, with Spark's error, as that pass's job
+would have.
 
 Requests are pickled with PySpark's cloudpickle, as Spark ships a task; answers (accumulators)
 with pickle; both through ``multiprocessing.connection.Connection`` between this driver and the

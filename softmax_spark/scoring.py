@@ -163,8 +163,7 @@ def _feature_spec(featuresCol, model=None) -> FeatureSpec:
     (its metadata's ``options``: ``feature_cols``, else ``features_col``), else "features"."""
     if featuresCol is None:
         options = (getattr(model, "metadata", None) or {}).get("options") or {}
-        featuresCol = list(options["feature_cols"]) if options.get("feature_cols") else \
-            options.get("features_col") or "features"
+        return FeatureSpec.of_model_options(options) or FeatureSpec()
     if isinstance(featuresCol, FeatureSpec):
         return featuresCol
     if isinstance(featuresCol, (list, tuple)):
