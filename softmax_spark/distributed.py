@@ -172,21 +172,25 @@ def import_task(modules):
     return warm
 
 
-def _freeze_once() -> None:
+def _freeze_once(n_modules: int | None = None) -> None:
     """Move what this (reused) Python worker holds after its imports out of the garbage
     collector's reach, once per set of imported modules: PySpark's daemon runs a full
     ``gc.collect()`` after every task, which with numpy, scipy, pyarrow and pandas loaded (≈ 94k
     tracked objects) took 36–85 ms a task here — on 2 cores, time taken from the next pass.
     Frozen objects are module state that lives as long as the worker anyway; a task that
-    imported more (``import_task`` ran first, or a CSR block brought scipy.sparse) freezes again."""
+    imported more (``import_task`` ran first, or a CSR block brought scipy.sparse) freezes again.
+
+    ``n_modules``: the module count to compare with the last freeze's (default ``len(sys.modules)``;
+    a test passes its own, since the driver's Spark and Py4J threads may import at any time)."""
     global _frozen
     import sys
 
-    if _frozen != len(sys.modules):
+    n = len(sys.modules) if n_modules is None else n_modules
+    if _frozen != n:
         import gc
 
         gc.freeze()
-        _frozen = len(sys.modules)
+        _frozen = n
 
 
 def limit_task_blas_threads() -> None:
