@@ -172,8 +172,11 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
                 loader.join()
             code = run(spark, cfg)
             if session is not None and code == 0 and _jvm_stops_context():
-                _leave_stop_to_jvm(session)
-                session = None
+                from .connect_backend import is_connect  # numpy and the kernels: not before the run
+
+                if not is_connect(session):  # a Connect client has no JVM of its own to stop it
+                    _leave_stop_to_jvm(session)
+                    session = None
             return code
         finally:
             if session is not None and warmer is not None:

@@ -301,6 +301,31 @@ def test_connect_job_refuses_a_remote_model_dir(connect_run):
     assert "iter" not in job["stdout"], job["stdout"]
 
 
+def test_spark_submit_remote_runs_both_jobs(connect_server, tmp_path):
+    """``spark-submit --remote sc://… jobs/train.py`` then ``jobs/evaluate.py``, as a user runs them
+    against a Connect server: both exit 0 (train used to fail after writing its model, reading the
+    Connect session's ``sparkContext`` at its stop), the model loads and the predictions exist."""
+    from softmax_spark.connect_server import client_env
+    from softmax_spark.model_io import load_model
+
+    data = str(tmp_path / "data")
+    write_data(data)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bindir = os.path.dirname(sys.executable)
+    env = dict(client_env(), PATH=bindir + os.pathsep + os.environ.get("PATH", ""), PYSPARK_PYTHON=sys.executable)
+    submit = [os.path.join(bindir, "spark-submit"), "--remote", connect_server.url]
+    train = subprocess.run(submit + [os.path.join(root, "jobs", "train.py"), "--input", data,
+                                     "--features-col", "features", "--model-dir", str(tmp_path / "model"),
+                                     "--l2", str(L2)], env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert load_model(str(tmp_path / "model")).coef.shape == (N_CLASSES, N_FEATURES)
+    evaluate = subprocess.run(submit + [os.path.join(root, "jobs", "evaluate.py"), "--model-dir", str(tmp_path / "model"),
+                                        "--input", data, "--output", str(tmp_path / "pred")],
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    assert os.path.isdir(tmp_path / "pred")
+
+
 def test_spark_submit_remote_url_is_read(monkeypatch):
     """``spark-submit --remote`` hands its conf to Python as JSON; the jobs' session reads the URL."""
     from softmax_spark.session import _submitted_remote
