@@ -47,3 +47,12 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(12345)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses the SparkSession (the ``spark`` fixture, directly or through
+    another fixture) ``spark``, so ``pytest -m "not spark and not slow"`` runs the numpy-only ones
+    (the pure core: loss, curvature, solvers, optimizers, formats) without starting a JVM."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)

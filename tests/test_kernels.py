@@ -92,6 +92,7 @@ def test_kernel_pickles_and_empty_chunk():
     assert acc.count == 0 and acc.weight_sum == 0.0
 
 
+@pytest.mark.long
 def test_wide_csr_gradient_shape():
     """D = 2²⁰: the gradient is dense (C, D); the logits cost ∝ nnz."""
     rng = np.random.default_rng(1)

@@ -112,7 +112,7 @@ DATASETS = {
 }
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.long) if n == "digits" else n for n in DATASETS])
 def test_newton_solvers_reach_sklearn_optimum(name, capsys):
     X, y = DATASETS[name]()
     X = np.asarray(X, dtype=np.float64)
@@ -196,7 +196,9 @@ def test_choose_solver():
     assert choose_solver(50_000, 20, 5000, True, density=0.01)[0] == "lbfgs"
 
 
-@pytest.mark.parametrize("name", ["scaled_80pct_5c", "scaled_corr_7c", "bands_6c", "digits", "wine", "iris", "breast_cancer"])
+@pytest.mark.parametrize("name", ["scaled_80pct_5c", pytest.param("scaled_corr_7c", marks=pytest.mark.long),
+                                  pytest.param("bands_6c", marks=pytest.mark.long),
+                                  pytest.param("digits", marks=pytest.mark.long), "wine", "iris", "breast_cancer"])
 def test_newton_cg_terminates_at_the_exact_optimum_in_process(name):
     """Issue 13: newton-cg with default settings terminates with a convergence reason (never spins)
     and its probabilities are within 1e-6 of the exact optimum (NumpyProblem, no Spark; the slow

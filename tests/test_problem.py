@@ -133,6 +133,7 @@ def test_power_iteration_without_preconditioning():
         assert got == pytest.approx(want, rel=1e-3)
 
 
+@pytest.mark.long
 def test_sgd_default_step_is_the_same_either_side_of_512_features():
     """Issue 16 item 11's setting (600 rows, 40 classes, λ = 1e-3, batch fraction 1) at D = 520:
     SGD with the default step from power iteration (no covariance) takes a rate within 10 % of
