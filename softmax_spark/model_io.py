@@ -134,13 +134,25 @@ def load_model(path: str, spark=None) -> SoftmaxModel:
     a directory; ``InputError`` when its filesystem cannot be reached."""
     path = os.fspath(path)
     what = f"model directory {path}"
+    for attempt in range(2):
+        try:
+            with storage.local_copy(path, spark, names=MODEL_FILES, what="model directory") as local:
+                if not os.path.isdir(local):
+                    raise FileNotFoundError(local)
+                return _load_local(local, path, what)
+        except FileNotFoundError:
+            # a replacement killed between its two renames left the old model under a hidden name
+            if attempt == 0 and _recovered(path, spark):
+                continue
+            raise ModelFormatError(f"{what} does not exist or is not a directory") from None
+    raise AssertionError("unreachable")
+
+
+def _recovered(path: str, spark) -> bool:
     try:
-        with storage.local_copy(path, spark, names=MODEL_FILES, what="model directory") as local:
-            if not os.path.isdir(local):
-                raise FileNotFoundError(local)
-            return _load_local(local, path, what)
-    except FileNotFoundError:
-        raise ModelFormatError(f"{what} does not exist or is not a directory") from None
+        return storage.recover(path, spark)
+    except OSError:
+        return False
 
 
 def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
