@@ -614,7 +614,8 @@ def atomic_directory(uri: str, overwrite: bool = False, what: str = "output", sp
     if backend is _LOCAL:
         # a sibling on the same filesystem: the rename is the only step left after writing
         staged = local_path(hidden_sibling(local_path(uri), "tmp"))
-        os.makedirs(staged)
+        os.mkdir(staged, 0o700)
+        os.chmod(staged, 0o700)  # private whatever the umask (tempfile.mkdtemp's mode, as for remote targets)
         try:
             yield staged
             _fsync_tree(staged)

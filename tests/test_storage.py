@@ -526,3 +526,14 @@ def test_viewfs_replacement_recovers_and_rolls_back(spark, store, monkeypatch):
             Path(local, "x").write_text("x")
             save_model(_model(seed=4), storage.join(root, "n"))
     np.testing.assert_array_equal(load_model(storage.join(root, "n")).coef, _model(seed=4).coef)
+
+
+def test_local_model_and_checkpoint_directories_are_private_under_umask_000(tmp_path):
+    old = os.umask(0)
+    try:
+        save_model(_model(), str(tmp_path / "m"))
+        ck = save_checkpoint(str(tmp_path / "ck"), 1, {"theta": np.zeros(2)}, {}, [], "run")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o700
+    assert Path(ck).stat().st_mode & 0o777 == 0o700
