@@ -121,10 +121,34 @@ def _read(path: str):
     return state, history, arrays
 
 
-def latest_checkpoint(directory: str, run_fingerprint: str) -> Checkpoint | None:
+def _damage(state: dict, arrays: dict, n_params: int | None) -> str | None:
+    """Why a readable checkpoint cannot be resumed (None when it can): a non-integer iteration,
+    a non-numeric or NaN array, a non-finite θ, or θ (and the loop's best θ) not of shape
+    (``n_params``,) when ``n_params`` is given."""
+    if not isinstance(state.get("iteration"), int) or state["iteration"] < 0:
+        return f"iteration {state.get('iteration')!r} is not a count"
+    if not isinstance(state.get("scalars", {}), dict):
+        return "its scalars are not a map"
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            return f"array {name!r} holds {array.dtype}, expected numbers"
+        if array.dtype.kind == "f" and np.isnan(array).any():
+            return f"array {name!r} holds NaN"
+    for name in ("theta", "loop_best_theta"):
+        if name not in arrays:
+            continue
+        if n_params is not None and arrays[name].shape != (n_params,):
+            return f"{name} has shape {arrays[name].shape}, this run has {n_params} parameters"
+        if not np.isfinite(arrays[name]).all():
+            return f"{name} holds infinite values"
+    return None
+
+
+def latest_checkpoint(directory: str, run_fingerprint: str, n_params: int | None = None) -> Checkpoint | None:
     """The newest complete checkpoint of run ``run_fingerprint`` under ``directory``, or None.
 
-    Checkpoints of other runs are ignored (logged); an unreadable or tampered checkpoint is
+    Checkpoints of other runs are ignored (logged); an unreadable, tampered or damaged checkpoint
+    (``_damage``: NaN, wrong shape of θ given ``n_params``, the run's parameter count P) is
     skipped (printed) and the one before it used. Raises ``InputError`` when ``directory``'s
     filesystem cannot be reached."""
     run_dir = run_directory(directory, run_fingerprint)
@@ -138,6 +162,10 @@ def latest_checkpoint(directory: str, run_fingerprint: str) -> Checkpoint | None
         if (not isinstance(state, dict) or state.get("format") != FORMAT
                 or state.get("fingerprint") != run_fingerprint or not isinstance(history, list)):
             print(f"softmax_spark: skipping checkpoint {path}: not a checkpoint of run {run_fingerprint}", flush=True)
+            continue
+        damage = _damage(state, arrays, n_params)
+        if damage is not None:
+            print(f"softmax_spark: skipping damaged checkpoint {path}: {damage}", flush=True)
             continue
         log.info("checkpoint dir %s: resuming run %s from %s", directory, run_fingerprint, path)
         return Checkpoint(path, int(state["iteration"]), arrays, state.get("scalars", {}), history)

@@ -332,6 +332,23 @@ def test_damaged_newest_checkpoint_is_skipped_not_executed(tmp_path, damage):
     assert not sentinel.exists()
 
 
+@pytest.mark.parametrize("newest,reason", [({"theta": np.arange(5.0)}, "shape"),
+                                           ({"theta": np.array([0.0, np.nan, 1.0, 2.0])}, "NaN"),
+                                           ({"theta": np.arange(4.0), "grad": np.full(4, np.nan)}, "NaN"),
+                                           ({"theta": np.array([0.0, np.inf, 1.0, 2.0])}, "infinite")])
+def test_a_checkpoint_of_the_wrong_shape_or_with_nan_is_skipped(tmp_path, capsys, newest, reason):
+    """Issue 24 item 7: such a checkpoint was resumed; the README says damaged ones are skipped."""
+    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+
+    ckpt = str(tmp_path / "ckpt")
+    save_checkpoint(ckpt, 3, {"theta": np.arange(4.0)}, {"step": 3}, [{"iteration": 3}], "fp")
+    save_checkpoint(ckpt, 5, newest, {"step": 5}, [], "fp")
+    restored = latest_checkpoint(ckpt, "fp", n_params=4)
+    assert restored is not None and restored.iteration == 3
+    out = capsys.readouterr().out
+    assert "skipping damaged checkpoint" in out and "ckpt-00000005" in out and reason in out
+
+
 def test_model_with_object_array_is_refused_not_executed(tmp_path):
     from softmax_spark import ModelFormatError, SoftmaxModel, load_model, save_model
 
