@@ -119,7 +119,6 @@ class TrainConfig(_FeatureSource):
     checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it")
     checkpoint_every: int = _opt(10, "checkpoint every K iterations")
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout")
-    fail_first_attempt_dir: str | None = _opt(None, "TEST ONLY: fail each task's first attempt once (markers here)")
 
     def validate(self) -> "TrainConfig":
         if not self.input:

@@ -142,3 +142,9 @@ def test_yaml_aliases_are_refused_and_quoted_values_are_cut(tmp_path):
     with pytest.raises(InputError) as info:
         parse_config(TrainConfig, [*TRAIN, "--config", str(conf)])
     assert len(str(info.value)) < 300 and "config key 'max_iter'" in str(info.value)
+
+
+def test_the_fault_injection_is_no_flag_of_the_job():
+    """Issue 24 item 7: the test-only --fail-first-attempt-dir was a public flag."""
+    with pytest.raises(InputError, match="unrecognized arguments: --fail-first-attempt-dir"):
+        parse_config(TrainConfig, [*TRAIN, "--fail-first-attempt-dir", "/tmp/x"])

@@ -518,7 +518,7 @@ def submit_command(master, local_dir, *args):
 
 @pytest.mark.slow
 def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tmp_path, data):
-    """Every loss task fails on its first attempt (--fail-first-attempt-dir) and is retried
+    """Every loss task fails on its first attempt (FAIL_FIRST_ATTEMPT_ENV) and is retried
     (spark-submit --master local[2,3]); the model equals that of the same run without failures
     (in-process, local[2]) within 1e-12. Alongside: bad input through spark-submit ends with
     exit 2 and ``error: …`` as the driver's last line."""
@@ -533,12 +533,15 @@ def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tm
     markers.mkdir()
     common = ["--max-iter", "3", "--no-write-mllib"]
     runs = {}
-    for name, extra in (("faulty", ["--input", str(folder), "--fail-first-attempt-dir", str(markers)]),
-                        ("missing", ["--input", str(tmp_path / "missing.parquet")])):
+    from softmax_spark.distributed import FAIL_FIRST_ATTEMPT_ENV
+
+    # the fault injection is a test seam (an environment variable), not a flag of the job
+    for name, extra, env in (("faulty", ["--input", str(folder)], {FAIL_FIRST_ATTEMPT_ENV: str(markers)}),
+                             ("missing", ["--input", str(tmp_path / "missing.parquet")], {})):
         out, err = open(tmp_path / f"{name}.out", "w"), open(tmp_path / f"{name}.err", "w")
         cmd = submit_command("local[2,3]", tmp_path / f"local-{name}", *common,
                              "--model-dir", str(tmp_path / name), *extra)
-        runs[name] = subprocess.Popen(cmd, env=_submit_env(), stdout=out, stderr=err)
+        runs[name] = subprocess.Popen(cmd, env={**_submit_env(), **env}, stdout=out, stderr=err)
         out.close()
         err.close()
     try:
@@ -553,6 +556,7 @@ def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tm
                 proc.wait()
     faulty_log = (tmp_path / "faulty.out").read_text() + (tmp_path / "faulty.err").read_text()
     assert codes["faulty"] == 0, faulty_log[-3000:]
+    assert len(list(markers.iterdir())) >= 2  # the first attempts did fail
     # spark-submit's PythonRunner merges the Python driver's stderr into its own stdout
     last = (tmp_path / "missing.out").read_text().strip().splitlines()[-1]
     assert codes["missing"] == 2 and last == f"error: input path {tmp_path / 'missing.parquet'} does not exist", last
