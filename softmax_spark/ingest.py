@@ -21,6 +21,7 @@ file replaced, rewritten or deleted while training runs raises ``InputChangedErr
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -713,8 +714,10 @@ def _write_blocks(batches, plan, partition):
         for batch in batches:
             writer.add(batch)
         return writer.finish()
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # name the directory (a write names none)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.dirname(writer.final)) from None
         raise
 
 

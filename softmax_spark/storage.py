@@ -153,9 +153,12 @@ class LocalStorage:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(staged, path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.remove(staged)
+            named = full_disk(exc, path)
+            if named is not exc:
+                raise named from None
             raise
         _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
@@ -193,6 +196,14 @@ class LocalStorage:
             shutil.copytree(source, local)
         else:
             shutil.copyfile(source, local)
+
+
+def full_disk(exc: BaseException, path: str) -> BaseException:
+    """``exc`` itself, or — when it is ENOSPC, whose message names no file when a write (not an
+    open) failed — ``OSError(ENOSPC, "No space left on device", path)``, naming where we wrote."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    return exc
 
 
 def _fsync_tree(root: str) -> None:
@@ -620,8 +631,11 @@ def atomic_directory(uri: str, overwrite: bool = False, what: str = "output", sp
             yield staged
             _fsync_tree(staged)
             publish(staged, local_path(uri), backend=backend, overwrite=overwrite, what=what)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staged, ignore_errors=True)
+            named = full_disk(exc, uri)
+            if named is not exc:
+                raise named from None
             raise
         return
     scratch = tempfile.mkdtemp(prefix="softmax_spark-stage-")
@@ -630,9 +644,12 @@ def atomic_directory(uri: str, overwrite: bool = False, what: str = "output", sp
         yield scratch
         backend.upload(scratch, staged)
         publish(staged, uri, backend=backend, overwrite=overwrite, what=what)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             backend.delete(staged)
+        named = full_disk(exc, scratch)  # the local staging copy of ``uri``
+        if named is not exc:
+            raise named from None
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -838,3 +838,67 @@ def test_evaluate_says_when_the_models_label_column_is_absent(spark, capsys, col
     assert metrics["metrics"] is None and metrics["rows_scored"] == 60 and metrics["label_col"] == "variety"
     assert metrics["note"] == "the input has no label column 'variety' (the model was trained with it)"
     assert pq.read_table(root / "scored-unlabelled").num_rows == 60
+
+
+# -- a full disk (issue 24 item 7) ----------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A small tmpfs, filled up: every write there fails with ENOSPC. Needs root (mount)."""
+    where = tmp_path / "full"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill ({done.stderr.strip() or done.returncode}); "
+                    "the ENOSPC paths are then untested")
+    try:
+        with open(where / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_a_model_save_onto_a_full_disk_names_the_path(train_main, spark, capsys, tmp_path, good, full_disk):
+    """Today: ``error: OSError: [Errno 28] No space left on device`` without a path (after a
+    traceback); now one line naming the model directory, exit 1."""
+    model_dir = full_disk / "model"
+    code = train_main(["--input", good, "--max-iter", "2", "--model-dir", str(model_dir), "--no-write-mllib"],
+                      spark=spark)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[-1].startswith(f"error: no space left on device: {model_dir}"), lines[-1]
+    assert os.listdir(full_disk) == ["filler"]  # nothing half-written
+
+
+def test_block_files_on_a_full_disk_end_with_one_line_naming_the_directory(spark, full_disk):
+    """A task writing block files into a full local directory: Spark's PythonException (with the
+    worker's traceback) becomes one line naming the run directory."""
+    from softmax_spark import ingest as ing
+    from softmax_spark.features import FeatureSpec
+    from softmax_spark.jobs_common import describe_failure
+
+    target = str(full_disk)
+
+    def write(_rows):
+        import numpy as np
+        import pyarrow as pa
+
+        os.environ["SPARK_LOCAL_DIRS"] = target  # this worker's "local dir": the full tmpfs
+        table = pa.table({"features": pa.array([list(r) for r in np.ones((2000, 8))], pa.list_(pa.float64())),
+                          "label": pa.array(np.arange(2000) % 3)})
+        plan = (FeatureSpec(), "label", None, [0, 1, 2], np.dtype("float64"), "fulldisk", None, "dense")
+        yield ing._write_blocks(iter(table.to_batches()), plan, 0)
+
+    with pytest.raises(Exception) as info:
+        spark.sparkContext.parallelize([0], 1).mapPartitions(write).collect()
+    described = describe_failure(info.value)
+    assert described is not None, str(info.value)[-2000:]
+    code, line = described
+    assert code == 1 and line.startswith(f"no space left on device: {target}/softmax_spark-fulldisk"), line
+    assert "\n" not in line
