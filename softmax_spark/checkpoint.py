@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 import zipfile
 
@@ -116,7 +117,15 @@ def _read(path: str):
             state = json.load(f)
         with open(os.path.join(local, "history.json")) as f:
             history = json.load(f)
-        with np.load(os.path.join(local, "arrays.npz"), allow_pickle=False) as data:
+        npz = os.path.join(local, "arrays.npz")
+        for name in ("state.json", "history.json", "arrays.npz"):  # a FIFO would block the reader
+            if not stat.S_ISREG(os.stat(os.path.join(local, name)).st_mode):
+                raise ValueError(f"{name} is not a regular file")
+        with zipfile.ZipFile(npz) as archive:  # np.savez stores, never compresses: no expansion
+            declared = sum(info.file_size for info in archive.infolist())
+        if declared > max(64 << 20, 2 * os.path.getsize(npz)):
+            raise ValueError(f"arrays.npz declares {declared} bytes, far more than its size")
+        with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     return state, history, arrays
 

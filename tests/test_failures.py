@@ -349,6 +349,20 @@ def test_a_checkpoint_of_the_wrong_shape_or_with_nan_is_skipped(tmp_path, capsys
     assert "skipping damaged checkpoint" in out and "ckpt-00000005" in out and reason in out
 
 
+def test_a_compressed_checkpoint_declaring_a_huge_array_is_skipped(tmp_path, capsys):
+    """A zip bomb in arrays.npz (np.savez never compresses): skipped before anything is inflated."""
+    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+
+    ckpt = str(tmp_path / "ckpt")
+    save_checkpoint(ckpt, 3, {"theta": np.arange(4.0)}, {"step": 3}, [{"iteration": 3}], "fp")
+    newest = Path(save_checkpoint(ckpt, 5, {"theta": np.arange(4.0)}, {"step": 5}, [], "fp"))
+    np.savez_compressed(newest / "arrays.npz", theta=np.zeros(12_000_000))  # 96 MB inflated
+    assert (newest / "arrays.npz").stat().st_size < 2_000_000
+    restored = latest_checkpoint(ckpt, "fp", n_params=4)
+    assert restored is not None and restored.iteration == 3
+    assert "far more than its size" in capsys.readouterr().out
+
+
 def test_model_with_object_array_is_refused_not_executed(tmp_path):
     from softmax_spark import ModelFormatError, SoftmaxModel, load_model, save_model
 
