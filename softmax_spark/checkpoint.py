@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 import zipfile
 
@@ -116,15 +117,47 @@ def _read(path: str):
             state = json.load(f)
         with open(os.path.join(local, "history.json")) as f:
             history = json.load(f)
-        with np.load(os.path.join(local, "arrays.npz"), allow_pickle=False) as data:
+        npz = os.path.join(local, "arrays.npz")
+        for name in ("state.json", "history.json", "arrays.npz"):  # a FIFO would block the reader
+            if not stat.S_ISREG(os.stat(os.path.join(local, name)).st_mode):
+                raise ValueError(f"{name} is not a regular file")
+        with zipfile.ZipFile(npz) as archive:  # np.savez stores, never compresses: no expansion
+            declared = sum(info.file_size for info in archive.infolist())
+        if declared > max(64 << 20, 2 * os.path.getsize(npz)):
+            raise ValueError(f"arrays.npz declares {declared} bytes, far more than its size")
+        with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     return state, history, arrays
 
 
-def latest_checkpoint(directory: str, run_fingerprint: str) -> Checkpoint | None:
+def _damage(state: dict, arrays: dict, n_params: int | None) -> str | None:
+    """Why a readable checkpoint cannot be resumed (None when it can): a non-integer iteration,
+    a non-numeric or NaN array, a non-finite θ, or θ (and the loop's best θ) not of shape
+    (``n_params``,) when ``n_params`` is given."""
+    if not isinstance(state.get("iteration"), int) or state["iteration"] < 0:
+        return f"iteration {state.get('iteration')!r} is not a count"
+    if not isinstance(state.get("scalars", {}), dict):
+        return "its scalars are not a map"
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            return f"array {name!r} holds {array.dtype}, expected numbers"
+        if array.dtype.kind == "f" and np.isnan(array).any():
+            return f"array {name!r} holds NaN"
+    for name in ("theta", "loop_best_theta"):
+        if name not in arrays:
+            continue
+        if n_params is not None and arrays[name].shape != (n_params,):
+            return f"{name} has shape {arrays[name].shape}, this run has {n_params} parameters"
+        if not np.isfinite(arrays[name]).all():
+            return f"{name} holds infinite values"
+    return None
+
+
+def latest_checkpoint(directory: str, run_fingerprint: str, n_params: int | None = None) -> Checkpoint | None:
     """The newest complete checkpoint of run ``run_fingerprint`` under ``directory``, or None.
 
-    Checkpoints of other runs are ignored (logged); an unreadable or tampered checkpoint is
+    Checkpoints of other runs are ignored (logged); an unreadable, tampered or damaged checkpoint
+    (``_damage``: NaN, wrong shape of θ given ``n_params``, the run's parameter count P) is
     skipped (printed) and the one before it used. Raises ``InputError`` when ``directory``'s
     filesystem cannot be reached."""
     run_dir = run_directory(directory, run_fingerprint)
@@ -138,6 +171,10 @@ def latest_checkpoint(directory: str, run_fingerprint: str) -> Checkpoint | None
         if (not isinstance(state, dict) or state.get("format") != FORMAT
                 or state.get("fingerprint") != run_fingerprint or not isinstance(history, list)):
             print(f"softmax_spark: skipping checkpoint {path}: not a checkpoint of run {run_fingerprint}", flush=True)
+            continue
+        damage = _damage(state, arrays, n_params)
+        if damage is not None:
+            print(f"softmax_spark: skipping damaged checkpoint {path}: {damage}", flush=True)
             continue
         log.info("checkpoint dir %s: resuming run %s from %s", directory, run_fingerprint, path)
         return Checkpoint(path, int(state["iteration"]), arrays, state.get("scalars", {}), history)

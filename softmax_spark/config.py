@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import difflib
 import logging
+import math
 import sys
 import types
 import typing
@@ -29,6 +30,22 @@ from dataclasses import dataclass, field
 from .errors import InputError
 
 __all__ = ["TrainConfig", "EvaluateConfig", "parse_config", "config_from_dict", "build_parser", "load_yaml"]
+
+
+def _shown(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (an error line quotes a value, never a whole
+    document)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def _check_finite(cfg) -> None:
+    """Every float option is a finite number (``inf`` or ``nan`` would pass a ``≥ 0`` check and
+    poison the solver): ``InputError`` naming the flag otherwise."""
+    for f in _option_fields(type(cfg)):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{_flag(f.name)} must be a finite number, got {value}")
 
 
 def _opt(default, help, **kw):
@@ -102,13 +119,13 @@ class TrainConfig(_FeatureSource):
     checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it")
     checkpoint_every: int = _opt(10, "checkpoint every K iterations")
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout")
-    fail_first_attempt_dir: str | None = _opt(None, "TEST ONLY: fail each task's first attempt once (markers here)")
 
     def validate(self) -> "TrainConfig":
         if not self.input:
             raise InputError("--input is required")
         if not self.model_dir:
             raise InputError("--model-dir is required")
+        _check_finite(self)
         checks = [
             (self.l2 >= 0, f"--l2 must be ≥ 0, got {self.l2}"),
             (0 < self.batch_fraction <= 1, f"--batch-fraction must be in (0, 1], got {self.batch_fraction}"),
@@ -134,9 +151,10 @@ class TrainConfig(_FeatureSource):
             raise InputError("give --features-col or --feature-cols, not both")
         cw = self.class_weight
         if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
-            raise InputError(f"class_weight must be 'balanced' or a map label → weight, got {cw!r}")
-        if isinstance(cw, dict) and any(not isinstance(v, (int, float)) or v < 0 for v in cw.values()):
-            raise InputError("class_weight map values must be numbers ≥ 0")
+            raise InputError(f"class_weight must be 'balanced' or a map label → weight, got {_shown(cw)}")
+        if isinstance(cw, dict) and any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+                                        or v < 0 for v in cw.values()):
+            raise InputError(f"class_weight map values must be finite numbers ≥ 0, got {_shown(cw)}")
         return self
 
 
@@ -206,6 +224,7 @@ class EvaluateConfig(_FeatureSource):
         missing = [_flag(n) for n in ("model_dir", "input", "output") if getattr(self, n) in (None, "")]
         if missing:
             raise InputError("missing required setting(s): " + ", ".join(missing))
+        _check_finite(self)
         if self.features_col is not None and self.feature_cols is not None:
             raise InputError("give exactly one of --features-col or --feature-cols")
         if self.unknown_labels not in UNKNOWN_LABEL_MODES:
@@ -319,9 +338,9 @@ def _coerce(cls, name, value, key: str | None = None):
             continue
         choices = f.metadata.get("choices")
         if choices and converted not in choices:
-            raise InputError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+            raise InputError(f"{key}: {_shown(value)} is not one of {', '.join(choices)}")
         return converted
-    raise InputError(f"{key}: expected {' or '.join(_describe(tp) for tp in members)}, got {value!r}")
+    raise InputError(f"{key}: expected {' or '.join(_describe(tp) for tp in members)}, got {_shown(value)}")
 
 
 def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
@@ -386,12 +405,28 @@ def config_from_dict(cls, values: dict, source: str = "config"):
     return cls(**kwargs)
 
 
+def _yaml_loader():
+    """``yaml.SafeLoader`` refusing aliases (``*name``): a few hundred bytes of nested aliases
+    expand to millions of values ("billion laughs"); a config file has no use for them."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"alias *{event.anchor} (aliases are not allowed in a config file)", event.start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def load_yaml(path: str) -> dict:
     import yaml
 
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader without aliases
     except FileNotFoundError:
         raise InputError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:

@@ -214,6 +214,16 @@ def limit_task_blas_threads() -> None:
         _blas_threads_set = n
 
 
+# A test seam, not an option: set only by tests (tests/test_failures.py) in the driver's environment
+FAIL_FIRST_ATTEMPT_ENV = "SOFTMAX_SPARK_TEST_FAIL_FIRST_ATTEMPT_DIR"
+
+
+def injected_failure_dir() -> str | None:
+    """The marker directory of ``_maybe_fail_first_attempt`` when a test set
+    ``FAIL_FIRST_ATTEMPT_ENV`` in the driver's environment, else None (always, in production)."""
+    return os.environ.get(FAIL_FIRST_ATTEMPT_ENV) or None
+
+
 def _maybe_fail_first_attempt(marker_dir: str, partition: int, iteration: int) -> None:
     """Test-only fault injection: fail the first attempt of each task once per (partition,
     iteration) pair, recorded by a marker file (retries then succeed)."""

@@ -21,6 +21,7 @@ file replaced, rewritten or deleted while training runs raises ``InputChangedErr
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -303,6 +304,36 @@ def _descriptor_arrow_schema():
     ])
 
 
+def _private_file(path: str):
+    """A new (truncated) binary file only its owner can read or write (0600 whatever the umask:
+    block files hold the training data, and Spark's own local directories are 0700)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file (a retried attempt's name) keeps its old mode otherwise
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _private_run_dir(root: str) -> bool:
+    """Create the run directory ``root`` with mode 0700 (whatever the umask); False when it
+    already existed (then made 0700 as well, if it is ours)."""
+    try:
+        os.mkdir(root, 0o700)
+        created = True
+    except FileNotFoundError:  # the local dir itself is missing (a temp dir cleaned meanwhile)
+        os.makedirs(os.path.dirname(root), exist_ok=True)
+        return _private_run_dir(root)
+    except FileExistsError:
+        created = False
+    try:
+        os.chmod(root, 0o700)
+    except PermissionError:  # not ours: reading it would fail later with a clear error
+        pass
+    return created
+
+
 def _local_dir() -> str:
     """The executor's Spark local directory (set for Python workers), else the temp dir."""
     dirs = os.environ.get("SPARK_LOCAL_DIRS", "")
@@ -354,8 +385,8 @@ def _claim_run_dir(root: str) -> None:
     try:
         owner = {"host": socket.gethostname(), "jvm": _executor_jvm(), "created": time.time()}
         tmp = f"{root}{OWNER_SUFFIX}.tmp-{uuid.uuid4().hex[:8]}"
-        with open(tmp, "w") as f:
-            json.dump(owner, f)
+        with _private_file(tmp) as f:
+            f.write(json.dumps(owner).encode("utf-8"))
         os.replace(tmp, root + OWNER_SUFFIX)
         remove_stale_run_dirs(os.path.dirname(root))
     except Exception:
@@ -432,11 +463,7 @@ class _BlockWriter:
         self.partition = partition
         self.where = f"partition {partition}"
         root = os.path.join(_local_dir(), f"softmax_spark-{run_id}")
-        try:
-            os.makedirs(root)
-        except FileExistsError:
-            pass
-        else:  # the first task of this run on this executor
+        if _private_run_dir(root):  # the first task of this run on this executor
             _claim_run_dir(root)
         self.final = os.path.join(root, f"part-{partition:05d}")
         self.tmp = f"{self.final}.attempt-{attempt}-{uuid.uuid4().hex[:8]}"
@@ -451,7 +478,7 @@ class _BlockWriter:
     def _open(self, fmt: str) -> None:
         self.format = fmt
         for suffix in _FILES[fmt][-2:] if fmt == "csr" else _FILES[fmt]:
-            self.files[suffix] = open(self.tmp + suffix, "wb")
+            self.files[suffix] = _private_file(self.tmp + suffix)
 
     def add(self, batch) -> None:
         if batch.num_rows == 0:
@@ -515,10 +542,11 @@ class _BlockWriter:
         counts = np.concatenate(self.row_nnz) if self.row_nnz else np.zeros(0, np.int64)
         indptr = np.concatenate([[0], np.cumsum(counts)])
         wide = self.nnz >= 2**31
-        indptr.astype(np.int64 if wide else np.int32).tofile(self.tmp + ".indptr")
+        with _private_file(self.tmp + ".indptr") as out:
+            out.write(np.ascontiguousarray(indptr, dtype=np.int64 if wide else np.int32).data)
         if wide:
             narrow = np.memmap(self.tmp + ".indices", dtype=np.int32, mode="r")
-            with open(self.tmp + ".indices64", "wb") as out:
+            with _private_file(self.tmp + ".indices64") as out:
                 for start in range(0, len(narrow), 1 << 24):
                     out.write(narrow[start:start + (1 << 24)].astype(np.int64).data)
             del narrow
@@ -545,9 +573,11 @@ class _BlockWriter:
             if final != self.format:
                 self._convert(final)
         label_dtype = label_dtype_for(len(self.classes))
-        np.save(self.tmp + ".y.npy", np.concatenate(self.ys).astype(label_dtype), allow_pickle=False)
+        with _private_file(self.tmp + ".y.npy") as out:
+            np.save(out, np.concatenate(self.ys).astype(label_dtype), allow_pickle=False)
         if self.weight_col:
-            np.save(self.tmp + ".w.npy", np.concatenate(self.ws), allow_pickle=False)
+            with _private_file(self.tmp + ".w.npy") as out:
+                np.save(out, np.concatenate(self.ws), allow_pickle=False)
         # rename last (the data file): a retried or speculative attempt replaces the files whole
         for suffix in (".y.npy", ".w.npy") + _FILES[self.format]:
             if os.path.exists(self.tmp + suffix):
@@ -596,7 +626,7 @@ def _convert_block_files(src: str, dst: str, fmt: str, target: str, n_rows: int,
         # np.memmap refuses an empty file
         indices = np.memmap(src + ".indices", dtype=index_dtype, mode="r") if nnz else np.zeros(0, index_dtype)
         values = np.memmap(src + ".values", dtype=dtype, mode="r") if nnz else np.zeros(0, dtype)
-        with open(dst + ".X", "wb") as out:
+        with _private_file(dst + ".X") as out:
             for start in range(0, n, CONVERT_ROWS):
                 stop = min(n, start + CONVERT_ROWS)
                 lo, hi = int(indptr[start]), int(indptr[stop])
@@ -608,7 +638,7 @@ def _convert_block_files(src: str, dst: str, fmt: str, target: str, n_rows: int,
         return nnz
     X = np.memmap(src + ".X", dtype=dtype, mode="r", shape=(n, D)) if n * D else np.zeros((n, D), dtype)
     pointers, total = [np.zeros(1, np.int64)], 0
-    with open(dst + ".indices", "wb") as out_indices, open(dst + ".values", "wb") as out_values:
+    with _private_file(dst + ".indices") as out_indices, _private_file(dst + ".values") as out_values:
         for start in range(0, n, CONVERT_ROWS):
             chunk = np.asarray(X[start:start + CONVERT_ROWS])
             rows, columns = np.nonzero(chunk)
@@ -617,7 +647,8 @@ def _convert_block_files(src: str, dst: str, fmt: str, target: str, n_rows: int,
             pointers.append(total + np.cumsum(np.bincount(rows, minlength=chunk.shape[0])))
             total += len(rows)
     del X
-    np.concatenate(pointers).astype(index_dtype).tofile(dst + ".indptr")
+    with _private_file(dst + ".indptr") as out:
+        out.write(np.ascontiguousarray(np.concatenate(pointers), dtype=index_dtype).data)
     return int(total)
 
 
@@ -683,8 +714,10 @@ def _write_blocks(batches, plan, partition):
         for batch in batches:
             writer.add(batch)
         return writer.finish()
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # name the directory (a write names none)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.dirname(writer.final)) from None
         raise
 
 

@@ -474,6 +474,8 @@ _PERMISSION = re.compile(r"(AccessDeniedException|AccessControlException|Permiss
 _MISMATCH_TEXT = re.compile(r"column: \[([^\]]*)\], physicalType: (\S+), logicalType: ([^\s,]+)")
 _READING_FILE = re.compile(r"reading file (\S+?)\.?(?:\s|$)")
 _NO_FILESYSTEM = re.compile(r'No FileSystem for scheme "?([^"\s]+)"?')
+# Python's OSError text ([Errno 28] … : 'path'); Java's IOException says "No space left on device"
+_NO_SPACE = re.compile(r"No space left on device(?:: '([^']*)')?", re.IGNORECASE)
 
 
 def describe_failure(exc: BaseException, path: str | None = None) -> tuple[int, str] | None:
@@ -488,7 +490,9 @@ def describe_failure(exc: BaseException, path: str | None = None) -> tuple[int, 
       ``INSUFFICIENT_PERMISSIONS``, S3's 403) → 2; no FileSystem for a scheme → 2;
     - ``java.lang.OutOfMemoryError`` / Python ``MemoryError`` in a task, a container killed for
       its memory → 1;
-    - ``ExecutorLostFailure`` (an executor died more often than spark.task.maxFailures allows) → 1.
+    - ``ExecutorLostFailure`` (an executor died more often than spark.task.maxFailures allows) → 1;
+    - a full disk (ENOSPC, "No space left on device", in a task or in the driver) → 1, naming the
+      path the failed write named (``storage.full_disk``, the block writer name theirs).
     """
     chain = _failure_chain(exc)
     if not chain:
@@ -528,6 +532,12 @@ def describe_failure(exc: BaseException, path: str | None = None) -> tuple[int, 
         detail = next((m for n, _, _, m in reversed(chain) if _PERMISSION.search(n + " " + m)), "")
         detail = detail.strip().splitlines()[0] if detail.strip() else (path or "")
         return 2, f"permission denied: {detail}"
+    full = [m for m in _NO_SPACE.finditer(text)]
+    if full:
+        where = next((m.group(1) for m in full if m.group(1)), None) or path
+        return 1, ("no space left on device" + (f": {where}" if where else "")
+                   + "; free space there, or point the job elsewhere (spark.local.dir for the executors' block "
+                   "files, --model-dir / --output for results)")
     no_fs = _NO_FILESYSTEM.search(text)
     if no_fs:
         return 2, (f"no Hadoop FileSystem for scheme '{no_fs.group(1)}'" + (f" (path {path})" if path else "")

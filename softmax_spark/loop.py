@@ -111,7 +111,8 @@ class TrainingLoop:
         """(start iteration, solver state) from the newest matching checkpoint, or (0, None)."""
         if not self.checkpoint_dir:
             return 0, None
-        restored = latest_checkpoint(self.checkpoint_dir, self.run_fingerprint)
+        restored = latest_checkpoint(self.checkpoint_dir, self.run_fingerprint,
+                                     n_params=getattr(self.problem, "n_params", None))
         if restored is None:
             return 0, None
         arrays, scalars = restored.arrays, restored.scalars

@@ -51,6 +51,14 @@ MLLIB_LR_MODEL_CLASS = "org.apache.spark.ml.classification.LogisticRegressionMod
 SPARK_VERSION = "4.3.0"
 SPARK_ROW_METADATA_KEY = "org.apache.spark.sql.parquet.row.metadata"
 
+# Reading a model must not allocate what its files only declare: a sparse vector or matrix (and a
+# binomial model's zero row) is expanded to a dense array of at most max(EXPAND_FLOOR_BYTES,
+# EXPAND_FACTOR × the data file's size) bytes — a dense-stored model is never near the bound
+# (its file holds 8 bytes a coefficient), a 4.6 KB file declaring 30M features is refused. The
+# same bound applies to the Parquet data's declared uncompressed size.
+EXPAND_FLOOR_BYTES = 64 << 20
+EXPAND_FACTOR = 64
+
 # Defaults of every param LogisticRegressionModel has a default for (as MLlib 4.x saves them).
 DEFAULT_PARAMS = {
     "aggregationDepth": 2,
@@ -354,13 +362,37 @@ def _check_column(table: pa.Table, field: pa.Field, part: str, what: str) -> Non
         raise ModelFormatError(f"{what}: {part} column {field.name!r} is {found}, expected {field.type}")
 
 
+def expansion_limit(file_bytes: int) -> int:
+    """The most bytes a reader allocates for arrays read from a file of ``file_bytes`` bytes
+    (``EXPAND_FLOOR_BYTES``, ``EXPAND_FACTOR``)."""
+    return max(EXPAND_FLOOR_BYTES, EXPAND_FACTOR * int(file_bytes))
+
+
+def _check_size(n_values: int, limit: int, where: str, declared: str) -> None:
+    """Refuse (``ModelFormatError``) a dense array of ``n_values`` float64 above ``limit`` bytes."""
+    if n_values * 8 > limit:
+        raise ModelFormatError(
+            f"{where}: declares {declared} ({n_values * 8 / 2**20:.1f} MiB dense), more than the file's size "
+            f"allows ({limit / 2**20:.1f} MiB); the file is damaged or not an MLlib model"
+        )
+
+
 def _read_data_row(path: str, what: str) -> tuple:
     """(part file, the one data row): scalars as Python values, struct columns as dicts of
     scalars and ndarrays (None for null fields)."""
     rows = []
     for part in _part_files(os.path.join(path, "data"), what):
         try:
-            table = pq.ParquetFile(part).read()
+            parquet = pq.ParquetFile(part)
+            declared = sum(parquet.metadata.row_group(g).total_byte_size for g in range(parquet.num_row_groups))
+        except Exception as exc:  # not Parquet, truncated, unreadable
+            raise ModelFormatError(f"{what}: {part} is not a readable Parquet file ({exc})") from None
+        limit = expansion_limit(os.path.getsize(part))
+        if declared > limit:
+            raise ModelFormatError(f"{what}: {part} declares {declared} bytes of uncompressed data, more than "
+                                   f"its size allows ({limit}); the file is damaged or not an MLlib model")
+        try:
+            table = parquet.read()
         except Exception as exc:  # not Parquet, truncated, unreadable
             raise ModelFormatError(f"{what}: {part} is not a readable Parquet file ({exc})") from None
         for field in DATA_SCHEMA:
@@ -396,8 +428,9 @@ def _struct_value(column: pa.StructArray, i: int, name: str, part: str, what: st
     return value
 
 
-def _dense_vector(vector: dict, where: str) -> np.ndarray:
-    """A VectorUDT value as ndarray of shape (size,)."""
+def _dense_vector(vector: dict, where: str, limit: int) -> np.ndarray:
+    """A VectorUDT value as ndarray of shape (size,); ``limit``: the most bytes it may take
+    (``expansion_limit``)."""
     values = vector.get("values")
     if vector.get("type") == 1 and values is not None:
         return values.astype(np.float64)
@@ -411,14 +444,16 @@ def _dense_vector(vector: dict, where: str) -> np.ndarray:
             or len(np.unique(indices)) != len(indices)
         ):
             raise ModelFormatError(f"{where}: inconsistent sparse vector (size {size}, {len(indices)} indices)")
+        _check_size(int(size), limit, where, f"a sparse vector of size {size}")
         dense = np.zeros(size)
         dense[indices] = values
         return dense
     raise ModelFormatError(f"{where}: not a dense (type 1) or sparse (type 0) vector")
 
 
-def _dense_matrix(matrix: dict, where: str) -> np.ndarray:
-    """A MatrixUDT value as ndarray of shape (numRows, numCols)."""
+def _dense_matrix(matrix: dict, where: str, limit: int) -> np.ndarray:
+    """A MatrixUDT value as ndarray of shape (numRows, numCols); ``limit``: the most bytes it may
+    take (``expansion_limit``)."""
     n_rows, n_cols = matrix.get("numRows"), matrix.get("numCols")
     transposed, values = matrix.get("isTransposed"), matrix.get("values")
     if n_rows is None or n_cols is None or n_rows < 0 or n_cols < 0 or values is None:
@@ -432,6 +467,7 @@ def _dense_matrix(matrix: dict, where: str) -> np.ndarray:
         return values.reshape(n_cols, n_rows).T.copy()  # column-major
     if matrix.get("type") != 0 or matrix.get("colPtrs") is None or matrix.get("rowIndices") is None:
         raise ModelFormatError(f"{where}: not a dense (type 1) or sparse (type 0) matrix")
+    _check_size(int(n_rows) * int(n_cols), limit, where, f"a sparse {n_rows}×{n_cols} matrix")
     # CSC of the matrix, or (isTransposed) CSC of its transpose: "major" axis = the compressed one
     n_major, n_minor = (n_rows, n_cols) if transposed else (n_cols, n_rows)
     pointers = matrix["colPtrs"].astype(np.int64)
@@ -492,8 +528,14 @@ def _read_local(local: str, what: str) -> SoftmaxModel:
     part, row = _read_data_row(local, what)
     where = f"{what}: {part}"
     n_classes, n_features, multinomial = row["numClasses"], row["numFeatures"], row["isMultinomial"]
-    coef = _dense_matrix(row["coefficientMatrix"], f"{where} coefficientMatrix")
-    intercept = _dense_vector(row["interceptVector"], f"{where} interceptVector")
+    limit = expansion_limit(os.path.getsize(part))
+    if n_classes < 1 or n_features < 0:
+        raise ModelFormatError(f"{where}: numClasses {n_classes}, numFeatures {n_features}")
+    # the softmax model's own arrays: (C, D) with a binomial model's zero row added
+    _check_size(max(n_classes, 2) * n_features, limit, where,
+                f"{max(n_classes, 2)} classes × {n_features} features")
+    coef = _dense_matrix(row["coefficientMatrix"], f"{where} coefficientMatrix", limit)
+    intercept = _dense_vector(row["interceptVector"], f"{where} interceptVector", limit)
     n_rows = n_classes if multinomial else 1
     if multinomial and n_classes < 2:
         raise ModelFormatError(f"{where}: numClasses is {n_classes}; a softmax model needs at least 2")

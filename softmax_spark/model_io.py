@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 
 import numpy as np
 
@@ -91,9 +92,22 @@ def _json_default(value):
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
+def _regular_file(path: str, what: str, shown: str) -> int:
+    """The size of the local ``path``; ``ModelFormatError`` unless it is a regular file (a FIFO
+    would block the reader forever, a device would never end)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{what}: {shown} is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFormatError(f"{what}: {shown} is not a regular file")
+    return info.st_size
+
+
 def read_json(path: str, what: str, shown: str | None = None):
     """JSON of the local file ``path``; ``shown`` is the name used in errors (default ``path``)."""
     shown = shown or path
+    _regular_file(path, what, shown)
     try:
         with open(path, "rb") as f:
             return json.loads(f.read().decode("utf-8"))
@@ -107,6 +121,9 @@ def load_array(path: str, shape: tuple, what: str, shown: str | None = None) -> 
     """np.load of the local ``path`` with pickles refused; checks dtype float64, ``shape`` and
     finiteness. ``shown`` is the name used in errors (default ``path``)."""
     shown = shown or path
+    size = _regular_file(path, what, shown)
+    if size < 8 * int(np.prod(shape, dtype=object)):  # never allocate what the file cannot hold
+        raise ModelFormatError(f"{what}: {shown} has {size} bytes, too few for a float64 array of shape {tuple(shape)}")
     try:
         # our own handle, closed here: an .npz (zip) would otherwise stay open inside np.load's NpzFile
         with open(path, "rb") as f:
@@ -134,13 +151,25 @@ def load_model(path: str, spark=None) -> SoftmaxModel:
     a directory; ``InputError`` when its filesystem cannot be reached."""
     path = os.fspath(path)
     what = f"model directory {path}"
+    for attempt in range(2):
+        try:
+            with storage.local_copy(path, spark, names=MODEL_FILES, what="model directory") as local:
+                if not os.path.isdir(local):
+                    raise FileNotFoundError(local)
+                return _load_local(local, path, what)
+        except FileNotFoundError:
+            # a replacement killed between its two renames left the old model under a hidden name
+            if attempt == 0 and _recovered(path, spark):
+                continue
+            raise ModelFormatError(f"{what} does not exist or is not a directory") from None
+    raise AssertionError("unreachable")
+
+
+def _recovered(path: str, spark) -> bool:
     try:
-        with storage.local_copy(path, spark, names=MODEL_FILES, what="model directory") as local:
-            if not os.path.isdir(local):
-                raise FileNotFoundError(local)
-            return _load_local(local, path, what)
-    except FileNotFoundError:
-        raise ModelFormatError(f"{what} does not exist or is not a directory") from None
+        return storage.recover(path, spark)
+    except OSError:
+        return False
 
 
 def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
@@ -168,6 +197,8 @@ def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
         or n_features < 1
     ):
         raise ModelFormatError(f"{what}: metadata.json has inconsistent classes / n_classes / n_features")
+    if not all(isinstance(c, (str, int, float)) and c is not None for c in classes):  # bool is an int
+        raise ModelFormatError(f"{what}: metadata.json classes must be strings or numbers, not lists or objects")
     local_coef, shown_coef = files("coef.npy")
     coef = load_array(local_coef, (n_classes, n_features), what, shown_coef)
     local_intercept, shown_intercept = files("intercept.npy")
@@ -180,7 +211,7 @@ def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
     metadata = {**extra, **{k: meta.get(k) for k in _METADATA_KEYS}}
     try:
         return SoftmaxModel(coef, intercept, classes, history=history, metadata=metadata)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ModelFormatError(f"{what}: {exc}") from None
 
 

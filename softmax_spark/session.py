@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import socket
 import sys
+import tempfile
 
 # Python workers (and the driver's collect) talk to the JVM over Unix domain sockets instead of
 # loopback TCP (Spark ≥ 4.1; an unknown key is ignored by older versions). Measured on 2 cores,
 # local[2]: ≈ 40 ms less per task — a trivial task's start went from 77 to 35 ms — which is most
 # of a distributed pass on small data (bench/results, the ``solvers`` workload).
 UDS_KEY = "spark.python.unix.domain.socket.enabled"
+# In that mode PySpark authenticates nothing (no secret: a socket file's permissions are the only
+# guard), and the files land in java.io.tmpdir with umask permissions. So the mode is turned on by
+# us only in local mode, with a private 0700 directory of this process (Spark 4.x
+# ``PYTHON_UNIX_DOMAIN_SOCKET_DIR``), removed at exit. On a cluster the executors would need that
+# directory on every host, so there the mode stays off unless the user turns it on.
+UDS_DIR_KEY = "spark.python.unix.domain.socket.dir"
 LOG_LEVEL_KEY = "spark.log.level"  # Spark ≥ 3.5: the log level from the SparkContext's start
 DAEMON_MODULE_KEY = "spark.python.daemon.module"  # Spark ≥ 3.1
 WORKER_DAEMON = "softmax_spark.worker_daemon"
@@ -127,6 +135,22 @@ def worker_daemon_settings(master: str | None) -> dict:
     return {DAEMON_MODULE_KEY: WORKER_DAEMON}
 
 
+def _local_master(master: str | None) -> bool:
+    """Whether the SparkContext about to start runs its executors on this machine (``_master``:
+    local, local[N], local[N,F], local-cluster[…])."""
+    return _master(master).startswith("local")
+
+
+def private_socket_dir() -> str:
+    """A new directory for PySpark's Unix socket files, mode 0700 whatever the umask (only this
+    user can connect to the sockets in it), removed when this process exits. Short (AF_UNIX
+    paths hold at most 107 bytes): ``<tempdir>/softmax_spark-sock-<8 random chars>``."""
+    path = tempfile.mkdtemp(prefix="softmax_spark-sock-")
+    os.chmod(path, 0o700)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def _classic_mode(settings: dict) -> bool:
     """Whether the SparkSession builder, given ``settings``, would build a classic session — as
     PySpark 4's ``getOrCreate`` decides: not with ``spark.remote`` or the Connect environment
@@ -220,7 +244,9 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
 
     ``master`` None keeps what spark-submit set (or local[*] when run as plain python).
     Unless the caller or spark-submit set it, ``spark.python.unix.domain.socket.enabled`` is
-    turned on (``UDS_KEY``: the per-task cost measured above), and ``spark.log.level`` is
+    turned on in local mode (``UDS_KEY``: the per-task cost measured above), with
+    ``spark.python.unix.domain.socket.dir`` a private 0700 directory (``private_socket_dir``)
+    unless set, and ``spark.log.level`` is
     ``log_level`` (``LOG_LEVEL_KEY``: a train job's start-up printed 42 INFO lines without it, 3
     with it).
 
@@ -241,8 +267,12 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
     # Arrow carries the feature batches between the JVM and the Python workers.
     settings["spark.sql.execution.arrow.pyspark.enabled"] = "true"
     conf = dict(conf or {})
-    if not remote and UDS_KEY not in conf and hasattr(socket, "AF_UNIX") and not _user_set(UDS_KEY):
+    if (not remote and UDS_KEY not in conf and hasattr(socket, "AF_UNIX") and not _user_set(UDS_KEY)
+            and _local_master(master)):
         conf[UDS_KEY] = "true"
+    if (str(conf.get(UDS_KEY, "")).lower() == "true" and UDS_DIR_KEY not in conf and not _user_set(UDS_DIR_KEY)
+            and _local_master(master) and SparkContext._active_spark_context is None):
+        conf[UDS_DIR_KEY] = private_socket_dir()  # never java.io.tmpdir with umask permissions
     if log_level and not remote and LOG_LEVEL_KEY not in conf and not _user_set(LOG_LEVEL_KEY):
         # from the context's first line: setLogLevel below comes after ~40 INFO lines of start-up
         conf[LOG_LEVEL_KEY] = log_level

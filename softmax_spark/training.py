@@ -33,7 +33,7 @@ import numpy as np
 from .checkpoint import finish_run, fingerprint
 from .config import TrainConfig
 from .connect_backend import default_parallelism
-from .distributed import DistributedLoss, make_loss
+from .distributed import DistributedLoss, injected_failure_dir, make_loss
 from .errors import InputError
 from .ingest import ingest
 from .parquet_input import open_parquet
@@ -99,7 +99,7 @@ def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | N
 
 def _fingerprint_options(cfg: TrainConfig, summary) -> str:
     skip = {"model_dir", "overwrite", "max_iter", "checkpoint_dir", "checkpoint_every", "write_mllib",
-            "fail_first_attempt_dir", "patience"}
+            "patience"}
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     options["data"] = summary.to_dict()
     # day-2 data at the same path with the same counts must not resume day 1's run: the feature
@@ -175,7 +175,7 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
                              reference, enabled=cfg.precondition)
     dist = make_loss(data.sets["train"].blocks, n_classes, n_features, cfg.fit_intercept,
                      cfg.aggregation_depth, rebuild=data.rebuilder("train"),
-                     fail_marker_dir=cfg.fail_first_attempt_dir, class_weight=class_weight,
+                     fail_marker_dir=injected_failure_dir(), class_weight=class_weight,
                      resident=cfg.resident_tasks)
     problem = Problem(dist, precond, penalty, cfg.seed,
                       moments=(summary.covariance, summary.col_mean, summary.col_var))

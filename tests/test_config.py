@@ -106,3 +106,45 @@ def test_evaluate_takes_unset_feature_and_label_settings_from_the_model():
     assert cfg.feature_spec.columns == ["vec"]
     cfg = parse_config(EvaluateConfig, EVALUATE)
     assert cfg.inherit_from_model({}) == [] and cfg.feature_spec.columns == ["features"]  # a model without options
+
+
+# -- issue 24 item 7: non-finite numbers, YAML aliases, quoted values ----------------------------
+@pytest.mark.parametrize("extra,flag", [(["--l2", "inf"], "--l2"), (["--learning-rate", "inf"], "--learning-rate"),
+                                        (["--tol", "nan"], "--tol"), (["--momentum", "nan"], "--momentum")])
+def test_non_finite_numbers_are_refused(extra, flag):
+    with pytest.raises(InputError) as info:
+        parse_config(TrainConfig, [*TRAIN, *extra])
+    assert str(info.value).startswith(f"{flag} must be") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("weights", ["{0: .nan, 1: 1.0}", "{0: .inf, 1: 1.0}", "{0: true, 1: 1.0}"])
+def test_class_weight_map_values_must_be_finite(tmp_path, weights):
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"class_weight: {weights}\n")
+    with pytest.raises(InputError, match="class_weight map values must be finite numbers ≥ 0"):
+        parse_config(TrainConfig, [*TRAIN, "--config", str(conf)])
+
+
+def test_yaml_aliases_are_refused_and_quoted_values_are_cut(tmp_path):
+    """348 bytes of nested aliases expanded to a 5.8 MB error line; now one short line."""
+    lines = ['a: &a ["xxxxxxxxxx","xxxxxxxxxx","xxxxxxxxxx","xxxxxxxxxx","xxxxxxxxxx","xxxxxxxxxx"]']
+    for prev, name in zip("abcdef", "bcdefg"):
+        lines.append(f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
+    lines.append("max_iter: *g")
+    conf = tmp_path / "bomb.yaml"
+    conf.write_text("\n".join(lines) + "\n")
+    assert conf.stat().st_size < 600
+    with pytest.raises(InputError) as info:
+        parse_config(TrainConfig, [*TRAIN, "--config", str(conf)])
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300 and "alias" in message, message[:500]
+    conf.write_text("max_iter: [" + ", ".join(["123456789"] * 10000) + "]\n")  # a long value, no alias
+    with pytest.raises(InputError) as info:
+        parse_config(TrainConfig, [*TRAIN, "--config", str(conf)])
+    assert len(str(info.value)) < 300 and "config key 'max_iter'" in str(info.value)
+
+
+def test_the_fault_injection_is_no_flag_of_the_job():
+    """Issue 24 item 7: the test-only --fail-first-attempt-dir was a public flag."""
+    with pytest.raises(InputError, match="unrecognized arguments: --fail-first-attempt-dir"):
+        parse_config(TrainConfig, [*TRAIN, "--fail-first-attempt-dir", "/tmp/x"])

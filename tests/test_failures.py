@@ -332,6 +332,37 @@ def test_damaged_newest_checkpoint_is_skipped_not_executed(tmp_path, damage):
     assert not sentinel.exists()
 
 
+@pytest.mark.parametrize("newest,reason", [({"theta": np.arange(5.0)}, "shape"),
+                                           ({"theta": np.array([0.0, np.nan, 1.0, 2.0])}, "NaN"),
+                                           ({"theta": np.arange(4.0), "grad": np.full(4, np.nan)}, "NaN"),
+                                           ({"theta": np.array([0.0, np.inf, 1.0, 2.0])}, "infinite")])
+def test_a_checkpoint_of_the_wrong_shape_or_with_nan_is_skipped(tmp_path, capsys, newest, reason):
+    """Issue 24 item 7: such a checkpoint was resumed; the README says damaged ones are skipped."""
+    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+
+    ckpt = str(tmp_path / "ckpt")
+    save_checkpoint(ckpt, 3, {"theta": np.arange(4.0)}, {"step": 3}, [{"iteration": 3}], "fp")
+    save_checkpoint(ckpt, 5, newest, {"step": 5}, [], "fp")
+    restored = latest_checkpoint(ckpt, "fp", n_params=4)
+    assert restored is not None and restored.iteration == 3
+    out = capsys.readouterr().out
+    assert "skipping damaged checkpoint" in out and "ckpt-00000005" in out and reason in out
+
+
+def test_a_compressed_checkpoint_declaring_a_huge_array_is_skipped(tmp_path, capsys):
+    """A zip bomb in arrays.npz (np.savez never compresses): skipped before anything is inflated."""
+    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+
+    ckpt = str(tmp_path / "ckpt")
+    save_checkpoint(ckpt, 3, {"theta": np.arange(4.0)}, {"step": 3}, [{"iteration": 3}], "fp")
+    newest = Path(save_checkpoint(ckpt, 5, {"theta": np.arange(4.0)}, {"step": 5}, [], "fp"))
+    np.savez_compressed(newest / "arrays.npz", theta=np.zeros(12_000_000))  # 96 MB inflated
+    assert (newest / "arrays.npz").stat().st_size < 2_000_000
+    restored = latest_checkpoint(ckpt, "fp", n_params=4)
+    assert restored is not None and restored.iteration == 3
+    assert "far more than its size" in capsys.readouterr().out
+
+
 def test_model_with_object_array_is_refused_not_executed(tmp_path):
     from softmax_spark import ModelFormatError, SoftmaxModel, load_model, save_model
 
@@ -501,7 +532,7 @@ def submit_command(master, local_dir, *args):
 
 @pytest.mark.slow
 def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tmp_path, data):
-    """Every loss task fails on its first attempt (--fail-first-attempt-dir) and is retried
+    """Every loss task fails on its first attempt (FAIL_FIRST_ATTEMPT_ENV) and is retried
     (spark-submit --master local[2,3]); the model equals that of the same run without failures
     (in-process, local[2]) within 1e-12. Alongside: bad input through spark-submit ends with
     exit 2 and ``error: …`` as the driver's last line."""
@@ -516,12 +547,15 @@ def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tm
     markers.mkdir()
     common = ["--max-iter", "3", "--no-write-mllib"]
     runs = {}
-    for name, extra in (("faulty", ["--input", str(folder), "--fail-first-attempt-dir", str(markers)]),
-                        ("missing", ["--input", str(tmp_path / "missing.parquet")])):
+    from softmax_spark.distributed import FAIL_FIRST_ATTEMPT_ENV
+
+    # the fault injection is a test seam (an environment variable), not a flag of the job
+    for name, extra, env in (("faulty", ["--input", str(folder)], {FAIL_FIRST_ATTEMPT_ENV: str(markers)}),
+                             ("missing", ["--input", str(tmp_path / "missing.parquet")], {})):
         out, err = open(tmp_path / f"{name}.out", "w"), open(tmp_path / f"{name}.err", "w")
         cmd = submit_command("local[2,3]", tmp_path / f"local-{name}", *common,
                              "--model-dir", str(tmp_path / name), *extra)
-        runs[name] = subprocess.Popen(cmd, env=_submit_env(), stdout=out, stderr=err)
+        runs[name] = subprocess.Popen(cmd, env={**_submit_env(), **env}, stdout=out, stderr=err)
         out.close()
         err.close()
     try:
@@ -536,6 +570,7 @@ def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tm
                 proc.wait()
     faulty_log = (tmp_path / "faulty.out").read_text() + (tmp_path / "faulty.err").read_text()
     assert codes["faulty"] == 0, faulty_log[-3000:]
+    assert len(list(markers.iterdir())) >= 2  # the first attempts did fail
     # spark-submit's PythonRunner merges the Python driver's stderr into its own stdout
     last = (tmp_path / "missing.out").read_text().strip().splitlines()[-1]
     assert codes["missing"] == 2 and last == f"error: input path {tmp_path / 'missing.parquet'} does not exist", last
@@ -817,3 +852,67 @@ def test_evaluate_says_when_the_models_label_column_is_absent(spark, capsys, col
     assert metrics["metrics"] is None and metrics["rows_scored"] == 60 and metrics["label_col"] == "variety"
     assert metrics["note"] == "the input has no label column 'variety' (the model was trained with it)"
     assert pq.read_table(root / "scored-unlabelled").num_rows == 60
+
+
+# -- a full disk (issue 24 item 7) ----------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A small tmpfs, filled up: every write there fails with ENOSPC. Needs root (mount)."""
+    where = tmp_path / "full"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill ({done.stderr.strip() or done.returncode}); "
+                    "the ENOSPC paths are then untested")
+    try:
+        with open(where / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_a_model_save_onto_a_full_disk_names_the_path(train_main, spark, capsys, tmp_path, good, full_disk):
+    """Today: ``error: OSError: [Errno 28] No space left on device`` without a path (after a
+    traceback); now one line naming the model directory, exit 1."""
+    model_dir = full_disk / "model"
+    code = train_main(["--input", good, "--max-iter", "2", "--model-dir", str(model_dir), "--no-write-mllib"],
+                      spark=spark)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[-1].startswith(f"error: no space left on device: {model_dir}"), lines[-1]
+    assert os.listdir(full_disk) == ["filler"]  # nothing half-written
+
+
+def test_block_files_on_a_full_disk_end_with_one_line_naming_the_directory(spark, full_disk):
+    """A task writing block files into a full local directory: Spark's PythonException (with the
+    worker's traceback) becomes one line naming the run directory."""
+    from softmax_spark import ingest as ing
+    from softmax_spark.features import FeatureSpec
+    from softmax_spark.jobs_common import describe_failure
+
+    target = str(full_disk)
+
+    def write(_rows):
+        import numpy as np
+        import pyarrow as pa
+
+        os.environ["SPARK_LOCAL_DIRS"] = target  # this worker's "local dir": the full tmpfs
+        table = pa.table({"features": pa.array([list(r) for r in np.ones((2000, 8))], pa.list_(pa.float64())),
+                          "label": pa.array(np.arange(2000) % 3)})
+        plan = (FeatureSpec(), "label", None, [0, 1, 2], np.dtype("float64"), "fulldisk", None, "dense")
+        yield ing._write_blocks(iter(table.to_batches()), plan, 0)
+
+    with pytest.raises(Exception) as info:
+        spark.sparkContext.parallelize([0], 1).mapPartitions(write).collect()
+    described = describe_failure(info.value)
+    assert described is not None, str(info.value)[-2000:]
+    code, line = described
+    assert code == 1 and line.startswith(f"no space left on device: {target}/softmax_spark-fulldisk"), line
+    assert "\n" not in line

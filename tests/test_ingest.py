@@ -189,6 +189,32 @@ def test_bad_row_in_a_later_batch_leaves_no_file(tmp_path, monkeypatch):
     assert not run_dir.exists() or os.listdir(run_dir) == []
 
 
+@pytest.mark.parametrize("block_format,first", [("dense", "dense"), ("csr", "dense"), ("auto", "dense"),
+                                                ("auto", "sparse")])
+def test_run_directory_0700_and_block_files_0600_under_umask_000(tmp_path, monkeypatch, block_format, first):
+    """Issue 24 item 4: another local user can neither read nor rewrite the training data, whatever
+    the umask (the auto cases convert the partition's format after its first batch)."""
+    rng = np.random.default_rng(5)
+    sparse_part = sp.random(200, 20, density=0.02, random_state=5).toarray()
+    dense_part = rng.normal(size=(20, 20))
+    X = np.vstack([dense_part, sparse_part] if first == "dense" else [sparse_part[:20], rng.normal(size=(200, 20))])
+    y = np.arange(len(X)) % 3
+    table = _table(X, y, w=np.ones(len(X)))
+    old = os.umask(0)
+    try:
+        d, _ = _writer_run(tmp_path, monkeypatch, table.slice(0, 20).to_batches() + table.slice(20).to_batches(),
+                           block_format=block_format, weights=True)
+    finally:
+        os.umask(old)
+    run_dir = tmp_path / "softmax_spark-test"
+    assert (run_dir.stat().st_mode & 0o777) == 0o700
+    modes = {name: oct(os.stat(run_dir / name).st_mode & 0o777) for name in os.listdir(run_dir)}
+    owner = tmp_path / ("softmax_spark-test" + ing.OWNER_SUFFIX)
+    modes[owner.name] = oct(owner.stat().st_mode & 0o777)
+    assert len(modes) >= 4 and set(modes.values()) == {"0o600"}, modes
+    d.remove()
+
+
 # -- on Spark --------------------------------------------------------------------------------------
 def sparse_frame(spark, X, y, partitions=2, dense_every=0):
     """A DataFrame with an ml Vector column: SparseVector rows (every ``dense_every``-th a DenseVector)."""

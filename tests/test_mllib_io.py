@@ -304,3 +304,43 @@ def test_not_an_mllib_lr_model_is_a_model_format_error(rng, tmp_path, case):
     message = str(info.value)
     assert "\n" not in message
     assert path in message
+
+
+def _declaring_model(path, n_features, binomial=True):
+    """An MLlib directory (a few KB) whose binomial sparse coefficient row declares ``n_features``
+    features and holds one value, as issue 24 item 6 reproduced."""
+    from softmax_spark import mllib_io as mio
+
+    write_mllib_model(_random_model(np.random.default_rng(0), 2, 3, True), path)
+    coefficients = pa.StructArray.from_arrays(
+        [pa.array([0], type=pa.int8()), pa.array([1], type=pa.int32()), pa.array([n_features], type=pa.int32()),
+         mio._list_array(np.array([0, 1], dtype=np.int32), mio.INT_LIST),
+         mio._list_array(np.array([0], dtype=np.int32), mio.INT_LIST),
+         mio._list_array(np.array([1.0]), mio.DOUBLE_LIST), pa.array([True])],
+        fields=mio.MATRIX_FIELDS)
+    intercept = pa.StructArray.from_arrays(
+        [pa.array([1], type=pa.int8()), pa.nulls(1, type=pa.int32()), pa.nulls(1, type=mio.INT_LIST),
+         mio._list_array(np.array([0.5]), mio.DOUBLE_LIST)], fields=mio.VECTOR_FIELDS)
+    table = pa.Table.from_arrays([pa.array([2], type=pa.int32()), pa.array([n_features], type=pa.int32()),
+                                  intercept, coefficients, pa.array([not binomial])], schema=mio.DATA_SCHEMA)
+    _replace_data(path, lambda f: pq.write_table(table, f))
+
+
+@pytest.mark.parametrize("n_features", [30_000_000, 2**31 - 1])
+def test_declared_sizes_are_bounded_by_the_files(tmp_path, n_features):
+    """Issue 24 item 6: a few-KB directory declaring 30M (or 2³¹−1) features is refused with the
+    one-line format error before any dense array is allocated (today: 458 MiB, or MemoryError)."""
+    import resource
+
+    path = str(tmp_path / "mllib")
+    _declaring_model(path, n_features)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    assert size < 10_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelFormatError) as info:
+        read_mllib_model(path)
+    assert "\n" not in str(info.value) and path in str(info.value) and "declares" in str(info.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB: no big array
+    _declaring_model(str(tmp_path / "plausible"), 1000)  # the same sparse layout at a plausible size reads
+    model = read_mllib_model(str(tmp_path / "plausible"))
+    assert model.coef.shape == (2, 1000) and model.coef[1, 0] == 1.0

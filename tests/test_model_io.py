@@ -187,6 +187,12 @@ TAMPERS = {
     "duplicate-classes": lambda p: rewrite_meta(p, classes=[0, 1, 1]),
     "history-garbage": lambda p: (p / "history.json").write_text("{not json"),
     "extra-not-object": lambda p: rewrite_meta(p, extra=[1, 2]),
+    # issue 24 item 7: a TypeError, a reader blocked forever, an allocation the files cannot back
+    "classes-nested-lists": lambda p: rewrite_meta(p, classes=[[0], [1], [2]]),
+    "classes-objects": lambda p: rewrite_meta(p, classes=[{"a": 0}, {"b": 1}, {"c": 2}]),
+    "coef-is-fifo": lambda p: (os.remove(p / "coef.npy"), os.mkfifo(p / "coef.npy")),
+    "metadata-is-fifo": lambda p: (os.remove(p / "metadata.json"), os.mkfifo(p / "metadata.json")),
+    "n-features-declared-huge": lambda p: rewrite_meta(p, n_features=2**40),
 }
 
 

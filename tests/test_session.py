@@ -212,3 +212,22 @@ def test_a_worker_whose_jvm_left_ends_without_a_traceback():
     assert quiet_when_the_jvm_left(fine)(None, True) == 0
     with pytest.raises(ValueError):
         quiet_when_the_jvm_left(other)(None, True)
+
+
+def test_unix_sockets_live_in_a_private_directory(spark, monkeypatch):
+    """Issue 24 item 5: PySpark's Unix-socket mode has no secret, so its socket files must sit in a
+    0700 directory of ours (never java.io.tmpdir with umask permissions), even at umask 000."""
+    conf = spark.sparkContext.getConf()
+    directory = conf.get(session.UDS_DIR_KEY)
+    assert directory and os.stat(directory).st_mode & 0o777 == 0o700
+    address = spark.sparkContext._accumulatorServer.server_address
+    assert isinstance(address, str) and os.path.dirname(address) == directory
+    old = os.umask(0)
+    try:
+        fresh = session.private_socket_dir()
+    finally:
+        os.umask(old)
+    assert os.stat(fresh).st_mode & 0o777 == 0o700
+    # on a cluster the directory would not exist on the executors' hosts: the mode stays off
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    assert not session._local_master("spark://host:7077") and session._local_master("local[2,3]")

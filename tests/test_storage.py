@@ -427,3 +427,113 @@ def test_day_two_and_finished_runs_with_a_fixed_checkpoint_dir(spark, tmp_path, 
     again = load_model(str(tmp_path / "model"))
     assert len(again.history) == len(first.history)
     np.testing.assert_allclose(again.coef, first.coef, rtol=0, atol=1e-12)
+
+
+# -- crash-safe replacement (issue 24 item 3) --------------------------------------------------------
+_KILL_SCRIPT = """
+import os, sys
+import numpy as np
+from softmax_spark import SoftmaxModel, save_model, storage
+path, step, atomic = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+storage._use_renameat2 = atomic
+storage._crash_hook = lambda name: os._exit(17) if name == step else None
+save_model(SoftmaxModel(np.full((3, 4), 2.0), np.zeros(3), ["a", "b", "c"]), path, overwrite=True)
+os._exit(3)  # the step was never reached
+"""
+
+
+@pytest.mark.parametrize("atomic,step", [(True, "staged"), (True, "exchanged"), (True, "published"),
+                                         (False, "staged"), (False, "aside"), (False, "renamed-in"),
+                                         (False, "published")])
+def test_every_kill_point_of_an_overwrite_leaves_a_loadable_model(tmp_path, atomic, step):
+    """A process killed (os._exit) after each step of ``--overwrite``'s publish: the name holds the
+    old or the new model (after ``load_model``'s recovery for the rename-aside path), and the next
+    save leaves no hidden ``.m.old-*`` behind."""
+    path = str(tmp_path / "m")
+    save_model(SoftmaxModel(np.full((3, 4), 1.0), np.zeros(3), ["a", "b", "c"]), path)
+    run = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, path, step, "1" if atomic else "0"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 17, run.stderr
+    value = load_model(path).coef[0, 0]
+    assert value in (1.0, 2.0)
+    assert value == (2.0 if step in ("exchanged", "renamed-in", "published") else 1.0)
+    save_model(SoftmaxModel(np.full((3, 4), 3.0), np.zeros(3), ["a", "b", "c"]), path, overwrite=True)
+    assert load_model(path).coef[0, 0] == 3.0
+    assert not [n for n in os.listdir(tmp_path) if ".old-" in n]
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_overwrite_false_is_checked_again_at_publish(tmp_path, monkeypatch, atomic):
+    """A model published by another job while this one ran is not replaced silently."""
+    monkeypatch.setattr(storage, "_use_renameat2", atomic)
+    path = str(tmp_path / "m")
+    with pytest.raises(InputError) as info:
+        with storage.atomic_directory(path, overwrite=False, what="model directory") as local:
+            Path(local, "mine.txt").write_text("mine")
+            save_model(_model(), path)  # the other job
+    assert "\n" not in str(info.value) and "published by another job" in str(info.value)
+    assert load_model(path).classes == ["a", "b", "c"] and os.listdir(tmp_path) == ["m"]
+
+
+def test_an_error_in_the_rename_in_puts_the_old_model_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "_use_renameat2", False)
+    path = str(tmp_path / "m")
+    save_model(_model(seed=1), path)
+    rename = storage.LocalStorage.rename
+
+    def failing(self, source, target):
+        if ".tmp-" in source:
+            raise OSError(f"rename {source}: simulated I/O error")
+        rename(self, source, target)
+
+    monkeypatch.setattr(storage.LocalStorage, "rename", failing)
+    with pytest.raises(OSError, match="simulated"):
+        save_model(_model(seed=2), path, overwrite=True)
+    np.testing.assert_array_equal(load_model(path).coef, _model(seed=1).coef)
+    assert os.listdir(tmp_path) == ["m"]
+
+
+def test_viewfs_replacement_recovers_and_rolls_back(spark, store, monkeypatch):
+    """The Hadoop path (rename aside, rename in): a crash between the renames is restored by
+    load_model and cleaned by the next save; an error in the rename-in rolls back; overwrite=False
+    is checked again at publish."""
+    root, target = store
+    uri = storage.join(root, "m")
+    save_model(_model(seed=1), uri)
+    os.rename(target / "m", target / ".m.old-0123456789ab")  # killed between the two renames
+    (target / ".m.tmp-ba9876543210").mkdir()
+    np.testing.assert_array_equal(load_model(uri).coef, _model(seed=1).coef)
+    assert "m" in visible(target)
+    (target / ".m.old-aaaaaaaaaaaa").mkdir()  # killed after the rename-in
+    save_model(_model(seed=2), uri, overwrite=True)
+    assert not [n for n in visible(target) if ".old-" in n]
+
+    rename = storage.HadoopStorage.rename
+
+    def failing(self, source, target_uri):
+        if ".tmp-" in source:
+            raise OSError(f"rename {source}: simulated")
+        rename(self, source, target_uri)
+
+    monkeypatch.setattr(storage.HadoopStorage, "rename", failing)
+    with pytest.raises(OSError, match="simulated"):
+        save_model(_model(seed=3), uri, overwrite=True)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_model(uri).coef, _model(seed=2).coef)
+    with pytest.raises(InputError, match="published by another job"):
+        with storage.atomic_directory(storage.join(root, "n"), what="model directory") as local:
+            Path(local, "x").write_text("x")
+            save_model(_model(seed=4), storage.join(root, "n"))
+    np.testing.assert_array_equal(load_model(storage.join(root, "n")).coef, _model(seed=4).coef)
+
+
+def test_local_model_and_checkpoint_directories_are_private_under_umask_000(tmp_path):
+    old = os.umask(0)
+    try:
+        save_model(_model(), str(tmp_path / "m"))
+        ck = save_checkpoint(str(tmp_path / "ck"), 1, {"theta": np.zeros(2)}, {}, [], "run")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o700
+    assert Path(ck).stat().st_mode & 0o777 == 0o700
