@@ -335,6 +335,8 @@ def run_then_kill(self, *args):
     if self.passes == 2 and not killed:  # SIGKILL the Python worker of one resident task
         with socket.socket(fileno=os.dup(self.conns[0].fileno())) as sock:
             pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        if sock.family != socket.AF_UNIX or pid <= 0:  # (kill(0) would hit this process group)
+            raise SystemExit(f"no peer pid on the resident socket ({sock.family!r}, pid {pid})")
         os.kill(pid, signal.SIGKILL)
         while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
             time.sleep(0.01)
@@ -366,7 +368,7 @@ def test_a_killed_resident_worker_sends_its_passes_to_jobs(tmp_path):
     script.write_text(_CRASH_SCRIPT)
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     done = subprocess.run([sys.executable, str(script), os.path.dirname(__file__)], capture_output=True,
-                          text=True, timeout=600, env=env)
+                          text=True, timeout=600, env=env, start_new_session=True)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(result["killed"]) == 1
