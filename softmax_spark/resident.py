@@ -30,21 +30,34 @@ would have.
 
 Requests are pickled with PySpark's cloudpickle, as Spark ships a task; answers (accumulators)
 with pickle; both through ``multiprocessing.connection.Connection`` between this driver and the
-Python workers it started; a task proves itself with a random token shipped in its closure
-before the driver reads anything from it. The listening socket is bound to 127.0.0.1.
+Python workers it started. Before either side unpickles anything, each proves it holds a random
+per-pool key, shipped to the tasks inside their closure (as Spark ships any task) and never sent
+on this channel: a challenge-response like ``multiprocessing.connection``'s
+``deliver_challenge``/``answer_challenge``, with the task, the side that executes what it is
+sent, checking the driver first (``_handshake_task``, ``_handshake_driver``). The driver listens
+on a Unix socket in a fresh 0700 directory (other users cannot connect) or, where there is none,
+on 127.0.0.1, and keeps that socket until the pool is closed, after its job ended: while a task of
+the job may still connect, nobody else can bind its address. A retried task attempt, or one that
+starts after the connect deadline, returns at once without connecting; its pass goes to a job.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
 import pickle
+import queue
 import re
 import secrets
+import shutil
 import socket
+import struct
+import tempfile
 import threading
 import time
+import weakref
 from multiprocessing.connection import Connection, wait
 
 __all__ = ["local_cores", "local_slots", "run", "close", "IDLE_SECONDS"]
@@ -56,7 +69,13 @@ log = logging.getLogger("softmax_spark")
 # or a validation pass may need more, after which the tasks are started again (one job launch).
 IDLE_SECONDS = 2.0
 CONNECT_SECONDS = 60.0  # for every task of the resident job to start and connect back
-_TOKEN_BYTES = 32
+# each read or write of the handshake, either side (a silent or slow peer is dropped after it;
+# the driver handshakes every connection in its own thread, so it delays no other)
+HANDSHAKE_SECONDS = 5.0
+_MAX_HANDSHAKES = 64  # connections handshaking at once; more are closed unread
+_KEY_BYTES = 32
+_NONCE_BYTES = 32
+_HELLO = b"softmax_spark resident 1 "
 
 _lock = threading.RLock()  # one pass at a time through the pool; held while starting or closing it
 _pool = None  # the running _Pool, or None
@@ -93,18 +112,91 @@ def _no_delay(sock) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _serve(address, token: bytes, idle_seconds: float):
-    """The resident task's body: connect, prove the token, answer requests until told to stop,
-    until the driver goes, or after ``idle_seconds`` without a request."""
+def _mac(key: bytes, role: bytes, first: bytes, second: bytes) -> bytes:
+    return hmac.new(key, role + first + second, hashlib.sha256).digest()
+
+
+def _io_timeout(sock, seconds: float) -> None:
+    """Bound each blocking read and write on ``sock``'s descriptor (SO_RCVTIMEO/SO_SNDTIMEO, which
+    ``Connection``'s plain reads and writes obey; 0 = no bound)."""
+    value = struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+class _Refused(Exception):
+    """The peer did not prove it holds the key."""
+
+
+def _handshake_task(conn: Connection, key: bytes) -> None:
+    """The task's side: check the driver, then prove itself. Raises ``_Refused`` (or OSError,
+    EOFError) before anything derived from the key is sent to a peer that has not proved it."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    conn.send_bytes(_HELLO + nonce)
+    reply = conn.recv_bytes(2 * _NONCE_BYTES)  # longer: OSError, unread
+    theirs, proof = reply[:_NONCE_BYTES], reply[_NONCE_BYTES:]
+    if len(theirs) != _NONCE_BYTES or not hmac.compare_digest(proof, _mac(key, b"driver", nonce, theirs)):
+        raise _Refused("the driver's proof is wrong")
+    conn.send_bytes(_mac(key, b"task", theirs, nonce))
+
+
+def _handshake_driver(conn: Connection, key: bytes) -> None:
+    """The driver's side: answer the task's challenge, then check its proof. Reads at most a few
+    dozen bytes from an unproved peer and never unpickles them."""
+    hello = conn.recv_bytes(len(_HELLO) + _NONCE_BYTES)
+    if len(hello) != len(_HELLO) + _NONCE_BYTES or not hello.startswith(_HELLO):
+        raise _Refused("not a resident task")
+    theirs, nonce = hello[len(_HELLO):], secrets.token_bytes(_NONCE_BYTES)
+    conn.send_bytes(nonce + _mac(key, b"driver", theirs, nonce))
+    if not hmac.compare_digest(conn.recv_bytes(64), _mac(key, b"task", nonce, theirs)):
+        raise _Refused("the task's proof is wrong")
+
+
+def _connect(address, key: bytes, deadline: float):
+    """The task's authenticated connection to the driver, or None (no driver there, or one that
+    did not prove itself)."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(max(0.1, deadline - time.time()))
+        sock.connect(address)
+        sock.settimeout(None)
+        _io_timeout(sock, HANDSHAKE_SECONDS)
+        if family == socket.AF_INET:
+            _no_delay(sock)
+        conn = Connection(os.dup(sock.fileno()))
+        try:
+            _handshake_task(conn, key)
+        except BaseException:
+            conn.close()
+            raise
+        _io_timeout(sock, 0)
+        return conn
+    except (OSError, EOFError, _Refused):
+        return None
+    finally:
+        sock.close()
+
+
+def _serve(address, key: bytes, idle_seconds: float, deadline: float | None = None):
+    """The resident task's body: connect, check the driver and prove the key, answer requests
+    until told to stop, until the driver goes, or after ``idle_seconds`` without a request. A
+    retried attempt, or one started after ``deadline`` (``time.time()``), returns at once: the
+    driver no longer waits for it, and its pass runs as a job."""
+    if deadline is None:
+        deadline = time.time() + CONNECT_SECONDS
 
     def serve(_rows):
+        from pyspark import TaskContext
+
         from .distributed import _Inline, _partition_sums
 
-        sock = socket.create_connection(address, timeout=CONNECT_SECONDS)
-        sock.settimeout(None)
-        _no_delay(sock)
-        sock.sendall(token)
-        conn = Connection(sock.detach())
+        ctx = TaskContext.get()
+        if (ctx is not None and ctx.attemptNumber() > 0) or time.time() > deadline:
+            return iter(())
+        conn = _connect(address, key, deadline)
+        if conn is None:  # nothing was read from the peer, nothing run
+            return iter(())
         timeout = CONNECT_SECONDS  # the first request comes when every task has connected
         try:
             while conn.poll(timeout):
@@ -128,6 +220,34 @@ def _serve(address, token: bytes, idle_seconds: float):
     return serve
 
 
+def _listen():
+    """(listening socket, its address, its private directory or None): a Unix socket in a fresh
+    0700 directory (``mkdtemp``'s mode, whatever the umask) where the platform has them and the
+    path fits, else 127.0.0.1 on a free port."""
+    if hasattr(socket, "AF_UNIX"):
+        directory = tempfile.mkdtemp(prefix="softmax_spark-resident-")
+        path = os.path.join(directory, "s")
+        if len(path.encode()) < 100:  # sun_path holds 104–108 bytes
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                server.bind(path)
+                server.listen(128)
+            except OSError:
+                server.close()
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+            return server, path, directory
+        shutil.rmtree(directory, ignore_errors=True)
+    server = socket.create_server(("127.0.0.1", 0), backlog=128)
+    return server, server.getsockname(), None
+
+
+def _unlisten(server, directory) -> None:
+    server.close()
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 class _Pool:
     """``n_tasks`` resident tasks of one Spark job and their connections (driver side)."""
 
@@ -138,18 +258,23 @@ class _Pool:
         self.busy = False
         # a tag, not a job group: the job stays in the caller's group, so cancelling that cancels it
         self.tag = f"softmax_spark-resident-{secrets.token_hex(6)}"
-        token = secrets.token_bytes(_TOKEN_BYTES)
-        server = socket.create_server(("127.0.0.1", 0))
+        self.conns = []
+        key = secrets.token_bytes(_KEY_BYTES)
+        # kept until close(), after the job ended: no other process can bind the address meanwhile
+        self.server, self.address, directory = _listen()
+        self._unlisten = weakref.finalize(self, _unlisten, self.server, directory)
         try:
-            serve = _serve(server.getsockname(), token, IDLE_SECONDS)
-            self.thread = self._start_job(serve)
+            deadline = time.time() + CONNECT_SECONDS
+            self.thread = self._start_job(_serve(self.address, key, IDLE_SECONDS, deadline))
             try:
-                self.conns = self._accept(server, token)
+                self.conns = self._accept(key, deadline)
             except BaseException:
                 sc.cancelJobsWithTag(self.tag)  # tasks still waiting for a core must not start later
+                self.thread.join(10.0)
                 raise
-        finally:
-            server.close()
+        except BaseException:
+            self._unlisten()
+            raise
         self.last_used = time.monotonic()
 
     def _start_job(self, serve):
@@ -168,30 +293,64 @@ class _Pool:
         thread.start()
         return thread
 
-    def _accept(self, server, token: bytes) -> list:
-        conns = []
-        deadline = time.monotonic() + CONNECT_SECONDS
-        server.settimeout(0.2)
-        while len(conns) < self.n_tasks:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                for conn in conns:
-                    conn.close()
-                raise ConnectionError(f"{len(conns)} of {self.n_tasks} resident tasks connected")
+    def _accept(self, key: bytes, deadline: float) -> list:
+        """The ``n_tasks`` connections that proved the key, each handshaken in its own thread
+        (a silent or slow connection delays no other); after the deadline, or if the job ended
+        first, ConnectionError."""
+        proved = queue.Queue()
+        accepting = threading.Event()
+        accepting.set()
+        slots = threading.BoundedSemaphore(_MAX_HANDSHAKES)
+
+        def handshake(sock):
+            conn = Connection(os.dup(sock.fileno()))
             try:
-                sock, _ = server.accept()
-            except socket.timeout:
-                continue
-            sock.settimeout(5.0)
-            try:
-                proof = sock.recv(_TOKEN_BYTES, socket.MSG_WAITALL)
-            except OSError:
-                proof = b""
-            if not hmac.compare_digest(proof, token):  # not one of ours: never read from it
+                _handshake_driver(conn, key)
+                _io_timeout(sock, 0)
+            except (OSError, EOFError, _Refused) as exc:
+                log.debug("resident channel: a connection refused (%s)", exc)
+                conn.close()
+                return
+            finally:
                 sock.close()
-                continue
-            sock.settimeout(None)
-            _no_delay(sock)
-            conns.append(Connection(sock.detach()))
+                slots.release()
+            proved.put(conn)
+
+        def accept_loop():
+            self.server.settimeout(0.2)
+            while accepting.is_set():
+                try:
+                    sock, _ = self.server.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not accepting.is_set() or not slots.acquire(blocking=False):
+                    sock.close()
+                    continue
+                sock.settimeout(None)
+                _io_timeout(sock, HANDSHAKE_SECONDS)
+                if sock.family == socket.AF_INET:
+                    _no_delay(sock)
+                threading.Thread(target=handshake, args=(sock,), daemon=True).start()
+
+        acceptor = threading.Thread(target=accept_loop, daemon=True)
+        acceptor.start()
+        conns = []
+        try:
+            while len(conns) < self.n_tasks:
+                if time.time() > deadline or not self.thread.is_alive():
+                    raise ConnectionError(f"{len(conns)} of {self.n_tasks} resident tasks connected")
+                try:
+                    conns.append(proved.get(timeout=0.2))
+                except queue.Empty:
+                    pass
+        except BaseException:
+            for conn in conns:
+                conn.close()
+            raise
+        finally:
+            accepting.clear()  # later connections stay unanswered in the backlog until close()
         return conns
 
     def fresh(self) -> bool:
@@ -236,9 +395,13 @@ class _Pool:
         return [answers[i] for i in range(len(parts))]
 
     def _ended(self):
-        """A task went away. After their idle timeout the tasks end and the job succeeds: None,
-        run the pass as a job. A job that failed — cancelled by the caller's job group, as a job per
-        pass would have been, or a Python worker that died — fails the pass with Spark's error."""
+        """A task went away: end the others (they read EOF). If the job then succeeds — the
+        tasks reached their idle timeout, or a crashed task's retry returned at once (``local[N,F]``)
+        — None: run the pass as a job. A job that failed — cancelled by the caller's job group, as a
+        job per pass would have been, or a Python worker that died with no retry left — fails the
+        pass with Spark's error."""
+        for conn in self.conns:
+            conn.close()
         self.thread.join(10.0)
         if self.error is not None:
             raise self.error
@@ -255,6 +418,7 @@ class _Pool:
         if self.thread.is_alive():  # a task did not end (stuck in a kernel): cancel the job
             self.sc.cancelJobsWithTag(self.tag)
             self.thread.join(10.0)
+        self._unlisten()
 
 
 def run(sc, slots: int, kernel, payload, parts: list, args: tuple):
