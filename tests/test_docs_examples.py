@@ -13,6 +13,7 @@ docs pages cover every option and module. The convention, for writers (docs/cont
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import os
@@ -72,13 +73,33 @@ def test_page_examples_run(page, request, tmp_path, monkeypatch):
     path = os.path.join(ROOT, page)
     blocks = [(line, code) for line, code, skipped in python_blocks(path) if not skipped]
     _write_demo_data(str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
     scope = {"__name__": "__docs_example__"}
-    if any(re.search(r"\bspark\b", code) for _, code in blocks):
-        scope["spark"] = request.getfixturevalue("spark")
-    for line, code in blocks:
-        # line numbers in tracebacks point into the Markdown file
-        exec(compile("\n" * (line - 1) + code, path, "exec"), scope)
+    spark = request.getfixturevalue("spark") if any(re.search(r"\bspark\b", c) for _, c in blocks) else None
+    monkeypatch.chdir(tmp_path)
+    with _spark_working_directory(spark, str(tmp_path)):
+        if spark is not None:
+            scope["spark"] = spark
+        for line, code in blocks:
+            # line numbers in tracebacks point into the Markdown file
+            exec(compile("\n" * (line - 1) + code, path, "exec"), scope)
+
+
+@contextlib.contextmanager
+def _spark_working_directory(spark, directory: str):
+    """Relative paths given to Spark (``spark.read.parquet("data/…")``, ``Model.load("out/…")``)
+    resolve against the local Hadoop FileSystem's working directory — the JVM's start directory,
+    not Python's current one — so it is pointed at the page's scratch directory meanwhile."""
+    if spark is None:
+        yield
+        return
+    jvm = spark._jvm
+    fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(spark._jsc.hadoopConfiguration())
+    before = fs.getWorkingDirectory()
+    fs.setWorkingDirectory(jvm.org.apache.hadoop.fs.Path("file://" + os.path.abspath(directory)))
+    try:
+        yield
+    finally:
+        fs.setWorkingDirectory(before)
 
 
 def test_examples_are_found_and_markers_are_used_sparingly():
