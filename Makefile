@@ -49,7 +49,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 PYTHONPATH="$(CURDIR)" $(VENV)/bin/mkdocs build --strict --quiet
 
 # Side-by-side benchmark against MLlib (never part of `make test`): data under bench/data,
-# results in bench/results/<name>.{json,md}. Smoke run: make bench BENCH_ARGS="--rows 20000 --repeats 1 --skip-scaling"
+# raw results in bench/results/raw/ (git-ignored), bench/RESULTS.md rewritten. Smoke run: make bench BENCH_ARGS="--rows 20000 --repeats 1 --skip-scaling"
 BENCH_ARGS ?=
 bench: setup
 	$(PY) bench/run.py --name latest $(BENCH_ARGS)
