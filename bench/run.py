@@ -17,7 +17,8 @@ Steps (bench/README.md says what each number means):
 4. J(W, b) of each solution, computed here in numpy with softmax_spark.loss on the same rows,
    and the check that both final objectives agree within ``--agree-rtol`` (LOUD when not);
 5. the scaling run (time per pass against rows), unless ``--skip-scaling``;
-6. medians and ratios to stdout, bench/results/<name>.json and bench/results/<name>.md.
+6. medians and ratios to stdout, bench/results/raw/<name>.json and .md, and bench/RESULTS.md
+   (the sections of the workloads run, with commit, machine, load and command: bench/results_md.py).
 
 Exit status: 0 when everything asked for ran and the objectives agree; 2 when our trainer does
 not exist yet (everything else still runs); 1 when a run failed; 3 when the objectives disagree.
@@ -755,7 +756,10 @@ def parse_args(argv=None):
     g.add_argument("--sample-interval", type=float, default=0.2, help="memory sampling period, s")
     g = p.add_argument_group("output")
     g.add_argument("--agree-rtol", type=float, default=1e-6, help="max relative difference of the final J")
-    g.add_argument("--results-dir", default=os.path.join(BENCH_DIR, "results"))
+    g.add_argument("--results-dir", default=os.path.join(BENCH_DIR, "results", "raw"),
+                   help="raw per-run files (git-ignored); the curated tables go to --results-md")
+    g.add_argument("--results-md", default=os.path.join(BENCH_DIR, "RESULTS.md"),
+                   help="rewrite this file's sections of the workloads run (bench/results_md.py); '' = do not")
     g.add_argument("--name", default="latest", help="results file stem: <results-dir>/<name>.json/.md")
     g.add_argument("--work-dir", default=os.path.join(BENCH_DIR, "work"), help="logs and model dirs (a run-* dir per run)")
     a = p.parse_args(argv)
@@ -1085,6 +1089,10 @@ def main(argv=None) -> int:
             result, code = (solvers.run_workload if name == "solvers" else run_workload)(bench.a, bench)
         results.append(result)
         status = status if code == EXIT_OK else code
+    if a.results_md and results:  # the curated page: one section per workload, with its commit and load
+        import results_md
+
+        print(f"rewrote {results_md.update(results, path=a.results_md)}")
     if len(results) > 1:
         text = f"# softmax_spark benchmark table — {_dt.datetime.now().isoformat(timespec='seconds')}\n\n" \
                f"Command: `{a.command}`\n\n" + table([r for r in results if r["meta"]["workload"] != "solvers"]) + \

@@ -392,7 +392,9 @@ def hessian_in_theta(precond, H_wb: np.ndarray) -> np.ndarray:
     precond : Preconditioner
     H_wb : ndarray (C·D̃, C·D̃), class-major (index c·D̃ + j, j = D the intercept)
 
-    Returns ndarray (precond.size, precond.size).
+    Returns
+    -------
+    ndarray (precond.size, precond.size)
     """
     C, D = precond.n_classes, precond.n_features
     width = D + (1 if precond.fit_intercept else 0)

@@ -280,6 +280,8 @@ class DistributedLoss:
         for many passes, a task per core, each partition's sums as a job computes them) instead of
         a Spark job each; a pass they cannot run falls back to a job
 
+    Notes
+    -----
     The block format (dense or CSR) is each descriptor's own: a kernel gets whichever its block holds.
     """
 

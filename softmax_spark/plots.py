@@ -125,8 +125,10 @@ def reliability_figure(calibration: dict, ece: float | None = None):
                label="accuracy per bin (shade: rows)")
         ax.bar([np.nan], [np.nan], color="white", edgecolor="black", hatch="///",
                label=f"bin with < {FEW_ROWS} rows")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.12)
+        # room for the largest marker (radius ≈ 7.5 pt ≈ 0.025 of the axes' width) at confidence 1
+        # and at accuracy 0 or 1: with xlim (0, 1) the top bin's marker was cut by the right edge
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_ylim(-0.04, 1.12)
         ax.set_ylabel("accuracy")
         title = f"Reliability diagram (top label, {total} rows)"
         ax.set_title(title if ece is None else f"{title}, ECE = {ece:.4f}")
@@ -149,11 +151,15 @@ def reliability_figure(calibration: dict, ece: float | None = None):
 def plot_training_curve(history: list, path: str) -> str | None:
     """Objective (and validation_loss where recorded) per iteration, with the iteration whose
     parameters the model holds marked (the record with ``"returned": True``, set by
-    ``loop.TrainingLoop``: early stopping may return an earlier iterate than the last); None (no
-    file) when ``history`` has no record with both ``iteration`` and ``objective``.
+    ``loop.TrainingLoop``: early stopping may return an earlier iterate than the last); below it,
+    on a log scale, the distance to the best objective J − J_best (J_best the lowest recorded
+    objective) and the gradient norm (``grad_norm``) where recorded, so the convergence of the
+    last iterations stays visible (on a linear axis a Newton fit looks flat after a few
+    iterations). None (no file) when ``history`` has no record with both ``iteration`` and
+    ``objective``.
 
     history : list of dicts with keys iteration, objective, validation_loss (optional),
-        returned (optional), ...
+        grad_norm (optional), returned (optional), ...
     """
     fig = training_curve_figure(history)
     if fig is None:
@@ -167,8 +173,8 @@ def plot_training_curve(history: list, path: str) -> str | None:
 
 
 def training_curve_figure(history: list):
-    """The matplotlib Figure of ``plot_training_curve`` (one axes), or None without records;
-    the caller closes it."""
+    """The matplotlib Figure of ``plot_training_curve`` (two axes: loss, then the log-scale
+    convergence panel), or None without records; the caller closes it."""
     records = [r for r in history if r.get("iteration") is not None and r.get("objective") is not None]
     if not records:
         return None
@@ -176,10 +182,11 @@ def training_curve_figure(history: list):
     iterations = np.array([r["iteration"] for r in records], dtype=np.float64)  # (n_records,)
     objective = np.array([r["objective"] for r in records], dtype=np.float64)
     validation = [(r["iteration"], r["validation_loss"]) for r in records if r.get("validation_loss") is not None]
+    grads = [(r["iteration"], r["grad_norm"]) for r in records if r.get("grad_norm") is not None]
     returned = next((r for r in records if r.get("returned")), None)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, ax_gap) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 1]})
     try:
-        ax.plot(iterations, objective, marker=".", label="training objective")
+        ax.plot(iterations, objective, marker=".", label="training objective J")
         if validation:
             v_iter, v_loss = np.array(validation, dtype=np.float64).T
             ax.plot(v_iter, v_loss, marker=".", label="validation loss")
@@ -187,18 +194,36 @@ def training_curve_figure(history: list):
             # early stopping keeps the best validation iterate: show which one the model is
             last = iterations.max()
             where = "last" if returned["iteration"] == last else f"of {int(last)}"
-            ax.axvline(returned["iteration"], color="tab:red", linestyle="--", linewidth=1,
-                       label=f"returned model: iteration {returned['iteration']} ({where})")
+            for a in (ax, ax_gap):
+                a.axvline(returned["iteration"], color="tab:red", linestyle="--", linewidth=1,
+                          label=f"returned model: iteration {returned['iteration']} ({where})" if a is ax else None)
             y = returned.get("validation_loss")
             ax.plot([returned["iteration"]], [returned["objective"] if y is None else y], marker="*",
                     markersize=14, color="tab:red", linestyle="none")
         if np.all(objective > 0) and objective.max() / objective.min() > 100:
             ax.set_yscale("log")
-        ax.set_xlabel("iteration")
         ax.set_ylabel("loss")
         ax.set_title("Training curve")
         ax.grid(True, alpha=0.3)
         ax.legend()
+
+        # J − J_best is 0 at the best iterate (not drawable on a log axis): the points above it
+        best = float(np.min(objective))
+        gap = objective - best
+        shown = gap > 0
+        if shown.any():
+            ax_gap.plot(iterations[shown], gap[shown], marker=".", color="tab:blue",
+                        label=f"J − J_best (J_best = {best:.10g})")
+        if grads:
+            g_iter, g_norm = np.array(grads, dtype=np.float64).T
+            positive = g_norm > 0
+            ax_gap.plot(g_iter[positive], g_norm[positive], marker=".", color="tab:green", label="gradient norm")
+        if shown.any() or grads:
+            ax_gap.set_yscale("log")
+            ax_gap.legend(fontsize=8)
+        ax_gap.set_xlabel("iteration")
+        ax_gap.set_ylabel("convergence (log scale)")
+        ax_gap.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
     except BaseException:
         plt.close(fig)

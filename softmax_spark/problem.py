@@ -175,6 +175,8 @@ class NumpyProblem(_ProblemBase):
     keep_covariance : bool — give ``curvature_bound`` the covariance (exact), or only the
         diagonal moments (power iteration, as the distributed problem above D = 512)
 
+    Notes
+    -----
     Minibatches keep each row with probability ``batch_fraction`` from a generator seeded by
     (seed, iteration, 0): the draw ``distributed.minibatch_rows`` makes for a single partition.
     """

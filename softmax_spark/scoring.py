@@ -191,6 +191,8 @@ def score_dataframe(df, model, featuresCol=None, rawPredictionCol="rawPrediction
     binomial : C = 2 only: raw and probability as MLlib's binomial model gives them
         (raw = [−m, m], m = v·x + c with v = w_1 − w_0).
 
+    Notes
+    -----
     Raises ``InputError`` (on the driver) for a missing or mistyped feature column, an output
     column that already exists (case-insensitive), bad thresholds; rows with nulls, non-finite
     values or a feature count other than ``model.n_features`` fail the Spark task with an

@@ -251,14 +251,3 @@ def test_estimator_params_persist_and_extras_reach_training(spark, tmp_path):
     # warm start from the fitted model: already at its optimum region, so few iterations
     warm = SoftmaxRegression(regParam=0.1, initialModel=model, maxIter=3).fit(_small(spark, [0.0, 1.0, 2.0], n=60))
     assert warm.summary.objectiveHistory[0] <= model.summary.objectiveHistory[0]
-
-
-def test_docs_example_runs(spark):
-    """The README's "Use from Spark ML" example runs as written."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    text = open(os.path.join(here, "README.md")).read()
-    section = text[text.index("## Use from Spark ML"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    scope = {}
-    exec(compile(code, "README.md", "exec"), scope)
-    assert np.all(np.isfinite(scope["cv_model"].avgMetrics)) and scope["accuracy"] > 0.85

@@ -96,7 +96,7 @@ def test_training_curve_marks_the_returned_iteration(tmp_path):
     history[5]["returned"] = True
     fig = training_curve_figure(history)
     try:
-        (ax,) = fig.axes
+        ax, _ = fig.axes
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
         assert "returned model: iteration 6 (of 12)" in labels
         marked = [line for line in ax.get_lines() if line.get_label().startswith("returned model")]
@@ -113,5 +113,59 @@ def test_training_curve_marks_the_returned_iteration(tmp_path):
     fig = training_curve_figure(history)
     try:
         assert not any(line.get_label().startswith("returned") for line in fig.axes[0].get_lines())
+    finally:
+        plt.close(fig)
+
+
+def test_training_curve_shows_convergence_on_a_log_scale():
+    """A Newton-like history (J − J* shrinking from 1e-1 to 1e-14) looks flat on a linear axis
+    after a few iterations; the second panel draws J − J_best and the gradient norm on a log
+    scale, every point with a positive gap included, so the last iterations stay readable."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from softmax_spark.plots import training_curve_figure
+
+    gaps = [1e-1, 3e-2, 5e-3, 2e-4, 1e-6, 1e-9, 1e-14, 0.0]
+    history = [{"iteration": i + 1, "objective": 0.25 + g, "grad_norm": 10 * g + 1e-16} for i, g in enumerate(gaps)]
+    fig = training_curve_figure(history)
+    try:
+        _, gap_ax = fig.axes
+        assert gap_ax.get_yscale() == "log"
+        lines = {line.get_label().split(" (")[0]: line for line in gap_ax.get_lines()}
+        gap_line = lines["J − J_best"]
+        assert list(gap_line.get_xdata()) == [1, 2, 3, 4, 5, 6, 7]  # the best iterate (gap 0) is not drawable
+        np.testing.assert_allclose(gap_line.get_ydata(), gaps[:-1], rtol=1e-3, atol=0)  # 0.25 + g − 0.25 rounds
+        assert list(lines["gradient norm"].get_xdata()) == list(range(1, 9))
+        low, high = gap_ax.get_ylim()
+        assert low <= 1e-14 and high >= 1e-1
+    finally:
+        plt.close(fig)
+
+
+def test_reliability_markers_lie_inside_the_axes():
+    """Every accuracy-at-confidence marker, at its full drawn size, lies inside the diagram's
+    axes — including the top bin's (largest) marker at confidence ≈ 0.98, accuracy 1, and markers
+    at accuracy 0 (the top-right one used to be cut by the right edge)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from softmax_spark.plots import reliability_figure
+
+    calibration = _skewed_calibration()
+    calibration["mean_confidence"][14] = 0.995
+    calibration["accuracy"][14] = 1.0
+    calibration["accuracy"][6] = 0.0
+    fig = reliability_figure(calibration, ece=0.01)
+    try:
+        fig.canvas.draw()
+        diagram = fig.axes[0]
+        box = diagram.get_window_extent()
+        (scatter,) = diagram.collections
+        centres = diagram.transData.transform(scatter.get_offsets())
+        radii = np.sqrt(scatter.get_sizes()) / 2 * fig.dpi / 72  # marker size is an area in pt²
+        assert len(centres) == len(radii) == sum(1 for c in calibration["count"] if c)
+        for (x, y), r in zip(centres, radii):
+            assert box.x0 <= x - r and x + r <= box.x1 and box.y0 <= y - r and y + r <= box.y1, (x, y, r, box)
     finally:
         plt.close(fig)

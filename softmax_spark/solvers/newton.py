@@ -92,6 +92,8 @@ def newton_direction(grad, hessian, null_space=None, ridge_rel=None):
     null_space : ndarray (P, k) with orthonormal columns, or None
     ridge_rel : τ / max(diag H), the initial relative ridge (default P·ε)
 
+    Notes
+    -----
     Returns (d of shape (P,), ½ gᵀ(−d) ≥ 0 the absolute decrement, τ). Falls back to d = −g/max(diag H)
     if even τ = max(diag H) fails (a non-finite H).
     """

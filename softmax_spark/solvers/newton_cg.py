@@ -90,6 +90,8 @@ def steihaug_cg(hvp, grad, M, radius, eta, max_iter, project=None):
     grad : ndarray (P,); M : ndarray (P,) positive; radius : Δ > 0; eta : relative residual target
     max_iter : maximum products; project : callable z ↦ z with flat directions removed, or None
 
+    Notes
+    -----
     Returns (s, r, n_products, interior) with r = −g − H s; ``interior`` is True when CG ended inside
     the region (residual test met, or ``max_iter`` products spent), False on the boundary.
     """
