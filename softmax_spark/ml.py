@@ -809,3 +809,9 @@ def _read_saved_local(path: str) -> tuple[dict, dict]:
     if len(rows) != 1:
         raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
     return metadata, rows[0]
+
+
+# the cross-validated path estimator lives in its own module (it imports this one)
+from .ml_cv import SoftmaxRegressionCV, SoftmaxRegressionCVModel  # noqa: E402
+
+__all__ += ["SoftmaxRegressionCV", "SoftmaxRegressionCVModel"]
