@@ -433,6 +433,14 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         model._summary = SoftmaxRegressionTrainingSummary(fitted.history, fitted.metadata.get("stop_reason"))
         return model
 
+    def fitMultiple(self, dataset, paramMaps):
+        """One model per param map, as ``Estimator.fitMultiple`` (what CrossValidator calls per fold):
+        maps differing only in regParam share one ingest and a warm-started path, strongest penalty
+        first (``softmax_spark.fit_multiple``); a thread-safe iterator of (index, model)."""
+        from .fit_multiple import fit_multiple
+
+        return fit_multiple(self, dataset, paramMaps)
+
     def _model_thresholds(self, n_classes, binomial):
         from .scoring import check_thresholds
 
