@@ -223,3 +223,38 @@ def test_fit_multiple_equals_separate_fits(frame):
         m = got[i].softmaxModel
         assert got[i].getRegParam() == pm[est.regParam]
         assert np.max(np.abs(_proba(m.coef, m.intercept, X) - _proba(sep.coef, sep.intercept, X))) < 1e-6
+
+
+def test_train_job_cv_folds_writes_path_table_plot_and_model(spark, tmp_path, frame):
+    import csv
+    import importlib.util
+    import json
+    import os
+
+    df, X, _ = frame
+    data = str(tmp_path / "data.parquet")
+    df.write.parquet(data)
+    spec = importlib.util.spec_from_file_location("train_job", os.path.join(os.path.dirname(__file__), "..", "jobs",
+                                                                             "train.py"))
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    out = str(tmp_path / "model")
+    rc = job.main(["--input", data, "--model-dir", out, "--cv-folds", "3", "--cv-fold-col", "fold",
+                   "--l2-path", ",".join(str(r / 2) for r in GRID)], spark=spark)
+    assert rc == 0
+    for name in ("cv_path.csv", "cv_path.parquet", "cv_path.txt", "cv_curve.png", "mllib"):
+        assert os.path.exists(os.path.join(out, name)), name
+    with open(os.path.join(out, "cv_path.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["l2"]) for r in rows] == pytest.approx([r / 2 for r in GRID])
+    assert sum(r["chosen"] == "True" for r in rows) == 1
+    from softmax_spark.model_io import load_model
+
+    model = load_model(out)
+    chosen = next(float(r["l2"]) for r in rows if r["chosen"] == "True")
+    assert model.metadata["l2"] == pytest.approx(chosen)
+    assert len(model.metadata["cross_validation"]["path"]) == len(GRID)
+    json.dumps(model.metadata)  # the path in the metadata is plain JSON
+    bad = job.main(["--input", data, "--model-dir", str(tmp_path / "m2"), "--cv-folds", "3",
+                    "--optimizer", "sgd"], spark=spark)
+    assert bad == 2
