@@ -11,8 +11,8 @@ checkpoints, an initial model) are fitted separately, as before.
 Tolerance: a map whose ``tol`` is set keeps it; with ``tol`` unset (MLlib's default 1e-6) each path
 model runs to its solver's own exact stopping rule (Newton: ½gᵀH⁻¹g/max(|J|,1) ≤ 1e-16; L-BFGS 1e-9)
 — from a warm start that costs one or two passes more, and the models compared across the grid are
-the optima, not points up to 1e-6 away (on the model-selection data a Newton fit at tol 1e-6 stops
-up to 5e-5 away in validation log-loss). So ``fitMultiple``'s models equal separate fits to the
+the optima, not points up to 1e-6 away (on 2,000 rows of the model-selection data a Newton fit at tol 1e-6
+stops up to 5e-5 away in validation log-loss). So ``fitMultiple``'s models equal separate fits to the
 solver tolerance the separate fits stop at, and are exact where those are not.
 
 The iterator returned is thread-safe (CrossValidator's ``parallelism`` calls ``next`` from several
