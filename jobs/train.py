@@ -62,6 +62,12 @@ def postcheck(spark, cfg) -> None:
 def run(spark, cfg) -> int:
     from softmax_spark.training import train
 
+    if cfg.cv_folds:  # choose --l2 by K-fold cross-validation along a path (softmax_spark.cv_job)
+        from softmax_spark.cv_job import run_cv
+
+        cfg.validate()
+        run_cv(spark, cfg)
+        return 0
     train(spark, cfg)
     return 0
 

@@ -119,6 +119,14 @@ class TrainConfig(_FeatureSource):
     checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it")
     checkpoint_every: int = _opt(10, "checkpoint every K iterations")
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout")
+    # K-fold cross-validation along an L2 path (softmax_spark.cv_job; docs/model-selection.md)
+    cv_folds: int | None = _opt(None, "choose --l2 by K-fold cross-validation (K ≥ 2) along a warm-started path: one ingest, every pass computing all K folds; writes the refit model with the path table (cv_path.csv/.parquet/.txt) and cv_curve.png")
+    l2_path: list[float] | None = _opt(None, "with --cv-folds: comma-separated λ values (--l2 units); default --cv-num-l2 values from a documented start (glmnet's λ_max for α = 0) down by --cv-l2-ratio")
+    cv_num_l2: int = _opt(20, "with --cv-folds and no --l2-path: number of λ values")
+    cv_l2_ratio: float = _opt(1e-4, "with --cv-folds and no --l2-path: smallest / largest λ")
+    cv_fold_col: str | None = _opt(None, "with --cv-folds: integer column in [0, K) giving each row's fold (default: a hash of the row seeded by --seed)")
+    cv_metric: str = _opt("logLoss", "with --cv-folds: validation metric, logLoss, accuracy or f1 (as MLlib's MulticlassClassificationEvaluator)")
+    cv_one_standard_error: bool = _opt(False, "with --cv-folds: choose the largest λ within one standard error of the best mean metric (glmnet's lambda.1se)")
 
     def validate(self) -> "TrainConfig":
         if not self.input:
@@ -143,6 +151,11 @@ class TrainConfig(_FeatureSource):
             (self.lbfgs_memory >= 1, f"--lbfgs-memory must be ≥ 1, got {self.lbfgs_memory}"),
             (self.num_partitions is None or self.num_partitions >= 1, f"--num-partitions must be ≥ 1, got {self.num_partitions}"),
             (self.decay_every >= 1, f"--decay-every must be ≥ 1, got {self.decay_every}"),
+            (self.cv_folds is None or self.cv_folds >= 2, f"--cv-folds must be ≥ 2, got {self.cv_folds}"),
+            (self.cv_num_l2 >= 1, f"--cv-num-l2 must be ≥ 1, got {self.cv_num_l2}"),
+            (0 < self.cv_l2_ratio <= 1, f"--cv-l2-ratio must be in (0, 1], got {self.cv_l2_ratio}"),
+            (self.cv_metric in ("logLoss", "accuracy", "f1"), f"--cv-metric must be logLoss, accuracy or f1, got {self.cv_metric!r}"),
+            (not self.l2_path or all(v >= 0 for v in self.l2_path), f"--l2-path values must be ≥ 0, got {self.l2_path}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -433,6 +433,14 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         model._summary = SoftmaxRegressionTrainingSummary(fitted.history, fitted.metadata.get("stop_reason"))
         return model
 
+    def fitMultiple(self, dataset, paramMaps):
+        """One model per param map, as ``Estimator.fitMultiple`` (what CrossValidator calls per fold):
+        maps differing only in regParam share one ingest and a warm-started path, strongest penalty
+        first (``softmax_spark.fit_multiple``); a thread-safe iterator of (index, model)."""
+        from .fit_multiple import fit_multiple
+
+        return fit_multiple(self, dataset, paramMaps)
+
     def _model_thresholds(self, n_classes, binomial):
         from .scoring import check_thresholds
 
@@ -809,3 +817,9 @@ def _read_saved_local(path: str) -> tuple[dict, dict]:
     if len(rows) != 1:
         raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
     return metadata, rows[0]
+
+
+# the cross-validated path estimator lives in its own module (it imports this one)
+from .ml_cv import SoftmaxRegressionCV, SoftmaxRegressionCVModel  # noqa: E402
+
+__all__ += ["SoftmaxRegressionCV", "SoftmaxRegressionCVModel"]

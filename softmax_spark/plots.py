@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_reliability_diagram", "plot_training_curve", "reliability_figure",
+__all__ = ["plot_confusion_matrix", "plot_reliability_diagram", "plot_training_curve", "plot_validation_curve", "reliability_figure",
            "training_curve_figure"]
 
 _ANNOTATE_MAX_CLASSES = 20
@@ -229,3 +229,34 @@ def training_curve_figure(history: list):
         plt.close(fig)
         raise
     return fig
+
+
+def plot_validation_curve(path_rows: list, path: str, chosen: int | None = None, metric: str = "logLoss") -> str:
+    """Mean validation metric (± one std over folds) against the penalty (log x axis), the chosen
+    value marked. ``path_rows``: the path table's dicts (regParam or l2, mean, std); ``chosen``:
+    the index of the chosen row."""
+    key = "l2" if "l2" in path_rows[0] else "regParam"
+    x = np.array([r[key] for r in path_rows], dtype=np.float64)
+    mean = np.array([r["mean"] for r in path_rows], dtype=np.float64)
+    std = np.array([r["std"] for r in path_rows], dtype=np.float64)
+    order = np.argsort(x)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        ax.errorbar(x[order], mean[order], yerr=std[order], marker=".", capsize=3, label=f"mean validation {metric}")
+        if chosen is not None:
+            ax.axvline(x[chosen], color="tab:red", linestyle="--", linewidth=1,
+                       label=f"chosen {key} = {x[chosen]:.4g}")
+            ax.plot([x[chosen]], [mean[chosen]], marker="*", markersize=14, color="tab:red", linestyle="none")
+        if np.all(x > 0):
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(metric)
+        ax.set_title("Cross-validation path")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
