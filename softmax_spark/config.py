@@ -48,8 +48,19 @@ def _check_finite(cfg) -> None:
             raise InputError(f"{_flag(f.name)} must be a finite number, got {value}")
 
 
-def _opt(default, help, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+# How an option enters the resume fingerprint (``training.fingerprint_options``): a checkpoint
+# resumes only a run whose fingerprinted options equal its own.
+RESUME_ALWAYS = "always"    # changes the model: hashed with its value
+RESUME_IGNORE = "ignore"    # where or how long to run, not what is computed (paths, max_iter, …)
+RESUME_IF_SET = "if_set"    # added after checkpoints existed: hashed only when not its default, so
+                            # a checkpoint written before the option existed still resumes
+
+
+def _opt(default, help, resume: str = RESUME_ALWAYS, **kw):
+    """One option's declaration: default, help text (the flag's and the docs' text), and how it
+    enters the resume fingerprint (``RESUME_*``). New options that change the model are declared
+    with ``resume=RESUME_IF_SET`` (a test keeps the fingerprints of older versions' runs fixed)."""
+    return field(default=default, metadata={"help": help, "resume": resume, **kw})
 
 
 class _FeatureSource:
@@ -69,8 +80,8 @@ class TrainConfig(_FeatureSource):
     """Every option of ``jobs/train.py`` (flag ``--name-with-dashes``, YAML key ``name_with_underscores``)."""
 
     input: str | None = _opt(None, "training data: any Parquet path Spark reads (dir, file, glob, URI)")
-    model_dir: str | None = _opt(None, "where the model directory is written, atomically (local path or URI: hdfs://, s3a://, viewfs://, …)")
-    overwrite: bool = _opt(False, "replace an existing model directory")
+    model_dir: str | None = _opt(None, "where the model directory is written, atomically (local path or URI: hdfs://, s3a://, viewfs://, …)", resume=RESUME_IGNORE)
+    overwrite: bool = _opt(False, "replace an existing model directory", resume=RESUME_IGNORE)
     features_col: str | None = _opt("features", "feature column: an ml Vector (any mix of dense and sparse rows), array<double> or array<float>")
     feature_cols: list | None = _opt(None, "comma-separated numeric feature columns (instead of --features-col)")
     label_col: str = _opt("label", "label column: any orderable type (int, string, …)")
@@ -98,7 +109,7 @@ class TrainConfig(_FeatureSource):
     init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir")
     init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
-    max_iter: int = _opt(1000, "maximum iterations (≥ 1)")
+    max_iter: int = _opt(1000, "maximum iterations (≥ 1)", resume=RESUME_IGNORE)
     tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables")
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
     lbfgs_memory: int = _opt(10, "L-BFGS history size")
@@ -115,18 +126,18 @@ class TrainConfig(_FeatureSource):
     n_iter_no_change: int = _opt(5, "sgd: full-data checks (every ⌈1/batch-fraction⌉ iterations; every iteration at batch fraction 1) without improvement by tol before stopping")
     validation_input: str | None = _opt(None, "validation Parquet for early stopping on validation log-loss")
     validation_fraction: float = _opt(0.0, "hold out this fraction of the training rows for validation instead")
-    patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping")
-    checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it")
-    checkpoint_every: int = _opt(10, "checkpoint every K iterations")
-    write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout")
+    patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping", resume=RESUME_IGNORE)
+    checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it", resume=RESUME_IGNORE)
+    checkpoint_every: int = _opt(10, "checkpoint every K iterations", resume=RESUME_IGNORE)
+    write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout", resume=RESUME_IGNORE)
     # K-fold cross-validation along an L2 path (softmax_spark.cv_job; docs/model-selection.md)
-    cv_folds: int | None = _opt(None, "choose --l2 by K-fold cross-validation (K ≥ 2) along a warm-started path: one ingest, every pass computing all K folds; writes the refit model with the path table (cv_path.csv/.parquet/.txt) and cv_curve.png")
-    l2_path: list[float] | None = _opt(None, "with --cv-folds: comma-separated λ values (--l2 units); default --cv-num-l2 values from a documented start (glmnet's λ_max for α = 0) down by --cv-l2-ratio")
-    cv_num_l2: int = _opt(20, "with --cv-folds and no --l2-path: number of λ values")
-    cv_l2_ratio: float = _opt(1e-4, "with --cv-folds and no --l2-path: smallest / largest λ")
-    cv_fold_col: str | None = _opt(None, "with --cv-folds: integer column in [0, K) giving each row's fold (default: a hash of the row seeded by --seed)")
-    cv_metric: str = _opt("logLoss", "with --cv-folds: validation metric, logLoss, accuracy or f1 (as MLlib's MulticlassClassificationEvaluator)")
-    cv_one_standard_error: bool = _opt(False, "with --cv-folds: choose the largest λ within one standard error of the best mean metric (glmnet's lambda.1se)")
+    cv_folds: int | None = _opt(None, "choose --l2 by K-fold cross-validation (K ≥ 2) along a warm-started path: one ingest, every pass computing all K folds; writes the refit model with the path table (cv_path.csv/.parquet/.txt) and cv_curve.png", resume=RESUME_IF_SET)
+    l2_path: list[float] | None = _opt(None, "with --cv-folds: comma-separated λ values (--l2 units); default --cv-num-l2 values from a documented start (glmnet's λ_max for α = 0) down by --cv-l2-ratio", resume=RESUME_IF_SET)
+    cv_num_l2: int = _opt(20, "with --cv-folds and no --l2-path: number of λ values", resume=RESUME_IF_SET)
+    cv_l2_ratio: float = _opt(1e-4, "with --cv-folds and no --l2-path: smallest / largest λ", resume=RESUME_IF_SET)
+    cv_fold_col: str | None = _opt(None, "with --cv-folds: integer column in [0, K) giving each row's fold (default: a hash of the row seeded by --seed)", resume=RESUME_IF_SET)
+    cv_metric: str = _opt("logLoss", "with --cv-folds: validation metric, logLoss, accuracy or f1 (as MLlib's MulticlassClassificationEvaluator)", resume=RESUME_IF_SET)
+    cv_one_standard_error: bool = _opt(False, "with --cv-folds: choose the largest λ within one standard error of the best mean metric (glmnet's lambda.1se)", resume=RESUME_IF_SET)
 
     def validate(self) -> "TrainConfig":
         if not self.input:

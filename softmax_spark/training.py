@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from .checkpoint import finish_run, fingerprint
-from .config import TrainConfig
+from .config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
 from .connect_backend import default_parallelism
 from .distributed import DistributedLoss, injected_failure_dir, make_loss
 from .errors import InputError
@@ -98,9 +98,16 @@ def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | N
 
 
 def _fingerprint_options(cfg: TrainConfig, summary) -> str:
-    skip = {"model_dir", "overwrite", "max_iter", "checkpoint_dir", "checkpoint_every", "write_mllib",
-            "patience"}
-    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+    """The run's identity for resuming: every option as its declaration says (``config.RESUME_*``:
+    hashed, ignored, or hashed only when set), the data's summary and moments, and the checkpoint
+    state format. No hand-kept list: a new option declares how it counts where it is declared."""
+    values = dataclasses.asdict(cfg)
+    options = {}
+    for f in dataclasses.fields(cfg):  # derived (init=False) fields count as always
+        mode = f.metadata.get("resume", RESUME_ALWAYS)
+        if mode == RESUME_IGNORE or (mode == RESUME_IF_SET and values[f.name] == f.default):
+            continue
+        options[f.name] = values[f.name]
     options["data"] = summary.to_dict()
     # day-2 data at the same path with the same counts must not resume day 1's run: the feature
     # moments tell the two apart
