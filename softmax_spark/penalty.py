@@ -280,6 +280,11 @@ class ThetaTerm:
     def __init__(self, gamma, lo, hi, model: L1Penalty, precond):
         self.gamma, self.lo, self.hi = gamma, lo, hi
         self.model, self.precond = model, precond
+        self.n_coef = precond.rows * precond.n_features  # θ[:n_coef] are the coefficients Θ, the rest β
+
+    def nonzeros(self, theta) -> int:
+        """Non-zero coefficients (not intercepts) in θ (Θ_cj = 0 exactly when w_cj = 0)."""
+        return int(np.count_nonzero(np.asarray(theta)[:self.n_coef]))
 
     def value(self, theta) -> float:
         """Σ γ_k |θ_k| (+inf outside the box)."""

@@ -195,7 +195,7 @@ class ProxNewton:
         noise = NOISE_REL * max(abs(J0), 1.0)
         allowance = noise if -delta <= noise else 0.0
         extras = {"kkt_residual": state.kkt, "decrement": decrement, "cd_rounds": rounds,
-                  "nonzeros": int(np.count_nonzero(z[term.gamma > 0]))}
+                  "nonzeros": term.nonzeros(z)}
         f, g, h = problem.hessian(z, iteration=iteration)
         J = f + term.value(z)
         if np.isfinite(J) and J <= J0 + C1 * delta + allowance:
