@@ -107,6 +107,41 @@ def _to_class_weight(value):
     raise TypeError(f"classWeight must be 'balanced' or a dict label → weight, got {value!r}")
 
 
+def _to_matrix(value):
+    """A pyspark.ml Matrix, or the JSON form our writers save it as ({"numRows", "numCols", "values"},
+    column-major as DenseMatrix)."""
+    if isinstance(value, dict) and {"numRows", "numCols", "values"} <= set(value):
+        from pyspark.ml.linalg import DenseMatrix
+
+        return DenseMatrix(int(value["numRows"]), int(value["numCols"]), [float(v) for v in value["values"]])
+    return TypeConverters.toMatrix(value)
+
+
+def _to_vector(value):
+    """A pyspark.ml Vector, or the JSON form our writers save it as ({"values": [...]})."""
+    if isinstance(value, dict) and "values" in value:
+        from pyspark.ml.linalg import DenseVector
+
+        return DenseVector([float(v) for v in value["values"]])
+    return TypeConverters.toVector(value)
+
+
+def _jsonable_params(instance):
+    """A copy of ``instance`` whose Matrix / Vector Param values are in ``_to_matrix`` /
+    ``_to_vector``'s JSON form (DefaultParamsWriter's json.dumps takes no linalg objects)."""
+    from pyspark.ml.linalg import Matrix, Vector
+
+    that = instance.copy()
+    for param, value in list(that._paramMap.items()):
+        if isinstance(value, Matrix):
+            dense = value.toArray()
+            that._paramMap[param] = {"numRows": dense.shape[0], "numCols": dense.shape[1],
+                                     "values": dense.ravel(order="F").tolist()}
+        elif isinstance(value, Vector):
+            that._paramMap[param] = {"values": value.toArray().tolist()}
+    return that
+
+
 def _to_optional_str(value):
     if value is None or isinstance(value, str):
         return value
@@ -171,16 +206,16 @@ class _SoftmaxRegressionParams(
 
     lowerBoundsOnCoefficients = Param(Params._dummy(), "lowerBoundsOnCoefficients",
                                       "MLlib's: lower bounds on coefficients (Matrix, numClasses × numFeatures; "
-                                      "binomial 1 × numFeatures); L2 only", typeConverter=TypeConverters.toMatrix)
+                                      "binomial 1 × numFeatures); L2 only", typeConverter=_to_matrix)
     upperBoundsOnCoefficients = Param(Params._dummy(), "upperBoundsOnCoefficients",
                                       "MLlib's: upper bounds on coefficients (Matrix, as lowerBoundsOnCoefficients)",
-                                      typeConverter=TypeConverters.toMatrix)
+                                      typeConverter=_to_matrix)
     lowerBoundsOnIntercepts = Param(Params._dummy(), "lowerBoundsOnIntercepts",
                                     "MLlib's: lower bounds on intercepts (Vector of numClasses; binomial 1)",
-                                    typeConverter=TypeConverters.toVector)
+                                    typeConverter=_to_vector)
     upperBoundsOnIntercepts = Param(Params._dummy(), "upperBoundsOnIntercepts",
                                     "MLlib's: upper bounds on intercepts (Vector of numClasses; binomial 1)",
-                                    typeConverter=TypeConverters.toVector)
+                                    typeConverter=_to_vector)
     maxBlockSizeInMB = Param(Params._dummy(), "maxBlockSizeInMB",
                              "MLlib's block size for stacking rows; accepted and ignored here (our blocks are sized "
                              "by the ingest; the result does not depend on it)", typeConverter=TypeConverters.toFloat)
@@ -793,6 +828,9 @@ class _PreparedSave:
 class _EstimatorWriter(_PreparedSave, DefaultParamsWriter):
     """``DefaultParamsWriter`` (``<path>/metadata``, written by Spark) with ``_PreparedSave``."""
 
+    def saveImpl(self, path: str) -> None:
+        DefaultParamsWriter.saveMetadata(_jsonable_params(self.instance), path, self.sparkSession)
+
 
 class _ModelWriter(_PreparedSave, MLWriter):
     """``<path>/metadata`` (DefaultParamsWriter) + ``<path>/data`` (one-row Parquet), both by Spark
@@ -808,7 +846,7 @@ class _ModelWriter(_PreparedSave, MLWriter):
         spark = self.sparkSession
         m = self.instance.softmaxModel
         summary = self.instance._summary
-        DefaultParamsWriter.saveMetadata(self.instance, path, spark,
+        DefaultParamsWriter.saveMetadata(_jsonable_params(self.instance), path, spark,
                                          extraMetadata={"softmaxSparkFormat": FORMAT_NAME,
                                                         "softmaxSparkFormatVersion": FORMAT_VERSION})
         table = pa.table({

@@ -269,6 +269,26 @@ def test_estimator_bounds_rules_are_mllibs(wine_df):
     SoftmaxRegression(maxBlockSizeInMB=4.0)  # accepted (a documented no-op)
 
 
+def test_bounds_params_save_and_load(wine_df, tmp_path):
+    from pyspark.ml.linalg import DenseMatrix, Vectors
+
+    from softmax_spark.ml import SoftmaxRegression, SoftmaxRegressionModel
+
+    lower = DenseMatrix(3, 13, [float(k) * 0.0 - 1.0 for k in range(39)])
+    est = SoftmaxRegression(regParam=0.05, lowerBoundsOnCoefficients=lower,
+                            upperBoundsOnIntercepts=Vectors.dense([1.0, 2.0, 3.0]), maxIter=200)
+    est.write().save(str(tmp_path / "est"))
+    again = SoftmaxRegression.load(str(tmp_path / "est"))
+    np.testing.assert_array_equal(again.getLowerBoundsOnCoefficients().toArray(), lower.toArray())
+    model = est.fit(wine_df)
+    assert (model.coefficientMatrix.toArray() >= -1.0).all()
+    assert (model.interceptVector.toArray() <= [1.0, 2.0, 3.0]).all()
+    model.write().save(str(tmp_path / "model"))
+    loaded = SoftmaxRegressionModel.load(str(tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.getUpperBoundsOnIntercepts().toArray(), [1.0, 2.0, 3.0])
+    assert loaded.softmaxModel.metadata is not None
+
+
 def test_cli_config_l1_records_the_certificate(spark, tmp_path, wine_xy):
     import json
 
