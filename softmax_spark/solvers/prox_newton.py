@@ -24,7 +24,8 @@ largest distance of −∇F to the subdifferential of R / normal cone of the bou
 coefficient and intercept) ≤ ``kkt_tol``; it is recorded in every history record
 (``kkt_residual``) and in the model's metadata, an optimality certificate computed from the
 gradient, not from differences of J. Also stops when the model's predicted decrease −Δ/max(|J|,1)
-≤ ``tol`` (default ε², J's rounding floor) and no step can lower J.
+≤ ``tol`` (default ε²), or when it is ≤ 1e-12 and no longer falls tenfold per iteration (J's rounding
+floor, as ``newton``'s stall rule): then the reason gives the KKT residual reached.
 
 Driver cost per iteration: one CD sweep is O(P²) (a column of ∇²F per changed coordinate), a
 Newton solve O(|free|³); P ≤ 4096 (the Newton bound of ``auto``).
@@ -37,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import NoProgressError
-from .newton import EPS, NOISE_REL, newton_direction
+from .newton import EPS, NOISE_REL, STALL_DECREMENT, newton_direction
 
 __all__ = ["ProxNewton", "ProxNewtonState", "solve_quadratic_model"]
 
@@ -221,4 +222,10 @@ class ProxNewton:
         if np.isfinite(state.decrement) and state.decrement <= max(self.tol, EPS * EPS):
             return (f"predicted decrease {state.decrement:.3g} ≤ {max(self.tol, EPS * EPS):.3g} "
                     f"(KKT residual {state.kkt:.3g})")
+        previous = history[-2].get("decrement", np.nan) if len(history) >= 2 else np.nan
+        if (np.isfinite(state.decrement) and state.decrement <= STALL_DECREMENT and np.isfinite(previous)
+                and state.decrement >= 0.1 * previous):
+            # quadratic convergence would have cut it by orders of magnitude: J's rounding noise
+            return (f"predicted decrease {state.decrement:.3g} stalls at the rounding floor of J's sums "
+                    f"(was {previous:.3g}); KKT residual {state.kkt:.3g}")
         return None
