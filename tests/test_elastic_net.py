@@ -307,3 +307,26 @@ def test_cli_config_l1_records_the_certificate(spark, tmp_path, wine_xy):
     assert meta["solver"] == "prox-newton" and meta["kkt_residual"] <= 1e-10
     assert (model.intercept >= -0.5).all()
     assert json.loads(json.dumps(meta["nonsmooth_penalty"]))["l1"] == 0.01
+
+
+@pytest.mark.parametrize("solver", [ProxNewton, OWLQN])
+def test_resume_from_checkpoint_takes_the_same_steps(wine_xy, tmp_path, solver):
+    X, y = wine_xy
+    X = (X - X.mean(0)) / X.std(0)
+
+    def run(max_iter, ckpt):
+        n, D = X.shape
+        l2 = L2Penalty(0.005)
+        _, mean, var = weighted_moments(X)
+        pre = Preconditioner(3, D, mean, var, l2, True)
+        problem = NumpyProblem(X, y, None, pre, l2)
+        problem.nonsmooth = L1Penalty(0.01, lower=-0.5).in_theta(pre)
+        loop = TrainingLoop(solver(), problem, max_iter, checkpoint_dir=ckpt, checkpoint_every=1, run_fingerprint="t")
+        return loop.run(np.zeros(pre.size))
+
+    whole = run(40, None)
+    ckpt = str(tmp_path / "ckpt")
+    run(3, ckpt)
+    resumed = run(40, ckpt)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    assert len(resumed.history) == len(whole.history)
