@@ -177,6 +177,11 @@ def test_config_validation():
         TrainConfig(l1=0.1, parametrization="reference", **base).validate()
     cfg = TrainConfig(lower_bounds="0", **base).validate()  # a flag's text
     assert cfg.lower_bounds == 0.0 and cfg.nonsmooth
+    from softmax_spark.config import parse_config
+
+    cfg = parse_config(TrainConfig, ["--input", "x", "--model-dir", "y", "--l1", "0.01", "--lower-bounds", "-1",
+                                     "--upper-bounds-intercept", "2.5"])
+    assert (cfg.l1, cfg.lower_bounds, cfg.upper_bounds_intercept) == (0.01, -1.0, 2.5)
 
 
 def test_auto_picks_prox_newton_or_owlqn():
