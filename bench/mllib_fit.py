@@ -54,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--input", required=True, help="Parquet directory (features array<double>, label int)")
     p.add_argument("--out", required=True, help="where to write the result JSON")
     p.add_argument("--reg-param", type=float, default=2e-4)
+    p.add_argument("--elastic-net-param", type=float, default=0.0,
+                   help="MLlib's α: the penalty is regParam·(α‖W‖₁ + (1−α)/2‖W‖²) (our --l1 regParam·α, --l2 regParam·(1−α)/2)")
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--max-iter", type=int, default=1000)
     p.add_argument("--poll-seconds", type=float, default=0.2)
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
         labelCol="label",
         family="multinomial",
         regParam=args.reg_param,
-        elasticNetParam=0.0,
+        elasticNetParam=args.elastic_net_param,
         standardization=False,
         tol=args.tol,
         maxIter=args.max_iter,
@@ -227,12 +229,13 @@ def main(argv=None) -> int:
         "params": {
             "family": "multinomial",
             "regParam": args.reg_param,
-            "elasticNetParam": 0.0,
+            "elasticNetParam": args.elastic_net_param,
             "standardization": False,
             "tol": args.tol,
             "maxIter": args.max_iter,
             "fitIntercept": True,
-            "equivalent_l2": args.reg_param / 2.0,
+            "equivalent_l2": args.reg_param * (1.0 - args.elastic_net_param) / 2.0,
+            "equivalent_l1": args.reg_param * args.elastic_net_param,
         },
         "session_seconds": t_session - t_start,
         "read_setup_seconds": t_setup - t_session,

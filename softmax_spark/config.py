@@ -96,10 +96,25 @@ class TrainConfig(_FeatureSource):
                                 "running for the whole fit and send it every pass (the same sums; see "
                                 "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job")
     optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
-                          "see solvers/auto.py), newton (exact Hessian), newton-cg (Hessian-vector products), lbfgs "
-                          "(full batch) or sgd (minibatch; --batch-fraction 1 = gradient descent)",
-                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd"))
+                          "with --l1 or bounds: prox-newton or owlqn; see solvers/auto.py), newton (exact Hessian), "
+                          "newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; --batch-fraction 1 "
+                          "= gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate descent) or owlqn "
+                          "(L1/bounds: orthant-wise L-BFGS)",
+                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"))
     l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)")
+    l1: float = _opt(0.0, "λ₁ in J = mean weighted log-loss + λ₁ Σ ω_j|w_cj| + λ₂‖W‖² (λ₁ ≥ 0; ω_j = 1, or σ_j "
+                     "with --standardize; intercept not penalised; see docs/elastic-net-and-bounds.md)", resume=RESUME_IF_SET)
+    lower_bounds: typing.Any = _opt(None, "lower bound on every coefficient w_cj: a number, or in the config file a "
+                                    "C × D nested list (rows in class order)", resume=RESUME_IF_SET)
+    upper_bounds: typing.Any = _opt(None, "upper bound on every coefficient w_cj: a number, or a C × D nested list", resume=RESUME_IF_SET)
+    lower_bounds_intercept: typing.Any = _opt(None, "lower bound on every intercept b_c: a number or a list of C "
+                                              "(the map then does not centre the columns)", resume=RESUME_IF_SET)
+    upper_bounds_intercept: typing.Any = _opt(None, "upper bound on every intercept b_c: a number or a list of C", resume=RESUME_IF_SET)
+    mllib_tol: float | None = _opt(None, "MLlib's tol as the Spark ML Estimator passes it: each solver maps it to its "
+                                   "own rule (newton: decrement ≤ 1e-4·tol², prox-newton: KKT ≤ 1e-4·tol; see "
+                                   "softmax_spark/ml.py); overrides --tol / --kkt-tol for those solvers", resume=RESUME_IF_SET)
+    kkt_tol: float | None = _opt(None, "prox-newton / owlqn: stop when the KKT residual (model coordinates) ≤ "
+                                 "kkt_tol (default: prox-newton 1e-10, owlqn 1e-9)", resume=RESUME_IF_SET)
     fit_intercept: bool = _opt(True, "fit the intercept b")
     standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)")
     parametrization: str = _opt("full", "full (C rows) or reference (C−1 free rows, last row pinned to 0; the penalty is on the centred rows, so both give the same probabilities)",
@@ -171,6 +186,7 @@ class TrainConfig(_FeatureSource):
         for ok, message in checks:
             if not ok:
                 raise InputError(message)
+        self._validate_l1_bounds()
         if self.feature_cols and self.features_col not in (None, "features"):
             raise InputError("give --features-col or --feature-cols, not both")
         cw = self.class_weight
@@ -180,6 +196,50 @@ class TrainConfig(_FeatureSource):
                                         or v < 0 for v in cw.values()):
             raise InputError(f"class_weight map values must be finite numbers ≥ 0, got {_shown(cw)}")
         return self
+
+
+    def _validate_l1_bounds(self) -> None:
+        """--l1 and the bounds: numbers (a flag's text is parsed), lists in the config file."""
+        if not (isinstance(self.l1, (int, float)) and self.l1 >= 0):
+            raise InputError(f"--l1 must be ≥ 0, got {self.l1}")
+        for name in ("lower_bounds", "upper_bounds", "lower_bounds_intercept", "upper_bounds_intercept"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise InputError(f"--{name.replace('_', '-')}: expected a number, got {value!r}") from None
+                setattr(self, name, value)
+            try:
+                import numpy as np
+
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"{name}: expected a number or a (nested) list of numbers, got {value!r}") from None
+            if np.isnan(arr).any():
+                raise InputError(f"{name}: NaN is not a bound")
+            if name.endswith("intercept") and not self.fit_intercept:
+                raise InputError(f"{name} given with --no-fit-intercept: there is no intercept to bound "
+                                 "(MLlib: bounds on intercepts need fitIntercept)")
+        if (self.l1 > 0 or self.has_bounds) and self.optimizer in ("newton-cg", "sgd"):
+            raise InputError(f"--optimizer {self.optimizer} does not handle --l1 or bounds; use auto, prox-newton "
+                             "or owlqn")
+        if self.l1 > 0 and self.parametrization == "reference":
+            raise InputError("--l1 needs --parametrization full (the L1 penalty is not shift invariant)")
+        if self.kkt_tol is not None and not self.kkt_tol >= 0:
+            raise InputError(f"--kkt-tol must be ≥ 0, got {self.kkt_tol}")
+
+    @property
+    def has_bounds(self) -> bool:
+        return any(getattr(self, n) is not None for n in ("lower_bounds", "upper_bounds", "lower_bounds_intercept",
+                                                          "upper_bounds_intercept"))
+
+    @property
+    def nonsmooth(self) -> bool:
+        """An L1 part or a bound: the proximal solvers' problem."""
+        return self.l1 > 0 or self.has_bounds
 
 
 UNKNOWN_LABEL_MODES = ("error", "ignore")

@@ -19,8 +19,16 @@ fitIntercept (True), standardization (True), aggregationDepth (2), family ("auto
 (standardization=True: each w_cj scaled by column j's standard deviation inside the penalty).
 Ours is mean log-loss + λ‖W‖²_F over C rows, so multinomial λ = regParam / 2; a binomial model is
 our 2-row model, whose optimum is centred (w_0 = −v/2, w_1 = v/2, ‖W‖² = ‖v‖²/2), so λ = regParam.
-elasticNetParam > 0 with regParam > 0 (an L1 part) is refused. ``tol`` is passed to our solver's
-stopping rule (``TrainConfig.tol``), which is stricter than MLlib's at the same value.
+With elasticNetParam α > 0 the objective is MLlib's elastic net, mean log-loss + regParam·(α‖W‖₁ +
+(1−α)/2‖W‖²) (binomial: on v), solved by ``prox-newton`` or ``owlqn`` (``solvers.auto``); the bounds
+Params (lowerBoundsOnCoefficients, upperBoundsOnCoefficients, lowerBoundsOnIntercepts,
+upperBoundsOnIntercepts) follow MLlib's shapes and rules — see docs/elastic-net-and-bounds.md.
+``maxBlockSizeInMB`` is accepted and ignored (our blocks are sized by ``ingest``; it changes no result).
+``tol`` keeps MLlib's default 1e-6 but each solver reads it with a meaning stricter than MLlib's
+relative change of the objective (``TrainConfig.mllib_tol``): newton / newton-cg stop when the Newton
+decrement ½gᵀH⁻¹g/max(|J|,1) ≤ 1e-4·tol² (1e-16 at the default: J within ~1e-16 of its minimum,
+the probabilities to ~1e-8), prox-newton when the KKT residual ≤ 1e-4·tol, owlqn when it is
+≤ 1e-3·tol (or J's relative decrease over 5 iterations ≤ tol²), lbfgs and sgd with ``tol`` itself.
 
 Labels. MLlib's convention — a numeric label holding integers 0..K−1, K = max + 1, or K from the
 column's ML attribute metadata (``StringIndexer`` output) — works as in MLlib: classes are
@@ -99,6 +107,41 @@ def _to_class_weight(value):
     raise TypeError(f"classWeight must be 'balanced' or a dict label → weight, got {value!r}")
 
 
+def _to_matrix(value):
+    """A pyspark.ml Matrix, or the JSON form our writers save it as ({"numRows", "numCols", "values"},
+    column-major as DenseMatrix)."""
+    if isinstance(value, dict) and {"numRows", "numCols", "values"} <= set(value):
+        from pyspark.ml.linalg import DenseMatrix
+
+        return DenseMatrix(int(value["numRows"]), int(value["numCols"]), [float(v) for v in value["values"]])
+    return TypeConverters.toMatrix(value)
+
+
+def _to_vector(value):
+    """A pyspark.ml Vector, or the JSON form our writers save it as ({"values": [...]})."""
+    if isinstance(value, dict) and "values" in value:
+        from pyspark.ml.linalg import DenseVector
+
+        return DenseVector([float(v) for v in value["values"]])
+    return TypeConverters.toVector(value)
+
+
+def _jsonable_params(instance):
+    """A copy of ``instance`` whose Matrix / Vector Param values are in ``_to_matrix`` /
+    ``_to_vector``'s JSON form (DefaultParamsWriter's json.dumps takes no linalg objects)."""
+    from pyspark.ml.linalg import Matrix, Vector
+
+    that = instance.copy()
+    for param, value in list(that._paramMap.items()):
+        if isinstance(value, Matrix):
+            dense = value.toArray()
+            that._paramMap[param] = {"numRows": dense.shape[0], "numCols": dense.shape[1],
+                                     "values": dense.ravel(order="F").tolist()}
+        elif isinstance(value, Vector):
+            that._paramMap[param] = {"values": value.toArray().tolist()}
+    return that
+
+
 def _to_optional_str(value):
     if value is None or isinstance(value, str):
         return value
@@ -161,6 +204,22 @@ class _SoftmaxRegressionParams(
                           "coalesce the input to at most this many partitions (unset: Spark's default parallelism)",
                           typeConverter=TypeConverters.toInt)
 
+    lowerBoundsOnCoefficients = Param(Params._dummy(), "lowerBoundsOnCoefficients",
+                                      "MLlib's: lower bounds on coefficients (Matrix, numClasses × numFeatures; "
+                                      "binomial 1 × numFeatures); L2 only", typeConverter=_to_matrix)
+    upperBoundsOnCoefficients = Param(Params._dummy(), "upperBoundsOnCoefficients",
+                                      "MLlib's: upper bounds on coefficients (Matrix, as lowerBoundsOnCoefficients)",
+                                      typeConverter=_to_matrix)
+    lowerBoundsOnIntercepts = Param(Params._dummy(), "lowerBoundsOnIntercepts",
+                                    "MLlib's: lower bounds on intercepts (Vector of numClasses; binomial 1)",
+                                    typeConverter=_to_vector)
+    upperBoundsOnIntercepts = Param(Params._dummy(), "upperBoundsOnIntercepts",
+                                    "MLlib's: upper bounds on intercepts (Vector of numClasses; binomial 1)",
+                                    typeConverter=_to_vector)
+    maxBlockSizeInMB = Param(Params._dummy(), "maxBlockSizeInMB",
+                             "MLlib's block size for stacking rows; accepted and ignored here (our blocks are sized "
+                             "by the ingest; the result does not depend on it)", typeConverter=TypeConverters.toFloat)
+
     residentTasks = Param(Params._dummy(), "residentTasks",
                           "under a local master, one task per core stays for the whole fit and runs every "
                           "pass (the same sums); false: a Spark job per pass",
@@ -177,7 +236,7 @@ class _SoftmaxRegressionParams(
             decayRate=c["decay_rate"], decayEvery=c["decay_every"], momentum=c["momentum"],
             nesterov=c["nesterov"], average=c["average"], nIterNoChange=c["n_iter_no_change"],
             lbfgsMemory=c["lbfgs_memory"], gtol=c["gtol"], validationFraction=c["validation_fraction"],
-            patience=c["patience"], residentTasks=c["resident_tasks"],
+            patience=c["patience"], residentTasks=c["resident_tasks"], maxBlockSizeInMB=0.0,
         )
 
     def getFamily(self) -> str:
@@ -357,9 +416,14 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             raise InputError(f"regParam must be ≥ 0, got {reg}")
         if not 0 <= enet <= 1:
             raise InputError(f"elasticNetParam must be in [0, 1], got {enet}")
-        if enet > 0 and reg > 0:
-            raise InputError(f"elasticNetParam={enet} with regParam={reg} asks for an L1 penalty, which "
-                             "SoftmaxRegression does not have yet; use elasticNetParam=0 (pure L2)")
+        if self._bounded() and enet != 0:  # MLlib's rule (LogisticRegression.validateAndTransformSchema)
+            raise InputError("Fitting under bound constrained optimization only supports L2 regularization, "
+                             f"but got elasticNetParam = {enet}.")
+        if not self.getFitIntercept() and (self.isSet(self.lowerBoundsOnIntercepts)
+                                           or self.isSet(self.upperBoundsOnIntercepts)):
+            raise InputError("Please don't set bounds on intercepts if fitting without intercept.")
+        if self.getOrDefault(self.maxBlockSizeInMB) < 0:
+            raise InputError(f"maxBlockSizeInMB must be ≥ 0, got {self.getOrDefault(self.maxBlockSizeInMB)}")
         if self.getFamily() not in FAMILIES:
             raise InputError(f"family must be one of {', '.join(FAMILIES)}, got {self.getFamily()!r}")
         solvers = dataclasses.fields(TrainConfig)
@@ -370,7 +434,63 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
                 and self.getValidationFraction():
             raise InputError("give validationIndicatorCol or validationFraction, not both")
 
-    def _train_config(self, classes, lam: float, init_model: str | None) -> TrainConfig:
+    def _bounded(self) -> bool:
+        """MLlib's ``usingBoundConstrainedOptimization``: any of the four bounds Params is set."""
+        return any(self.isSet(p) for p in (self.lowerBoundsOnCoefficients, self.upperBoundsOnCoefficients,
+                                           self.lowerBoundsOnIntercepts, self.upperBoundsOnIntercepts))
+
+    def _bounds_config(self, n_classes: int, n_features: int, binomial: bool) -> dict:
+        """TrainConfig's bound fields from MLlib's Params, shapes checked with MLlib's messages.
+
+        Multinomial: the (C, D) / (C,) bounds apply to W and b as given. Binomial: MLlib bounds
+        v = w_1 − w_0 and c = b_1 − b_0; our 2-row model is then trained with row 1 pinned at 0
+        (``parametrization="reference"``), so w_0 = −v: the bounds on row 0 are the negated,
+        swapped ones and row 1 is left free (it is pinned at 0)."""
+        if not self._bounded():
+            return {}
+        sets = 1 if binomial else n_classes
+        out = {}
+        for name, param, upper in (("lower_bounds", self.lowerBoundsOnCoefficients, False),
+                                   ("upper_bounds", self.upperBoundsOnCoefficients, True)):
+            if not self.isSet(param):
+                continue
+            m = self.getOrDefault(param)
+            if (m.numRows, m.numCols) != (sets, n_features):
+                which = "LowerBoundsOnCoefficients" if not upper else "upperBoundsOnCoefficients"
+                raise InputError(f"The shape of {which} must be compatible with (1, number of features) for "
+                                 "binomial regression, or (number of classes, number of features) for multinomial "
+                                 f"regression, but found: ({m.numRows}, {m.numCols}).")
+            out[name] = m.toArray()
+        for name, param in (("lower_bounds_intercept", self.lowerBoundsOnIntercepts),
+                            ("upper_bounds_intercept", self.upperBoundsOnIntercepts)):
+            if not self.isSet(param):
+                continue
+            v = self.getOrDefault(param).toArray()
+            if v.size != sets:
+                raise InputError(f"The size of {param.name} must be equal to 1 for binomial regression, or the "
+                                 f"number of classes for multinomial regression, but found: {v.size}.")
+            out[name] = v
+        for lo, hi, label in (("lower_bounds", "upper_bounds", "Coefficients"),
+                              ("lower_bounds_intercept", "upper_bounds_intercept", "Intercepts")):
+            if lo in out and hi in out and np.any(out[lo] > out[hi]):
+                raise InputError(f"LowerBoundsOn{label} should always be less than or equal to "
+                                 f"upperBoundsOn{label}.")
+        if binomial:
+            mapped = {}
+            for name, value in out.items():
+                # w_0 = −v, b_0 = −c: a lower bound on v is an upper bound on w_0 and vice versa;
+                # row 1 (pinned at 0) gets an infinite bound
+                swapped = name.replace("lower", "upper") if name.startswith("lower") else name.replace("upper", "lower")
+                free = np.inf if swapped.startswith("upper") else -np.inf
+                mapped[swapped] = np.concatenate([-value.reshape(1, -1), np.full((1, value.size), free)])
+                if name.endswith("intercept"):
+                    mapped[swapped] = mapped[swapped].ravel()
+            out = mapped
+            out["parametrization"] = "reference"
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in out.items()}
+
+    def _train_config(self, classes, lam: float, init_model: str | None, l1: float = 0.0,
+                      bounds: dict | None = None) -> TrainConfig:
         weight_col = self._value(self.weightCol) or None
         cfg = TrainConfig(
             input="<DataFrame>", model_dir="<not written>", features_col=self.getFeaturesCol(),
@@ -390,6 +510,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             checkpoint_every=max(1, self.getCheckpointInterval()),
             num_partitions=self._value(self.numPartitions), write_mllib=False,
             resident_tasks=self.getOrDefault(self.residentTasks),
+            l1=l1, mllib_tol=self.getTol(), **(bounds or {}),
         )
         return cfg.validate()
 
@@ -410,6 +531,11 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         # MLlib: ½·regParam·‖W‖² (multinomial) = λ‖W‖² → λ = regParam/2; binomial ½·regParam·‖v‖² on
         # our centred 2-row model (‖W‖² = ‖v‖²/2) → λ = regParam
         lam = self.getRegParam() if binomial else self.getRegParam() / 2.0
+        # elastic net: regParam·(α‖W‖₁ + (1−α)/2‖W‖²) → λ₁ = α·regParam, λ₂ = (1−α)·(the λ above); binomial:
+        # the centred 2-row optimum has |w_0j| + |w_1j| = |v_j|, so λ₁ = α·regParam there too
+        alpha = self.getElasticNetParam() if self.getRegParam() > 0 else 0.0
+        l1, lam = alpha * self.getRegParam(), (1.0 - alpha) * lam
+        bounds = self._bounds_config(n_classes, self._num_features(dataset), binomial)
 
         train_df, validation_df = dataset, None
         indicator = self._value(self.validationIndicatorCol)
@@ -422,11 +548,14 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
 
         with tempfile.TemporaryDirectory(prefix="softmax_spark-init-") as tmp:
             init = self._initial_model_dir(dataset.sparkSession, tmp)
-            cfg = self._train_config(classes, lam, init)
+            cfg = self._train_config(classes, lam, init, l1, bounds)
             fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df, write=False)
         # MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
-        # the probabilities do not change
-        fitted = fitted.centered()
+        # the probabilities do not change. Under bounds MLlib centres nothing; with an L1 part only
+        # the (unpenalised) intercepts, as shifting W would change the L1 term and the zeros
+        if not bounds:
+            centred = fitted.centered()
+            fitted = centred if l1 == 0 else fitted._with(fitted.coef, centred.intercept)
         model = SoftmaxRegressionModel(fitted, binomial=binomial)
         model._resetUid(self.uid)  # MLlib: the model has its estimator's uid
         self._copyValues(model)
@@ -440,6 +569,21 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         from .fit_multiple import fit_multiple
 
         return fit_multiple(self, dataset, paramMaps)
+
+    def _num_features(self, dataset) -> int:
+        """D from the features column's ML attribute metadata, else from the first row (only read
+        when bounds are set)."""
+        if not self._bounded():
+            return 0
+        field = dataset.schema[self.getFeaturesCol()]
+        size = ((field.metadata or {}).get("ml_attr") or {}).get("num_attrs")
+        if size is None:
+            first = dataset.select(self.getFeaturesCol()).first()
+            if first is None:
+                raise InputError("the input has no rows")
+            value = first[0]
+            size = value.size if hasattr(value, "size") and not isinstance(value, list) else len(value)
+        return int(size)
 
     def _model_thresholds(self, n_classes, binomial):
         from .scoring import check_thresholds
@@ -692,6 +836,9 @@ class _PreparedSave:
 class _EstimatorWriter(_PreparedSave, DefaultParamsWriter):
     """``DefaultParamsWriter`` (``<path>/metadata``, written by Spark) with ``_PreparedSave``."""
 
+    def saveImpl(self, path: str) -> None:
+        DefaultParamsWriter.saveMetadata(_jsonable_params(self.instance), path, self.sparkSession)
+
 
 class _ModelWriter(_PreparedSave, MLWriter):
     """``<path>/metadata`` (DefaultParamsWriter) + ``<path>/data`` (one-row Parquet), both by Spark
@@ -707,7 +854,7 @@ class _ModelWriter(_PreparedSave, MLWriter):
         spark = self.sparkSession
         m = self.instance.softmaxModel
         summary = self.instance._summary
-        DefaultParamsWriter.saveMetadata(self.instance, path, spark,
+        DefaultParamsWriter.saveMetadata(_jsonable_params(self.instance), path, spark,
                                          extraMetadata={"softmaxSparkFormat": FORMAT_NAME,
                                                         "softmaxSparkFormatVersion": FORMAT_VERSION})
         table = pa.table({

@@ -188,6 +188,10 @@ def _params(model: SoftmaxModel) -> dict:
     penalty = L2Penalty.from_metadata(model.metadata)
     if penalty is not None:  # regParam = 2λ, elasticNetParam 0, standardization as trained
         params.update(penalty.mllib_params())
+        l1 = float(model.metadata.get("l1") or 0.0)
+        if l1 > 0:  # λ₁ = regParam·α, λ₂ = regParam·(1−α)/2 → regParam = λ₁ + 2λ₂, α = λ₁ / regParam
+            reg = l1 + 2.0 * penalty.l2
+            params.update(regParam=reg, elasticNetParam=l1 / reg)
     return dict(sorted(params.items()))
 
 

@@ -36,6 +36,9 @@ class _ProblemBase:
         self.rows = 0  # rows that took part in them
         self.last_grad_norm = float("nan")  # ‖∇J‖ in model coordinates at the last evaluation
         self.moments = None  # (covariance or None, col_mean, col_var) of the data, for curvature_bound
+        # the non-smooth part (L1 and/or bounds, ``penalty.ThetaTerm``) that the proximal solvers add to
+        # J; None for a smooth problem. value_and_grad / hessian always return the smooth part only.
+        self.nonsmooth = None
 
     def curvature_bound(self) -> float:
         """L ≥ the largest Hessian eigenvalue of J in θ (see ``curvature_bound``); 1/L is the default

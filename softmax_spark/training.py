@@ -178,14 +178,20 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
     penalty = L2Penalty(cfg.l2, feature_weights(n_features, cfg.standardize, col_std), centred=reference,
                         standardize=cfg.standardize)
     second_moment = summary.col_var if cfg.fit_intercept else summary.col_var + summary.col_mean**2
-    precond = Preconditioner(n_classes, n_features, summary.col_mean, second_moment, penalty, cfg.fit_intercept,
-                             reference, enabled=cfg.precondition)
+    nonsmooth = l1_penalty_of(cfg, n_classes, n_features, col_std)
+    centre = cfg.fit_intercept and not (nonsmooth is not None and nonsmooth.has_intercept_bounds)
+    if cfg.fit_intercept and not centre:  # bounds on b are bounds on β only when b = β (no centring)
+        second_moment = summary.col_var + summary.col_mean**2
+    precond = Preconditioner(n_classes, n_features, summary.col_mean if centre else np.zeros(n_features),
+                             second_moment, penalty, cfg.fit_intercept, reference, enabled=cfg.precondition)
     dist = make_loss(data.sets["train"].blocks, n_classes, n_features, cfg.fit_intercept,
                      cfg.aggregation_depth, rebuild=data.rebuilder("train"),
                      fail_marker_dir=injected_failure_dir(), class_weight=class_weight,
                      resident=cfg.resident_tasks)
     problem = Problem(dist, precond, penalty, cfg.seed,
                       moments=(summary.covariance, summary.col_mean, summary.col_var))
+    if nonsmooth is not None:
+        problem.nonsmooth = nonsmooth.in_theta(precond)
     if "validation" not in data.sets:
         return problem, None
     val_dist = make_loss(data.sets["validation"].blocks, n_classes, n_features, cfg.fit_intercept,
@@ -196,6 +202,41 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
         return float(val_dist(*precond.to_model(theta)).loss)
 
     return problem, validation_loss
+
+
+def l1_penalty_of(cfg: TrainConfig, n_classes: int, n_features: int, col_std):
+    """The non-smooth part (``penalty.L1Penalty``) that ``cfg.l1`` and the bounds ask for, or None.
+    Bounds are checked against the shapes (C, D) / (C,) here: an ``InputError`` names the option."""
+    if not getattr(cfg, "nonsmooth", False):
+        return None
+    from .penalty import L1Penalty, l1_feature_weights
+
+    def shaped(name, shape):
+        value = getattr(cfg, name)
+        if value is None:
+            return None
+        arr = np.asarray(value, dtype=np.float64)
+        try:
+            return np.broadcast_to(arr, shape).copy()
+        except ValueError:
+            raise InputError(f"{name} has shape {arr.shape}; expected a number or {shape} "
+                             f"({n_classes} classes × {n_features} features)") from None
+
+    C, D = n_classes, n_features
+    bounds = dict(lower=shaped("lower_bounds", (C, D)), upper=shaped("upper_bounds", (C, D)),
+                  lower_intercept=shaped("lower_bounds_intercept", (C,)),
+                  upper_intercept=shaped("upper_bounds_intercept", (C,)))
+    if cfg.parametrization == "reference":  # the pinned last row is 0: its bounds must allow it
+        for key, value in bounds.items():
+            if value is not None:
+                last = value[-1]
+                if np.any(last > 0) if key.startswith("lower") else np.any(last < 0):
+                    raise InputError(f"{key} excludes 0 on the last class, which --parametrization reference "
+                                     "pins to 0")
+    try:
+        return L1Penalty(cfg.l1, l1_feature_weights(D, cfg.standardize, col_std), **bounds)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
@@ -280,6 +321,16 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
 
     # -- model --------------------------------------------------------------------------------
     coef, intercept = problem.to_model(result.theta)
+    nonsmooth_info = {}
+    if problem.nonsmooth is not None:  # coordinates on a bound exactly on it; the certificate
+        term = problem.nonsmooth
+        coef, intercept = term.snap(result.theta, coef, intercept)
+        kkt = next((h["kkt_residual"] for h in reversed(result.history) if "kkt_residual" in h), None)
+        nonzeros = [int(v) for v in np.count_nonzero(coef, axis=1)]
+        nonsmooth_info = {"l1": cfg.l1, "kkt_residual": kkt, "nonzeros_per_class": nonzeros,
+                          "nonsmooth_penalty": term.model.to_dict()}
+        log.info("KKT residual %s; non-zero coefficients per class %s (of %d)",
+                 "n/a" if kkt is None else f"{kkt:.3g}", nonzeros, coef.shape[1])
     metadata = {
         "l2": cfg.l2,
         "fit_intercept": cfg.fit_intercept,
@@ -297,6 +348,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         "passes": problem.passes,
         "returned_iteration": result.returned_iteration,
         "penalty": problem.penalty.to_dict(),
+        **nonsmooth_info,
     }
     model = SoftmaxModel(coef, intercept, classes, history=result.history, metadata=metadata)
     if write and cfg.model_dir:

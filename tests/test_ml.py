@@ -220,13 +220,15 @@ def test_binomial_family_matches_mllib(spark):
 
 
 def test_bad_params_are_clear_errors(spark):
+    from pyspark.ml.linalg import Vectors
+
     from softmax_spark.ml import SoftmaxRegression
 
     df = _small(spark, [0.0, 1.0, 2.0], n=30)
     with pytest.raises(TypeError, match="unknown Params"):
         SoftmaxRegression(l2=0.1)
-    with pytest.raises(InputError, match="L1"):
-        SoftmaxRegression(regParam=0.1, elasticNetParam=0.5).fit(df)
+    with pytest.raises(InputError, match="only supports L2"):
+        SoftmaxRegression(regParam=0.1, elasticNetParam=0.5, lowerBoundsOnIntercepts=Vectors.dense([0.0] * 3)).fit(df)
     with pytest.raises(InputError, match="binomial"):
         SoftmaxRegression(family="binomial").fit(df)
     with pytest.raises(InputError, match="solver"):

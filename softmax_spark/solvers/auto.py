@@ -23,7 +23,11 @@ Estimated time of one distributed pass: ``PASS_OVERHEAD_S`` (Spark job, broadcas
 
 - gradient: 4·n·C·D̃·density flops (forward and backward products) at ``GRAD_FLOPS`` = 2.5 GF/s;
 - Hessian: n·(P² + C·D̃²)·density flops (syrk of G, diagonal blocks) at ``HESSIAN_FLOPS`` = 7 GF/s, plus
-  the driver's Cholesky P³/3 at ``CHOLESKY_FLOPS`` = 10 GF/s.
+  the driver's Cholesky P³/3 at ``CHOLESKY_FLOPS`` = 10 GF/s, plus moving the dense P × P sums: one
+  8·P²-byte accumulator per task serialised, merged and mapped to θ on the driver
+  (``HESSIAN_BYTES_PER_S`` = 300 MB/s, an assumed rate — not measured: the machine was at load 35 when
+  this term was added). Without it the model took 0.73 s for a pass at 546 × 134 × 19 (P = 2,565, one-hot)
+  where a run measured 1–2 s per iteration (issue 26), and chose newton there; with it, ≈ 1.1 s and lbfgs.
 
 Rates measured in-process on this machine (one BLAS thread, float32 X up-cast per 32,768-row chunk,
 ``curvature`` kernels; best of 3 on a shared, loaded 2-core machine):
@@ -44,7 +48,7 @@ row: ~70 s per Hessian pass on one thread (~35 s on two), ~0.9 s per gradient pa
 
 from __future__ import annotations
 
-__all__ = ["choose_solver", "pass_seconds"]
+__all__ = ["choose_solver", "choose_nonsmooth_solver", "pass_seconds"]
 
 NEWTON_MAX_PARAMS = 4096
 NEWTON_MAX_PASS_RATIO = 6.0
@@ -53,6 +57,10 @@ GRAD_FLOPS = 2.5e9
 HESSIAN_FLOPS = 7e9
 CHOLESKY_FLOPS = 10e9
 CORES = 2
+HESSIAN_BYTES_PER_S = 300e6
+# L1 / bounds: prox-newton needs 7–10 Hessian passes on the sets of tests/test_elastic_net.py, OWL-QN
+# 40–400 gradient passes (wine, α = 0.5: 47 and 392); prox-newton while a Hessian pass costs ≤ 15 gradient passes
+PROX_NEWTON_MAX_PASS_RATIO = 15.0
 
 
 def pass_seconds(n_rows: int, n_classes: int, n_features: int, fit_intercept: bool = True,
@@ -65,6 +73,7 @@ def pass_seconds(n_rows: int, n_classes: int, n_features: int, fit_intercept: bo
     hess_flops = n_rows * (P * P + n_classes * width * width) * density
     grad = PASS_OVERHEAD_S + grad_flops / (GRAD_FLOPS * cores)
     hess = PASS_OVERHEAD_S + hess_flops / (HESSIAN_FLOPS * cores) + P**3 / 3.0 / CHOLESKY_FLOPS
+    hess += 8.0 * P * P * (cores + 1) / HESSIAN_BYTES_PER_S  # the tasks' P × P sums and the driver's copy
     return grad, hess
 
 
@@ -86,3 +95,21 @@ def choose_solver(n_rows: int, n_classes: int, n_features: int, fit_intercept: b
                           f"(≤ {NEWTON_MAX_PASS_RATIO:g}): ~12 exact Newton passes")
     return "lbfgs", (f"a Hessian pass ≈ {ratio:.0f}× a gradient pass (> {NEWTON_MAX_PASS_RATIO:g}) over "
                      f"{n_rows} rows: L-BFGS's cheap passes win")
+
+
+def choose_nonsmooth_solver(n_rows: int, n_classes: int, n_features: int, fit_intercept: bool,
+                            density: float = 1.0) -> tuple[str, str]:
+    """("prox-newton" | "owlqn", one-line reason) for a problem with an L1 part or bounds: prox-newton
+    when the Hessian fits (P ≤ ``NEWTON_MAX_PARAMS``) and a Hessian pass (incl. the driver's
+    factorisation) costs ≤ ``PROX_NEWTON_MAX_PASS_RATIO`` gradient passes, else OWL-QN."""
+    width = n_features + (1 if fit_intercept else 0)
+    P = n_classes * width
+    grad, hess = pass_seconds(n_rows, n_classes, n_features, fit_intercept, density)
+    ratio = hess / grad
+    if P > NEWTON_MAX_PARAMS:
+        return "owlqn", f"L1/bounds with C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; OWL-QN's gradient passes"
+    if ratio <= PROX_NEWTON_MAX_PASS_RATIO:
+        return "prox-newton", (f"L1/bounds, C·D̃ = {P} ≤ {NEWTON_MAX_PARAMS} and a Hessian pass ≈ {ratio:.1f}× a "
+                               f"gradient pass (≤ {PROX_NEWTON_MAX_PASS_RATIO:g}): ~10 exact proximal Newton passes")
+    return "owlqn", (f"L1/bounds, a Hessian pass ≈ {ratio:.0f}× a gradient pass (> {PROX_NEWTON_MAX_PASS_RATIO:g}) "
+                     f"over {n_rows} rows: OWL-QN's cheap passes win")
