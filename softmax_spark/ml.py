@@ -339,7 +339,9 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         """Sets Params by name; an unknown name is a TypeError listing the known ones."""
         unknown = sorted(set(kwargs) - _param_names(type(self)))
         if unknown:
-            raise TypeError(f"unknown Params {unknown}; known: {sorted(_param_names(type(self)))}")
+            from .ml_diagnostics import unknown_params_message
+
+            raise TypeError(unknown_params_message(unknown, _param_names(type(self))))
         if "initialModel" in kwargs:
             self.setInitialModel(kwargs.pop("initialModel"))
         if "threshold" in kwargs and "thresholds" not in kwargs:
@@ -845,3 +847,12 @@ def _read_saved_local(path: str) -> tuple[dict, dict]:
     if len(rows) != 1:
         raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
     return metadata, rows[0]
+
+
+def _document() -> None:
+    from .ml_diagnostics import document_params
+
+    document_params(SoftmaxRegression)  # help(): real signatures and the Params list
+
+
+_document()

@@ -76,3 +76,43 @@ def prediction_metadata(n_classes: int) -> dict:
     with ``num_vals`` = the number of classes (``NominalAttribute.defaultAttr.withNumValues(K)``,
     read back by ``MetadataUtils.getNumClasses``)."""
     return {"ml_attr": {"type": "nominal", "num_vals": int(n_classes)}}
+
+
+def unknown_params_message(unknown: list, known: set) -> str:
+    """The ``TypeError`` text for names the Estimator does not know: snake_case options of the
+    plain Python API (``l2``, ``max_iter``) are named as such, with the Param to use."""
+    options = [name for name in unknown if name in FLAG_TO_PARAM or name in _PLAIN_ONLY]
+    if not options:
+        return f"unknown Params {unknown}; known: {sorted(known)}"
+    hints = ", ".join(f"{o} → {FLAG_TO_PARAM[o]}" for o in options if o in FLAG_TO_PARAM)
+    scale = " (regParam = 2·l2 for a multinomial model, = l2 for a binomial one)" if "l2" in options else ""
+    return (f"{', '.join(options)} {'is an option' if len(options) == 1 else 'are options'} of the plain Python "
+            f"API softmax_spark.SoftmaxTrainer (snake_case); this Spark ML Estimator takes camelCase Params"
+            f"{': ' + hints if hints else ''}{scale}")
+
+
+# TrainConfig options with no Param (named as options in the wrong-style error)
+_PLAIN_ONLY = {"input", "model_dir", "overwrite", "feature_cols", "classes", "dtype", "parametrization",
+               "precondition", "validation_input", "write_mllib"}
+
+
+def document_params(cls) -> None:
+    """Give ``cls`` (a Spark ML Params class whose ``__init__``/``setParams`` take ``**kwargs``)
+    real signatures and a Params list in ``help()``: each Param keyword-only with its default (None
+    when it has none) and its doc, from the Param declarations themselves."""
+    import inspect
+
+    instance = cls()
+    params = sorted(instance.params, key=lambda p: p.name)
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+    lines = []
+    for p in params:
+        default = instance.getOrDefault(p) if instance.hasDefault(p) else None
+        parameters.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+        lines.append(f"    {p.name} = {default!r}\n        {p.doc}")
+    signature = inspect.Signature(parameters)
+    for method in ("__init__", "setParams"):
+        function = cls.__dict__.get(method)
+        if function is not None:
+            function.__signature__ = signature
+    cls.__doc__ = (cls.__doc__ or "") + "\n\n    Params (name = default, then its doc):\n\n" + "\n".join(lines) + "\n"
