@@ -24,10 +24,11 @@ named by the Spark conf ``spark.mlflow.pysparkml.autolog.logModelAllowlistFile``
 - requirements: MLflow infers ``softmax-spark==<version>`` from the installed distribution,
   which no package index serves. ``requirement()`` gives one pip can install: ``softmax-spark @
   <url>`` from the install's PEP 610 ``direct_url.json`` (the wheel or directory it was installed
-  from), else ``softmax-spark==<version>``. The model logged by autolog carries it in place of the
-  pin (``mlflow.spark.log_model`` is wrapped while autologging to pass it as an extra requirement,
-  which MLflow then deduplicates against the inferred pin). Pass ``pip_requirement=`` (e.g. a wheel
-  path on shared storage, or ``None`` to keep MLflow's pin) to choose another.
+  from), else ``softmax-spark==<version>``. The model logged by autolog carries
+  ``pip_requirements()``: that line and our runtime dependencies pinned to the installed versions
+  (``mlflow.spark.log_model`` is wrapped while autologging to pass them; MLflow's own inference is
+  then skipped). Pass ``pip_requirement=`` (e.g. a wheel URL on shared storage, or ``None`` to
+  keep MLflow's inferred requirements) to choose another.
 
 The filtering of Params replaces ``mlflow.pyspark.ml._get_param_map`` (a private MLflow function)
 for our Estimator only; with a MLflow without it, every Param is logged (a warning says so).
@@ -41,7 +42,7 @@ import json
 import logging
 from importlib import metadata as importlib_metadata
 
-__all__ = ["autolog", "requirement", "applicable_params", "MODEL_CLASS"]
+__all__ = ["autolog", "requirement", "pip_requirements", "applicable_params", "MODEL_CLASS"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -104,12 +105,32 @@ def _filtered_param_map(original, instance):
     return params
 
 
+def pip_requirements(line: str | None = None) -> list[str]:
+    """The requirements of a logged model holding ours: ``line`` (default ``requirement()``) and
+    softmax_spark's own runtime dependencies (its ``Requires-Dist``) pinned to the installed
+    versions. Given to ``mlflow.spark.log_model(pip_requirements=…)`` it replaces MLflow's
+    inference, whose ``softmax-spark==<version>`` pin no index serves (and which MLflow would
+    merge with a direct reference into the invalid ``softmax-spark==0.1.0 @ <url>``)."""
+    from packaging.requirements import Requirement
+
+    lines = [line or requirement()]
+    for text in importlib_metadata.distribution(DISTRIBUTION).requires or []:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # an extra's (dev) or another platform's dependency
+        try:
+            lines.append(f"{req.name}=={importlib_metadata.version(req.name)}")
+        except importlib_metadata.PackageNotFoundError:
+            lines.append(str(req))
+    return lines
+
+
 def _log_model_with_requirement(original, *args, **kwargs):
     requirement_line = _state["pip_requirement"]
     model = args[0] if args else kwargs.get("spark_model")
     if (requirement_line and _contains_ours(model) and kwargs.get("pip_requirements") is None
             and kwargs.get("extra_pip_requirements") is None and kwargs.get("conda_env") is None):
-        kwargs["extra_pip_requirements"] = [requirement_line]
+        kwargs["pip_requirements"] = pip_requirements(requirement_line)
     return original(*args, **kwargs)
 
 

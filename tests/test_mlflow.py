@@ -59,6 +59,7 @@ def test_autolog_logs_model_params_metrics_and_reloads(spark, data, store):
     reqs = open(download_artifacts(f"runs:/{run.info.run_id}/model/requirements.txt")).read().splitlines()
     ours = [r for r in reqs if r.replace("_", "-").startswith("softmax-spark")]
     assert ours == [mlflow_support.requirement()], reqs
+    assert any(r.startswith("pyspark==") for r in reqs) and any(r.startswith("numpy==") for r in reqs)
 
 
 def test_autolog_auto_solver_and_sgd_params(spark, data, store):
