@@ -40,9 +40,12 @@ rawPrediction [−m, m] and the ``threshold`` rule.
 Our extras, as Params: solver (``TrainConfig.optimizer``), batchFraction, learningRate, schedule,
 powerT, decayRate, decayEvery, momentum, nesterov, average, nIterNoChange, lbfgsMemory, gtol,
 classWeight, validationFraction / validationIndicatorCol + patience (early stopping),
-checkpointDir + checkpointInterval, initialModel (a model directory, or a
-``SoftmaxRegressionModel`` through ``setInitialModel``), numPartitions, residentTasks, seed,
-predictedLabelCol.
+checkpointDir + checkpointInterval, initialModel (a model directory — ours, a saved
+SoftmaxRegressionModel or MLlib's LogisticRegressionModel — or a ``SoftmaxRegressionModel``
+through ``setInitialModel``), initModelClasses (an MLlib initialModel's labels in label-index
+order; unset: the identity when the classes are MLlib's 0..K−1), numPartitions, residentTasks,
+seed, predictedLabelCol. Errors name these Params (``ml_diagnostics``); ``prediction`` carries
+MLlib's nominal ML attribute (num_vals = number of classes).
 
 Persistence (``MLWritable`` / ``MLReadable``), through Spark only, so any Hadoop URI works
 (hdfs://, s3a://, viewfs://, file:): ``<dir>/metadata`` is ``DefaultParamsWriter``'s JSON (class,
