@@ -42,7 +42,7 @@ import json
 import logging
 from importlib import metadata as importlib_metadata
 
-__all__ = ["autolog", "requirement", "pip_requirements", "applicable_params", "MODEL_CLASS"]
+__all__ = ["autolog", "requirement", "pip_requirements", "inapplicable_params", "MODEL_CLASS"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -73,7 +73,7 @@ def requirement() -> str:
     return f"{name}=={dist.version}"
 
 
-def applicable_params(estimator, resolved_solver: str | None = None) -> set:
+def inapplicable_params(estimator, resolved_solver: str | None = None) -> set:
     """Names of the estimator's Params that do not apply to this fit (to leave unlogged): see the
     module docstring. ``resolved_solver``: the solver ``auto`` chose, when known."""
     solver = resolved_solver or estimator.getOrDefault(estimator.solver)
@@ -100,7 +100,7 @@ def _is_ours(instance) -> bool:
 def _filtered_param_map(original, instance):
     params = original(instance)
     if _is_ours(instance):
-        skip = applicable_params(instance)
+        skip = inapplicable_params(instance)
         params = {k: v for k, v in params.items() if k not in skip}
     return params
 
