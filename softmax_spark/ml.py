@@ -445,8 +445,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
                 cfg = self._train_config(classes, lam, init)
                 fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df,
                                        write=False)
-        except InputError as exc:  # the training code speaks the job's flags; say the Params
-            raise InputError(to_params(str(exc))) from None
+        except (InputError, ModelFormatError) as exc:  # the training code speaks the job's flags; say the Params
+            raise type(exc)(to_params(str(exc))) from None
         if fitted.metadata.get("stop_reason"):
             fitted.metadata["stop_reason"] = to_params(str(fitted.metadata["stop_reason"]))
         # MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
