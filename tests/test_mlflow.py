@@ -22,7 +22,9 @@ def data(spark):
 def store(tmp_path):
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment("softmax_spark-test")
+    # artifacts under tmp_path too (a SQLite store's default artifact root is ./mlruns)
+    experiment = mlflow.create_experiment("softmax_spark-test", artifact_location=(tmp_path / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
     yield tmp_path
     from softmax_spark import mlflow_support
 
