@@ -409,9 +409,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
     def _fit(self, dataset) -> "SoftmaxRegressionModel":
         from pyspark.sql import functions as F
 
-        from .training import fit_dataframe
-
         from .ml_diagnostics import one_class_problem, to_params
+        from .training import fit_dataframe
 
         self._check_params()
         classes, mllib_labels, present = resolve_classes(dataset, self.getLabelCol(),
