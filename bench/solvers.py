@@ -15,7 +15,7 @@ Two roles in one file:
   1e-12; the train split as a cached DataFrame; then ``--repeats`` rounds, each fitting every
   solver once (the order rotated by one each round, so no solver always goes first):
 
-  - ours: ``softmax_spark.SoftmaxRegression(optimizer=<auto|newton|newton-cg|lbfgs>, l2=λ)`` at
+  - ours: ``softmax_spark.SoftmaxTrainer(optimizer=<auto|newton|newton-cg|lbfgs>, l2=λ)`` at
     every other default (tol, max_iter 1000), i.e. the training entry point ``jobs/train.py`` uses;
     fit wall time includes the ingest, iterations from the history, distributed passes from the
     metadata (``passes``: every gradient, Hessian or Hessian-vector pass);
@@ -204,9 +204,9 @@ def job_group(sc, group: str, timeout: float | None):
 
 def fit_ours(df, optimizer: str, l2: float, **options):
     """(wall seconds of fit, coef, intercept, record) for our estimator at its defaults."""
-    from softmax_spark import SoftmaxRegression
+    from softmax_spark import SoftmaxTrainer
 
-    est = SoftmaxRegression(optimizer=optimizer, l2=l2, write_mllib=False, **options)
+    est = SoftmaxTrainer(optimizer=optimizer, l2=l2, write_mllib=False, **options)
     t0 = time.perf_counter()
     model = est.fit(df)
     seconds = time.perf_counter() - t0
@@ -452,7 +452,7 @@ def markdown(result: dict) -> str:
         f"{result['repeats']} repeat(s), {100 * (1 - result['test_fraction']):.0f}/{100 * result['test_fraction']:.0f} "
         f"split (seed {result['seed']})",
         "",
-        "Ours: `softmax_spark.SoftmaxRegression(optimizer=…, l2=λ)` at its defaults; MLlib: multinomial "
+        "Ours: `softmax_spark.SoftmaxTrainer(optimizer=…, l2=λ)` at its defaults; MLlib: multinomial "
         f"LogisticRegression, regParam 2λ, standardization off, tol {result['mllib_tol']:g}, maxIter 1000 "
         "(`mllib`) or its default 100 (`mllib-100`). One local SparkSession "
         f"(`{result.get('master')}`), a cached DataFrame of the train split; fit s = median wall time of "

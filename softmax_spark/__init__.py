@@ -10,8 +10,8 @@ from .errors import InputError, ModelFormatError
 
 __version__ = "0.1.0"
 
-__all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelFormatError", "SoftmaxRegression",
-           "score_dataframe"]
+__all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelFormatError", "SoftmaxTrainer", "train",
+           "SoftmaxRegression", "score_dataframe"]
 
 
 def __getattr__(name):
@@ -23,10 +23,10 @@ def __getattr__(name):
         from . import model_io
 
         return getattr(model_io, name)
-    if name == "SoftmaxRegression":
-        from .estimator import SoftmaxRegression
+    if name in ("SoftmaxTrainer", "train", "SoftmaxRegression"):  # SoftmaxRegression: deprecated name
+        from . import trainer
 
-        return SoftmaxRegression
+        return getattr(trainer, name)
     if name == "score_dataframe":  # the Spark ML classes live in softmax_spark.ml
         from .scoring import score_dataframe
 

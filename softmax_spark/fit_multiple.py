@@ -64,8 +64,8 @@ class _PathIterator:
 
 def _pathable(est) -> bool:
     """Whether ``est`` (a SoftmaxRegression with its map applied) can be fitted on a shared path."""
-    if est.getElasticNetParam() > 0 and est.getRegParam() > 0:
-        return False
+    if (est.getElasticNetParam() > 0 and est.getRegParam() > 0) or est._bounded():
+        return False  # the path is the L2 one (bounds and L1 are fitted one by one)
     if est.getSolver() not in PATH_SOLVERS or est._initial_model_instance is not None:
         return False
     if est._value(est.initialModel) or est._value(est.checkpointDir) or est.getOrDefault(est.validationFraction):

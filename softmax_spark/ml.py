@@ -48,9 +48,12 @@ rawPrediction [−m, m] and the ``threshold`` rule.
 Our extras, as Params: solver (``TrainConfig.optimizer``), batchFraction, learningRate, schedule,
 powerT, decayRate, decayEvery, momentum, nesterov, average, nIterNoChange, lbfgsMemory, gtol,
 classWeight, validationFraction / validationIndicatorCol + patience (early stopping),
-checkpointDir + checkpointInterval, initialModel (a model directory, or a
-``SoftmaxRegressionModel`` through ``setInitialModel``), numPartitions, residentTasks, seed,
-predictedLabelCol.
+checkpointDir + checkpointInterval, initialModel (a model directory — ours, a saved
+SoftmaxRegressionModel or MLlib's LogisticRegressionModel — or a ``SoftmaxRegressionModel``
+through ``setInitialModel``), initModelClasses (an MLlib initialModel's labels in label-index
+order; unset: the identity when the classes are MLlib's 0..K−1), numPartitions, residentTasks,
+seed, predictedLabelCol. Errors name these Params (``ml_diagnostics``); ``prediction`` carries
+MLlib's nominal ML attribute (num_vals = number of classes).
 
 Persistence (``MLWritable`` / ``MLReadable``), through Spark only, so any Hadoop URI works
 (hdfs://, s3a://, viewfs://, file:): ``<dir>/metadata`` is ``DefaultParamsWriter``'s JSON (class,
@@ -96,6 +99,8 @@ LABEL_INDEXING = ("auto", "mllib", "sorted")
 FAMILIES = ("auto", "binomial", "multinomial")
 
 _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+# callables (estimator, model) run at the end of every SoftmaxRegression fit (softmax_spark.mlflow_support)
+FIT_LISTENERS: list = []
 
 
 def _to_class_weight(value):
@@ -200,6 +205,10 @@ class _SoftmaxRegressionParams(
     initialModel = Param(Params._dummy(), "initialModel",
                          "warm start: a saved SoftmaxRegressionModel, softmax_spark model or MLlib "
                          "LogisticRegressionModel directory", typeConverter=_to_optional_str)
+    initModelClasses = Param(Params._dummy(), "initModelClasses",
+                             "an MLlib initialModel's class labels in its label-index order 0, 1, …, K−1 (MLlib "
+                             "models carry no label names; unset: the identity when the training classes are "
+                             "MLlib's 0..K−1)", typeConverter=TypeConverters.toList)
     numPartitions = Param(Params._dummy(), "numPartitions",
                           "coalesce the input to at most this many partitions (unset: Spark's default parallelism)",
                           typeConverter=TypeConverters.toInt)
@@ -331,13 +340,14 @@ def _metadata_num_classes(field) -> int | None:
     return None
 
 
-def resolve_classes(df, label_col: str, mode: str = "auto") -> tuple[list, bool]:
+def resolve_classes(df, label_col: str, mode: str = "auto", with_present: bool = False) -> tuple:
     """(classes, uses MLlib's convention) for ``df[label_col]`` (one distinct-labels Spark job).
 
     MLlib's convention: classes 0..K−1 (in the column's type: float for floating columns, int for
     integral ones), K = the column's ML metadata count, else max label + 1. See the module
     docstring for "auto". Raises ``InputError`` for a missing column, no labels, or ``mode="mllib"``
-    with labels that are not integers ≥ 0.
+    with labels that are not integers ≥ 0. ``with_present``: also return the sorted distinct
+    labels of the data (a third item).
     """
     from pyspark.sql import types as T
 
@@ -360,7 +370,7 @@ def resolve_classes(df, label_col: str, mode: str = "auto") -> tuple[list, bool]
     else:
         mllib = mode == "mllib"
     if not mllib:
-        return values, False
+        return (values, False, values) if with_present else (values, False)
     if not integral:
         bad = next(v for v in values if not (numeric and float(v).is_integer() and v >= 0))
         raise InputError(f"column '{label_col}': label {bad!r} is not an integer ≥ 0, which labelIndexing='mllib' "
@@ -369,7 +379,8 @@ def resolve_classes(df, label_col: str, mode: str = "auto") -> tuple[list, bool]
         raise InputError(f"column '{label_col}': label {top - 1} but the column's metadata gives {meta_k} classes")
     k = max(top, meta_k or 0)
     kind = int if isinstance(field.dataType, T.IntegralType) else float
-    return [kind(i) for i in range(k)], True
+    classes = [kind(i) for i in range(k)]
+    return (classes, True, values) if with_present else (classes, True)
 
 
 # -- the Estimator ------------------------------------------------------------------------------
@@ -390,7 +401,9 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         """Sets Params by name; an unknown name is a TypeError listing the known ones."""
         unknown = sorted(set(kwargs) - _param_names(type(self)))
         if unknown:
-            raise TypeError(f"unknown Params {unknown}; known: {sorted(_param_names(type(self)))}")
+            from .ml_diagnostics import unknown_params_message
+
+            raise TypeError(unknown_params_message(unknown, _param_names(type(self))))
         if "initialModel" in kwargs:
             self.setInitialModel(kwargs.pop("initialModel"))
         if "threshold" in kwargs and "thresholds" not in kwargs:
@@ -517,11 +530,16 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
     def _fit(self, dataset) -> "SoftmaxRegressionModel":
         from pyspark.sql import functions as F
 
+        from .ml_diagnostics import one_class_problem, to_params
         from .training import fit_dataframe
 
         self._check_params()
-        classes, _ = resolve_classes(dataset, self.getLabelCol(), self.getOrDefault(self.labelIndexing))
+        classes, mllib_labels, present = resolve_classes(dataset, self.getLabelCol(),
+                                                         self.getOrDefault(self.labelIndexing), with_present=True)
         n_classes = len(classes)
+        problem = one_class_problem(present, classes, self.getLabelCol(), self.getFitIntercept())
+        if problem:
+            raise InputError(problem)
         family = self.getFamily()
         if family == "binomial" and n_classes > 2:
             raise InputError(f"family='binomial' supports 1 or 2 classes, column '{self.getLabelCol()}' has "
@@ -546,10 +564,16 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             flag = F.coalesce(F.col(indicator).cast("boolean"), F.lit(False))
             train_df, validation_df = dataset.filter(~flag), dataset.filter(flag)
 
-        with tempfile.TemporaryDirectory(prefix="softmax_spark-init-") as tmp:
-            init = self._initial_model_dir(dataset.sparkSession, tmp)
-            cfg = self._train_config(classes, lam, init, l1, bounds)
-            fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df, write=False)
+        try:
+            with tempfile.TemporaryDirectory(prefix="softmax_spark-init-") as tmp:
+                init = self._initial_model_dir(dataset.sparkSession, tmp, classes, mllib_labels)
+                cfg = self._train_config(classes, lam, init, l1, bounds)
+                fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df,
+                                       write=False)
+        except (InputError, ModelFormatError) as exc:  # the training code speaks the job's flags; say the Params
+            raise type(exc)(to_params(str(exc))) from None
+        if fitted.metadata.get("stop_reason"):
+            fitted.metadata["stop_reason"] = to_params(str(fitted.metadata["stop_reason"]))
         # MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
         # the probabilities do not change. Under bounds MLlib centres nothing; with an L1 part only
         # the (unpenalised) intercepts, as shifting W would change the L1 term and the zeros
@@ -560,6 +584,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         model._resetUid(self.uid)  # MLlib: the model has its estimator's uid
         self._copyValues(model)
         model._summary = SoftmaxRegressionTrainingSummary(fitted.history, fitted.metadata.get("stop_reason"))
+        for listener in list(FIT_LISTENERS):  # e.g. softmax_spark.mlflow_support's autolog metrics
+            listener(self, model)
         return model
 
     def fitMultiple(self, dataset, paramMaps):
@@ -591,10 +617,13 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         if self.isSet(self.thresholds):
             check_thresholds(self.getOrDefault(self.thresholds), n_classes)
 
-    def _initial_model_dir(self, spark, tmp: str) -> str | None:
-        """A directory ``training`` reads for the warm start: ours or MLlib's as given, or a
-        SoftmaxRegressionModel (instance or saved directory) written to ``tmp`` in our format."""
-        from .model_io import save_model
+    def _initial_model_dir(self, spark, tmp: str, classes=None, mllib_labels: bool = False) -> str | None:
+        """A directory ``training`` reads for the warm start: ours as given, or a
+        SoftmaxRegressionModel (instance or saved directory) or an MLlib LogisticRegressionModel
+        written to ``tmp`` in our format. An MLlib model's label indices are matched to ``classes``
+        through ``initModelClasses``, else as the identity when the classes are MLlib's 0..K−1
+        (``mllib_labels``)."""
+        from .model_io import is_mllib_model_dir, load_any_model, save_model
 
         if self._initial_model_instance is not None:
             model = self._initial_model_instance.softmaxModel
@@ -602,9 +631,16 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             path = self._value(self.initialModel)
             if not path:
                 return None
-            if _metadata_class(spark, path) != MODEL_CLASS:
+            if _metadata_class(spark, path) == MODEL_CLASS:
+                model = read_model_dir(path, spark)
+            elif classes is not None and is_mllib_model_dir(path, spark):
+                given = self._value(self.initModelClasses)
+                if given is None and mllib_labels:
+                    given = list(classes)
+                model = load_any_model(path, spark=spark, classes=list(classes), mllib_classes=given,
+                                       what="initialModel", class_flag="initModelClasses")
+            else:
                 return path
-            model = read_model_dir(path, spark)
         target = os.path.join(tmp, "init")
         save_model(SoftmaxModel(model.coef, model.intercept, model.classes), target)
         return target
@@ -774,14 +810,18 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
         return float(self._score_one(value)[2][0])
 
     def _transform(self, dataset):
+        from .ml_diagnostics import prediction_metadata
         from .scoring import score_dataframe
 
-        return score_dataframe(
+        scored = score_dataframe(
             dataset, self.softmaxModel, featuresCol=self.getFeaturesCol(),
             rawPredictionCol=self.getRawPredictionCol(), probabilityCol=self.getProbabilityCol(),
             predictionCol=self.getPredictionCol(), predictedLabelCol=self._value(self.predictedLabelCol),
             thresholds=self._thresholds(), binomial=self._binomial,
         )
+        if self.getPredictionCol():  # MLlib's nominal attribute (num_vals = number of classes)
+            scored = scored.withMetadata(self.getPredictionCol(), prediction_metadata(self.numClasses))
+        return scored
 
     # -- persistence ---------------------------------------------------------------------------
     def write(self) -> MLWriter:
@@ -965,6 +1005,14 @@ def _read_saved_local(path: str) -> tuple[dict, dict]:
         raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
     return metadata, rows[0]
 
+
+def _document() -> None:
+    from .ml_diagnostics import document_params
+
+    document_params(SoftmaxRegression)  # help(): real signatures and the Params list
+
+
+_document()
 
 # the cross-validated path estimator lives in its own module (it imports this one)
 from .ml_cv import SoftmaxRegressionCV, SoftmaxRegressionCVModel  # noqa: E402

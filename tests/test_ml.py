@@ -225,7 +225,7 @@ def test_bad_params_are_clear_errors(spark):
     from softmax_spark.ml import SoftmaxRegression
 
     df = _small(spark, [0.0, 1.0, 2.0], n=30)
-    with pytest.raises(TypeError, match="unknown Params"):
+    with pytest.raises(TypeError, match="l2 is an option of the plain Python API softmax_spark.SoftmaxTrainer"):
         SoftmaxRegression(l2=0.1)
     with pytest.raises(InputError, match="only supports L2"):
         SoftmaxRegression(regParam=0.1, elasticNetParam=0.5, lowerBoundsOnIntercepts=Vectors.dense([0.0] * 3)).fit(df)

@@ -15,7 +15,7 @@ import pytest
 from sklearn import datasets
 
 from helpers import to_df
-from softmax_spark import SoftmaxRegression
+from softmax_spark import SoftmaxTrainer
 from softmax_spark.errors import NoProgressError
 from softmax_spark.loss import objective_and_gradient, softmax
 from softmax_spark.penalty import L2Penalty
@@ -96,7 +96,7 @@ def test_default_reaches_the_exact_optimum(spark, name, capsys):
     X, y = DATASETS[name]()
     X = np.asarray(X, dtype=np.float64)
     coef, intercept = exact_optimum(X, y)
-    model = SoftmaxRegression(l2=LAMBDA, write_mllib=False).fit(to_df(spark, X, y))
+    model = SoftmaxTrainer(l2=LAMBDA, write_mllib=False).fit(to_df(spark, X, y))
     out = capsys.readouterr().out
     gap = float(np.max(np.abs(model.predict_proba(X) - proba(coef, intercept, X))))
     meta = model.metadata
@@ -117,11 +117,11 @@ def test_newton_checkpoint_resume_equals_uninterrupted(spark, tmp_path, optimize
     X, y = hard_synthetic(600, 6, 4, 5)
     df = to_df(spark, X, y).cache()
     opts = dict(optimizer=optimizer, l2=LAMBDA, seed=3, write_mllib=False, checkpoint_every=1)
-    full = SoftmaxRegression(max_iter=6, **opts).fit(df)
+    full = SoftmaxTrainer(max_iter=6, **opts).fit(df)
     ckpt = str(tmp_path / "ckpt")
-    first = SoftmaxRegression(max_iter=3, checkpoint_dir=ckpt, **opts).fit(df)
+    first = SoftmaxTrainer(max_iter=3, checkpoint_dir=ckpt, **opts).fit(df)
     assert first.metadata["stop_reason"].startswith("max_iter")
-    resumed = SoftmaxRegression(max_iter=6, checkpoint_dir=ckpt, **opts).fit(df)
+    resumed = SoftmaxTrainer(max_iter=6, checkpoint_dir=ckpt, **opts).fit(df)
     df.unpersist()
     assert [h["iteration"] for h in resumed.history] == [h["iteration"] for h in full.history]
     assert len(full.history) == 6  # not converged before: the resumed part took real steps
@@ -138,7 +138,7 @@ def test_newton_without_penalty_on_separable_data_claims_no_optimum(spark):
     y = rng.integers(0, 3, 300)
     X = rng.normal(size=(300, 4)) + 6.0 * np.eye(3, 4)[y]  # three well-separated blobs
     try:
-        model = SoftmaxRegression(optimizer="newton", l2=0.0, max_iter=100, write_mllib=False).fit(
+        model = SoftmaxTrainer(optimizer="newton", l2=0.0, max_iter=100, write_mllib=False).fit(
             to_df(spark, X, y))
     except NoProgressError as err:
         assert "optimum" not in str(err).replace("not an optimum", "")
@@ -157,7 +157,7 @@ def test_sgd_defaults_within_one_percent_on_digits(spark):
     l2 = 1e-3
     coef, intercept = exact_optimum(X, y, l2)
     best = objective_and_gradient(coef, intercept, X, y, l2=l2)[0]
-    model = SoftmaxRegression(optimizer="sgd", batch_fraction=0.1, l2=l2, max_iter=300,
+    model = SoftmaxTrainer(optimizer="sgd", batch_fraction=0.1, l2=l2, max_iter=300,
                               write_mllib=False).fit(to_df(spark, X, y))
     got = objective_and_gradient(model.coef, model.intercept, X, y, l2=l2)[0]
     print(f"sgd: {len(model.history)} iterations, {model.metadata['passes']} passes, J/J* − 1 = {got / best - 1:.2%}")

@@ -18,11 +18,11 @@ def binary():
 def test_binary_optimum_matches_sklearn_with_C_one_over_lambda_n(spark, binary):
     from sklearn.linear_model import LogisticRegression
 
-    from softmax_spark import SoftmaxRegression
+    from softmax_spark import SoftmaxTrainer
 
     X, y = binary
     l2 = 1e-2
-    model = SoftmaxRegression(l2=l2, tol=1e-12, gtol=1e-10, max_iter=500, write_mllib=False).fit(
+    model = SoftmaxTrainer(l2=l2, tol=1e-12, gtol=1e-10, max_iter=500, write_mllib=False).fit(
         to_df(spark, X, y))
     assert sklearn_C(l2, len(y), 2) == pytest.approx(1.0 / (l2 * len(y)))
     ref = sklearn_reference(X, y, l2)

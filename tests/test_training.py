@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import make_data, sklearn_reference, to_df
-from softmax_spark import SoftmaxRegression
+from softmax_spark import SoftmaxTrainer
 from softmax_spark.distributed import DistributedLoss
 from softmax_spark.features import FeatureSpec
 from softmax_spark.ingest import ingest
@@ -65,7 +65,7 @@ def test_lbfgs_reaches_sklearn_optimum(df, data):
     """lbfgs reaches scikit-learn's LogisticRegression(C=1/(2λN)) optimum: probabilities within 1e-6."""
     X, y = data
     l2 = 1e-3
-    model = SoftmaxRegression(l2=l2, tol=1e-12, gtol=1e-10, max_iter=500, write_mllib=False).fit(df)
+    model = SoftmaxTrainer(l2=l2, tol=1e-12, gtol=1e-10, max_iter=500, write_mllib=False).fit(df)
     ref = sklearn_reference(X, y, l2)
     np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), atol=1e-6)
     # the L2 optimum is the centred parameterisation
@@ -81,7 +81,7 @@ def test_lbfgs_agrees_with_mllib(spark, df, data):
 
     X, y = data
     l2 = 1e-3
-    ours = SoftmaxRegression(l2=l2, tol=1e-12, gtol=1e-10, write_mllib=False).fit(df)
+    ours = SoftmaxTrainer(l2=l2, tol=1e-12, gtol=1e-10, write_mllib=False).fit(df)
     vec = df.withColumn("features", array_to_vector("features"))
     mllib = LogisticRegression(family="multinomial", regParam=2 * l2, standardization=False,
                                tol=1e-12, maxIter=1000).fit(vec)
@@ -95,7 +95,7 @@ def test_full_batch_sgd_step_equals_numpy(df, data):
     """One full-batch SGD step (batch fraction 1, no preconditioning) is W − η∇J of numpy."""
     X, y = data
     l2, lr = 1e-2, 0.5
-    model = SoftmaxRegression(optimizer="sgd", batch_fraction=1.0, learning_rate=lr, l2=l2, max_iter=1,
+    model = SoftmaxTrainer(optimizer="sgd", batch_fraction=1.0, learning_rate=lr, l2=l2, max_iter=1,
                               precondition=False, write_mllib=False).fit(df)
     zeros = np.zeros((4, 6))
     _, gcoef, gint = objective_and_gradient(zeros, np.zeros(4), X, y, l2=l2)
@@ -107,8 +107,8 @@ def test_sgd_defaults_get_within_one_percent(df, data):
     """Minibatch SGD with default step (1/L from the curvature bound) gets within 1% of the optimal objective."""
     X, y = data
     l2 = 1e-3
-    ref = SoftmaxRegression(l2=l2, tol=1e-12, write_mllib=False).fit(df)
-    sgd = SoftmaxRegression(l2=l2, optimizer="sgd", batch_fraction=0.3, max_iter=150, tol=0,
+    ref = SoftmaxTrainer(l2=l2, tol=1e-12, write_mllib=False).fit(df)
+    sgd = SoftmaxTrainer(l2=l2, optimizer="sgd", batch_fraction=0.3, max_iter=150, tol=0,
                             write_mllib=False).fit(df)
     best = objective_and_gradient(ref.coef, ref.intercept, X, y, l2=l2)[0]
     got = objective_and_gradient(sgd.coef, sgd.intercept, X, y, l2=l2)[0]
@@ -118,10 +118,10 @@ def test_sgd_defaults_get_within_one_percent(df, data):
 def test_same_seed_same_model(df):
     """The same seed gives the same SGD model twice (deterministic minibatches)."""
     opts = dict(optimizer="sgd", batch_fraction=0.4, max_iter=8, seed=7, write_mllib=False, momentum=0.5)
-    a = SoftmaxRegression(**opts).fit(df)
-    b = SoftmaxRegression(**opts).fit(df)
+    a = SoftmaxTrainer(**opts).fit(df)
+    b = SoftmaxTrainer(**opts).fit(df)
     np.testing.assert_allclose(a.coef, b.coef, rtol=0, atol=1e-12)
-    c = SoftmaxRegression(**{**opts, "seed": 8}).fit(df)
+    c = SoftmaxTrainer(**{**opts, "seed": 8}).fit(df)
     assert np.abs(a.coef - c.coef).max() > 1e-6
 
 
@@ -131,10 +131,10 @@ def test_checkpoint_resume_equals_uninterrupted(df, tmp_path, optimizer):
     dir, resumes ('resuming from iteration k') and ends with the uninterrupted model."""
     opts = dict(optimizer=optimizer, batch_fraction=0.5 if optimizer == "sgd" else 1.0, seed=3,
                 tol=0, write_mllib=False, checkpoint_every=2, average=optimizer == "sgd")
-    full = SoftmaxRegression(max_iter=10, **opts).fit(df)
+    full = SoftmaxTrainer(max_iter=10, **opts).fit(df)
     ckpt = str(tmp_path / "ckpt")
-    SoftmaxRegression(max_iter=6, checkpoint_dir=ckpt, **opts).fit(df)
-    resumed = SoftmaxRegression(max_iter=10, checkpoint_dir=ckpt, **opts).fit(df)
+    SoftmaxTrainer(max_iter=6, checkpoint_dir=ckpt, **opts).fit(df)
+    resumed = SoftmaxTrainer(max_iter=10, checkpoint_dir=ckpt, **opts).fit(df)
     assert [h["iteration"] for h in resumed.history] == list(range(1, 11))
     np.testing.assert_allclose(resumed.coef, full.coef, rtol=0, atol=1e-9)
     np.testing.assert_allclose(resumed.intercept, full.intercept, rtol=0, atol=1e-9)
@@ -144,11 +144,11 @@ def test_warm_start_continues(df, data, tmp_path):
     """--init-model starts from a saved model: a warm start at the optimum stays there."""
     X, y = data
     path = str(tmp_path / "m")
-    SoftmaxRegression(l2=1e-3, tol=1e-12, model_dir=path, write_mllib=False).fit(df)
+    SoftmaxTrainer(l2=1e-3, tol=1e-12, model_dir=path, write_mllib=False).fit(df)
     from softmax_spark import load_model
 
     first = load_model(path)
-    again = SoftmaxRegression(l2=1e-3, tol=1e-12, init_model=path, write_mllib=False, max_iter=5).fit(df)
+    again = SoftmaxTrainer(l2=1e-3, tol=1e-12, init_model=path, write_mllib=False, max_iter=5).fit(df)
     assert len(again.history) <= 3
     np.testing.assert_allclose(again.predict_proba(X), first.predict_proba(X), atol=1e-7)
 
@@ -163,7 +163,7 @@ def test_sample_and_class_weights_define_the_objective(spark, data):
     s = rng.uniform(0.2, 3.0, size=len(y))
     frame = to_df(spark, X, y, weight=s, partitions=2)
     l2 = 1e-3
-    model = SoftmaxRegression(l2=l2, weight_col="weight", class_weight="balanced", tol=1e-12,
+    model = SoftmaxTrainer(l2=l2, weight_col="weight", class_weight="balanced", tol=1e-12,
                               write_mllib=False).fit(frame)
     sums = np.bincount(y, weights=s, minlength=4)
     cw = s.sum() / (4 * sums)
@@ -177,7 +177,7 @@ def test_sample_and_class_weights_define_the_objective(spark, data):
     balanced = LogisticRegression(C=1.0 / (2.0 * l2 * s.sum()), class_weight="balanced", tol=1e-12,
                                   max_iter=100000).fit(X, y, sample_weight=s)
     np.testing.assert_allclose(model.predict_proba(X), balanced.predict_proba(X), atol=1e-6)
-    unweighted = SoftmaxRegression(l2=l2, tol=1e-12, write_mllib=False).fit(to_df(spark, X, y))
+    unweighted = SoftmaxTrainer(l2=l2, tol=1e-12, write_mllib=False).fit(to_df(spark, X, y))
     assert np.abs(unweighted.coef - model.coef).max() > 1e-3
 
 
@@ -186,7 +186,7 @@ def test_early_stopping_keeps_best_iterate(spark):
     lowest validation loss (recorded in the history)."""
     X, y = make_data(n=120, d=30, c=3, seed=4, scale=0.3)  # few rows, many features: overfits
     Xv, yv = make_data(n=300, d=30, c=3, seed=5, scale=0.3)
-    model = SoftmaxRegression(l2=0.0, tol=0, max_iter=200, patience=3, write_mllib=False).fit(
+    model = SoftmaxTrainer(l2=0.0, tol=0, max_iter=200, patience=3, write_mllib=False).fit(
         to_df(spark, X, y), validation_df=to_df(spark, Xv, yv))
     losses = [h["validation_loss"] for h in model.history]
     best = int(np.argmin(losses))
@@ -205,7 +205,7 @@ def test_string_labels_round_trip(spark, data, tmp_path):
     names = np.array(["delta", "alpha", "charlie", "bravo"])
     frame = to_df(spark, X, y, labels=names)
     path = str(tmp_path / "m")
-    model = SoftmaxRegression(l2=1e-3, model_dir=path, write_mllib=False).fit(frame)
+    model = SoftmaxTrainer(l2=1e-3, model_dir=path, write_mllib=False).fit(frame)
     assert model.classes == ["alpha", "bravo", "charlie", "delta"]
     from softmax_spark import load_model
 
@@ -220,8 +220,8 @@ def test_reference_parametrization_same_probabilities(spark):
     λ = 0 (the unregularised optimum is unique in probabilities)."""
     X, y = make_data(n=500, d=3, c=3, seed=9, scale=0.5)
     frame = to_df(spark, X, y)
-    full = SoftmaxRegression(l2=0.0, tol=1e-13, write_mllib=False).fit(frame)
-    ref = SoftmaxRegression(l2=0.0, tol=1e-13, parametrization="reference", write_mllib=False).fit(frame)
+    full = SoftmaxTrainer(l2=0.0, tol=1e-13, write_mllib=False).fit(frame)
+    ref = SoftmaxTrainer(l2=0.0, tol=1e-13, parametrization="reference", write_mllib=False).fit(frame)
     np.testing.assert_allclose(ref.coef[-1], 0.0, atol=0)
     np.testing.assert_allclose(ref.predict_proba(X), full.predict_proba(X), atol=1e-6)
 
@@ -235,7 +235,7 @@ def test_standardize_matches_mllib(spark, data):
     X = X * np.array([1e2, 1.0, 1e-1, 3.0, 1.0, 10.0])
     frame = to_df(spark, X, y, partitions=2)
     l2 = 1e-2
-    ours = SoftmaxRegression(l2=l2, standardize=True, tol=1e-12, write_mllib=False).fit(frame)
+    ours = SoftmaxTrainer(l2=l2, standardize=True, tol=1e-12, write_mllib=False).fit(frame)
     vec = frame.withColumn("features", array_to_vector("features"))
     mllib = LogisticRegression(family="multinomial", regParam=2 * l2, standardization=True,
                                tol=1e-12, maxIter=2000).fit(vec)
@@ -278,8 +278,8 @@ def test_integer_weight_equals_repeated_rows(spark, class_weight):
     X, y = make_data(n=90, d=3, c=3, seed=12)
     k = np.random.default_rng(12).integers(1, 4, size=len(y))
     opts = dict(l2=1e-3, tol=1e-12, gtol=1e-10, class_weight=class_weight, write_mllib=False)
-    weighted = SoftmaxRegression(weight_col="weight", **opts).fit(to_df(spark, X, y, weight=k.astype(float)))
-    repeated = SoftmaxRegression(**opts).fit(to_df(spark, np.repeat(X, k, axis=0), np.repeat(y, k)))
+    weighted = SoftmaxTrainer(weight_col="weight", **opts).fit(to_df(spark, X, y, weight=k.astype(float)))
+    repeated = SoftmaxTrainer(**opts).fit(to_df(spark, np.repeat(X, k, axis=0), np.repeat(y, k)))
     np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-6)
 
 
@@ -288,8 +288,8 @@ def test_reference_parametrization_with_l2_reaches_the_full_optimum(spark):
     probabilities (issue 16 item 8: they were 8.6e-2 apart); the last row stays 0."""
     X, y = make_data(n=300, d=5, c=3, seed=9)
     frame = to_df(spark, X, y)
-    full = SoftmaxRegression(l2=1e-3, tol=1e-13, write_mllib=False).fit(frame)
-    ref = SoftmaxRegression(l2=1e-3, tol=1e-13, parametrization="reference", write_mllib=False).fit(frame)
+    full = SoftmaxTrainer(l2=1e-3, tol=1e-13, write_mllib=False).fit(frame)
+    ref = SoftmaxTrainer(l2=1e-3, tol=1e-13, parametrization="reference", write_mllib=False).fit(frame)
     np.testing.assert_array_equal(ref.coef[-1], 0.0)
     np.testing.assert_allclose(ref.predict_proba(X), full.predict_proba(X), atol=1e-6)
     assert ref.metadata["penalty"]["centred"] is True
@@ -302,7 +302,7 @@ def test_sgd_default_rate_does_not_drop_above_512_features(spark):
     rates = {}
     for d in (500, 520):
         X, y = make_data(n=600, d=d, c=40, seed=1)
-        model = SoftmaxRegression(optimizer="sgd", l2=1e-3, max_iter=1, write_mllib=False).fit(to_df(spark, X, y))
+        model = SoftmaxTrainer(optimizer="sgd", l2=1e-3, max_iter=1, write_mllib=False).fit(to_df(spark, X, y))
         rates[d] = model.history[0]["learning_rate"]
     assert rates[520] == pytest.approx(rates[500], rel=0.1)
 
