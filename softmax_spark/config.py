@@ -102,6 +102,7 @@ class TrainConfig(_FeatureSource):
     checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it")
     checkpoint_every: int = _opt(10, "checkpoint every K iterations")
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout")
+    inference: bool = _opt(False, "also write coefficient inference (std errors, z, p-values, Wald intervals; see docs/summary-and-inference.md) to <model-dir>/inference.parquet and inference.txt: one extra data pass, C·D̃ ≤ 4096")
     fail_first_attempt_dir: str | None = _opt(None, "TEST ONLY: fail each task's first attempt once (markers here)")
 
     def validate(self) -> "TrainConfig":

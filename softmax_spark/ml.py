@@ -430,7 +430,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         model = SoftmaxRegressionModel(fitted, binomial=binomial)
         model._resetUid(self.uid)  # MLlib: the model has its estimator's uid
         self._copyValues(model)
-        model._summary = _training_summary(model, dataset, fitted)
+        model._summary = _training_summary(model, dataset, fitted, train_df)
         return model
 
     def _model_thresholds(self, n_classes, binomial):
@@ -473,13 +473,19 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         return that
 
 
-def _training_summary(model, dataset, fitted):
+def _training_summary(model, dataset, fitted, train_df):
     """``model.summary`` after ``fit``: MLlib's fields over ``model.transform(dataset)``, ours
-    (history, certificate) and coefficient inference over ``dataset`` (``summary.py``)."""
+    (history, certificate) and coefficient inference over ``train_df`` (``summary.py``)."""
     from .summary import training_summary
 
+    def inference(reference_class, parameterization, alpha, covariance):
+        from .inference_pass import coefficient_table_for
+
+        return coefficient_table_for(train_df.sparkSession, fitted, train_df, reference_class=reference_class,
+                                     parameterization=parameterization, alpha=alpha, covariance=covariance)
+
     return training_summary(model, dataset, fitted.history, fitted.metadata.get("stop_reason"),
-                            certificate=fitted.metadata.get("certificate"))
+                            certificate=fitted.metadata.get("certificate"), inference=inference)
 
 
 def _metadata_class(spark, path: str) -> str | None:
@@ -715,6 +721,7 @@ class _ModelWriter(_PreparedSave, MLWriter):
             "classes": pa.array([json.dumps(list(m.classes))]),
             "history": pa.array([json.dumps(summary.history if summary else m.history)]),
             "stopReason": pa.array([summary.stopReason if summary else m.metadata.get("stop_reason")], pa.string()),
+            "certificate": pa.array([json.dumps(summary.certificate if summary else m.metadata.get("certificate"))]),
         })
         spark.createDataFrame(table).coalesce(1).write.parquet(os.path.join(path, "data"))
 
@@ -774,7 +781,8 @@ def _softmax_model(metadata: dict, row: dict, path: str) -> SoftmaxModel:
     if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
         raise ModelFormatError(f"{path}/data: non-finite coefficients")
     meta = {"ml_params": {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})},
-            "binomial": bool(row["isBinomial"]), "stop_reason": row.get("stopReason")}
+            "binomial": bool(row["isBinomial"]), "stop_reason": row.get("stopReason"),
+            "certificate": json.loads(row.get("certificate") or "null")}
     return SoftmaxModel(coef.reshape(n_classes, n_features), intercept, classes,
                         history=json.loads(row.get("history") or "[]"), metadata=meta)
 
