@@ -45,11 +45,11 @@ from .errors import InputError
 from .model import _is_sparse
 
 __all__ = ["InferenceError", "InferenceKernel", "InferenceSums", "coefficient_table", "MAX_PARAMS",
-           "PERFECT_PROBABILITY", "SEPARATION_FRACTION", "MAX_CONDITION"]
+           "PERFECT_PROBABILITY", "MAX_LOGIT_STEP", "MAX_CONDITION"]
 
 MAX_PARAMS = 4096  # C·D̃ above which the exact Hessian is refused (solvers/auto.py's Newton bound)
 PERFECT_PROBABILITY = 1.0 - 1e-6  # a row is "perfectly predicted" when p(y_i | x_i) exceeds this
-SEPARATION_FRACTION = 0.05  # unpenalised: refuse when this weight fraction of rows is perfectly predicted
+MAX_LOGIT_STEP = 0.05  # refuse when a Newton step from the fit would move the logits by more (RMS over rows)
 MAX_CONDITION = 1e12  # refuse when the diagonally scaled Hessian's condition number exceeds this
 
 COLUMNS = ["class", "feature", "coefficient", "std_error", "z", "p_value", "ci_low", "ci_high"]
@@ -65,28 +65,37 @@ class InferenceSums(HessianAccumulator):
     """``HessianAccumulator`` plus the score outer-product sum B (upper triangle), the weight of
     perfectly predicted rows, Σ s_i² and whether every weight is 1."""
 
-    __slots__ = ("meat_sum", "perfect_weight", "unit_weights")
+    __slots__ = ("meat_sum", "moment_sum", "perfect_weight", "unit_weights")
 
     def __init__(self, n_classes: int, n_features: int, fit_intercept: bool):
         super().__init__(n_classes, n_features, fit_intercept)
         self.meat_sum = np.zeros_like(self.hessian_sum, order="F")
+        width = self.hessian_sum.shape[0] // n_classes
+        self.moment_sum = np.zeros((width, width), order="F")
         self.perfect_weight = 0.0
         self.unit_weights = True
 
     def merge(self, other: "InferenceSums") -> "InferenceSums":
         super().merge(other)
         self.meat_sum += other.meat_sum
+        self.moment_sum += other.moment_sum
         self.perfect_weight += other.perfect_weight
         self.unit_weights = self.unit_weights and other.unit_weights
         return self
 
     def result(self):
-        """dict: loss (mean), hessian_sum (P, P; Σ s_i h_i, no penalty), meat_sum (P, P), weight_sum,
-        perfect_fraction, unit_weights."""
+        """dict: loss (mean), loss_sum, grad_sum (C, D̃), hessian_sum (P, P; Σ s_i h_i, no penalty),
+        meat_sum (P, P), moment_sum (D̃, D̃; Σ s_i x̃_i x̃_iᵀ), weight_sum, count, perfect_fraction,
+        unit_weights."""
         upper = np.triu(self.hessian_sum)
         meat = np.triu(self.meat_sum)
+        moment = np.triu(self.moment_sum)
+        grad = np.concatenate([self.grad_coef_sum, self.grad_intercept_sum[:, None]], axis=1) \
+            if self.hessian_sum.shape[0] > self.grad_coef_sum.size else self.grad_coef_sum
         return {"loss": self.loss_sum / self.weight_sum if self.weight_sum > 0 else float("nan"),
+                "loss_sum": self.loss_sum, "grad_sum": np.array(grad),
                 "hessian_sum": upper + np.triu(upper, 1).T, "meat_sum": meat + np.triu(meat, 1).T,
+                "moment_sum": moment + np.triu(moment, 1).T,
                 "weight_sum": self.weight_sum, "count": self.count,
                 "perfect_fraction": self.perfect_weight / self.weight_sum if self.weight_sum > 0 else 0.0,
                 "unit_weights": bool(self.unit_weights)}
@@ -127,6 +136,7 @@ class InferenceKernel:
             r *= s[sl, None]
             G = (r[:, :, None] * Xt[sl][:, None, :]).reshape(r.shape[0], n_classes * width)
             _syrk(1.0, G, beta=1.0, c=acc.meat_sum)
+            _syrk(1.0, Xt[sl] * np.sqrt(s[sl])[:, None], beta=1.0, c=acc.moment_sum)
         return acc
 
 
@@ -185,29 +195,47 @@ def coefficient_table(sums: dict, coef, intercept, classes, l2: float = 0.0, pen
     penalised = l2 > 0
     if covariance == "auto":
         covariance = "sandwich" if (penalised or not sums["unit_weights"]) else "hessian"
-    if not penalised and sums["perfect_fraction"] > SEPARATION_FRACTION:
-        raise InferenceError(
-            f"no standard errors: {sums['perfect_fraction']:.0%} of the (weighted) rows are predicted with "
-            f"p(label) > 1 − 1e-6 by an unpenalised fit — the classes are (quasi-)separable, the maximum-likelihood "
-            "estimate does not exist (the coefficients grow without bound) and any standard error would be "
-            "meaningless; fit with regParam > 0 and covariance='sandwich', or drop the separating features")
     S = float(sums["weight_sum"])
     H = np.array(sums["hessian_sum"], dtype=np.float64)
+    full = np.empty((C, width))
+    full[:, :D] = coef
+    if fit_intercept:
+        full[:, D] = np.asarray(intercept, dtype=np.float64)
+    grad = np.array(sums["grad_sum"], dtype=np.float64).reshape(C, width)
     if penalised:
         p = np.ones(D) if penalty_weights is None else np.asarray(penalty_weights, dtype=np.float64)
+        centred = full - full.mean(axis=0)  # the penalty at the best shift (see the module docstring)
         diag = np.zeros((C, width))
         diag[:, :D] = 2.0 * l2 * p * S  # the penalty's Hessian of S·J
         H[np.diag_indices_from(H)] += diag.ravel()
+        grad[:, :D] += 2.0 * l2 * p * S * centred[:, :D]
     A = _centring_map(C, width, ref)
     H_ref = A.T @ H @ A
+    g_ref = A.T @ grad.ravel()
     d = np.sqrt(np.clip(np.diag(H_ref), 1e-300, None))
-    scaled = H_ref / np.outer(d, d)
-    eig = np.linalg.eigvalsh(scaled)
+    eig, vec = np.linalg.eigh(H_ref / np.outer(d, d))
+    separation = (f"; {sums['perfect_fraction']:.0%} of the (weighted) rows are predicted with p(label) > 1 − 1e-6"
+                  if sums["perfect_fraction"] > 0 else "")
+    cure = ("fit with regParam > 0 (then covariance='sandwich') or drop the separating / collinear features"
+            if not penalised else "drop collinear or constant features")
     if eig[0] <= eig[-1] / MAX_CONDITION:
         raise InferenceError(
             f"no standard errors: the Hessian at the fit is numerically singular (scaled condition number "
-            f"{eig[-1] / max(eig[0], 1e-300):.1e} > {MAX_CONDITION:.0e}) — collinear or constant features, or "
-            "(quasi-)separable classes for which the maximum-likelihood estimate does not exist")
+            f"{eig[-1] / max(eig[0], 1e-300):.1e} > {MAX_CONDITION:.0e}{separation}) — (quasi-)separable classes, for "
+            "which the maximum-likelihood estimate does not exist, or collinear/constant features; " + cure)
+    # the Newton step from the fit, in logits: at the optimum it is 0; on (quasi-)separable classes
+    # it stays ≈ 1 logit on the separated rows at every iterate (the fit diverges along them)
+    step = (vec @ ((vec.T @ (g_ref / d)) / eig)) / d
+    step_full = np.insert(step.reshape(C - 1, width), ref, 0.0, axis=0)
+    M = np.asarray(sums["moment_sum"], dtype=np.float64) / S
+    logit_step = float(np.sqrt(max(float(np.max(np.einsum("cj,jk,ck->c", step_full, M, step_full))), 0.0)))
+    if logit_step > MAX_LOGIT_STEP:
+        raise InferenceError(
+            f"no standard errors: the model is not at the optimum — a Newton step from it would still move a class's "
+            f"logits by {logit_step:.2g} (root mean square over the rows){separation}. "
+            + ("On an unpenalised fit this is what (quasi-)separable classes look like: the maximum-likelihood "
+               "estimate does not exist and the coefficients grow without bound; " + cure
+               if not penalised else "Fit to convergence (smaller tol, more maxIter) first"))
     H_inv = np.linalg.inv(H_ref)
     H_inv = (H_inv + H_inv.T) / 2
     if covariance == "sandwich":
@@ -215,10 +243,6 @@ def coefficient_table(sums: dict, coef, intercept, classes, l2: float = 0.0, pen
         cov = H_inv @ B @ H_inv
     else:
         cov = H_inv
-    full = np.empty((C, width))
-    full[:, :D] = coef
-    if fit_intercept:
-        full[:, D] = np.asarray(intercept, dtype=np.float64)
     if parameterization == "reference":
         values = np.delete(full - full[ref], ref, axis=0).ravel()
         row_classes = [c for i, c in enumerate(classes) if i != ref]
