@@ -28,7 +28,7 @@ def _frame(spark, X, y, w=None):
 
 
 def _close(a, b, tol=1e-9):
-    assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=0, atol=tol), (a, b)
+    assert np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=0, atol=tol, equal_nan=True), (a, b)
 
 
 def _compare(ours, theirs):
