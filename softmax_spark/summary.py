@@ -346,7 +346,10 @@ class _ConfusionMetrics:
         return self.tp[c] / self.n_c[c]
 
     def _fpr(self, c):
-        return self.fp.get(c, 0.0) / (self.n - self.n_c[c])
+        fp, negatives = self.fp.get(c, 0.0), self.n - self.n_c[c]
+        if negatives == 0:  # the JVM's double division: 0/0 = NaN (a one-class data set), x/0 = ∞
+            return float("nan") if fp == 0 else float("inf")
+        return fp / negatives
 
     def _f(self, c, beta):
         p, r, b2 = self._precision(c), self._recall(c), beta * beta
