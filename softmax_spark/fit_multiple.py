@@ -106,7 +106,8 @@ def fit_path(ests, dataset) -> list:
     ingest, strongest penalty first, each warm-started from the previous; models in the given order."""
     from .connect_backend import default_parallelism
     from .loop import TrainingLoop
-    from .ml import SoftmaxRegressionModel, SoftmaxRegressionTrainingSummary, resolve_classes
+    from .ml import SoftmaxRegressionModel, resolve_classes
+    from .summary import training_summary
     from .model import SoftmaxModel
     from .solvers import make_solver, resolve_optimizer
     from .training import TrainingData, _class_weights, _read, build_problem, class_weight_sums
@@ -186,6 +187,6 @@ def fit_path(ests, dataset) -> list:
             model = SoftmaxRegressionModel(fitted, binomial=binomial)
             model._resetUid(est.uid)
             est._copyValues(model)
-            model._summary = SoftmaxRegressionTrainingSummary(fitted.history, result.reason)
+            model._summary = training_summary(model, dataset, fitted.history, result.reason)
             models[i] = model
     return models

@@ -583,7 +583,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         model = SoftmaxRegressionModel(fitted, binomial=binomial)
         model._resetUid(self.uid)  # MLlib: the model has its estimator's uid
         self._copyValues(model)
-        model._summary = SoftmaxRegressionTrainingSummary(fitted.history, fitted.metadata.get("stop_reason"))
+        model._summary = _training_summary(model, dataset, fitted, train_df)
         for listener in list(FIT_LISTENERS):  # e.g. softmax_spark.mlflow_support's autolog metrics
             listener(self, model)
         return model
@@ -661,6 +661,21 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         return that
 
 
+def _training_summary(model, dataset, fitted, train_df):
+    """``model.summary`` after ``fit``: MLlib's fields over ``model.transform(dataset)``, ours
+    (history, certificate) and coefficient inference over ``train_df`` (``summary.py``)."""
+    from .summary import training_summary
+
+    def inference(reference_class, parameterization, alpha, covariance):
+        from .inference_pass import coefficient_table_for
+
+        return coefficient_table_for(train_df.sparkSession, fitted, train_df, reference_class=reference_class,
+                                     parameterization=parameterization, alpha=alpha, covariance=covariance)
+
+    return training_summary(model, dataset, fitted.history, fitted.metadata.get("stop_reason"),
+                            certificate=fitted.metadata.get("certificate"), inference=inference)
+
+
 def _metadata_class(spark, path: str) -> str | None:
     """The ``class`` in ``<path>/metadata`` (DefaultParamsWriter JSON), or None when there is none."""
     try:
@@ -670,23 +685,8 @@ def _metadata_class(spark, path: str) -> str | None:
 
 
 # -- the Model ----------------------------------------------------------------------------------
-class SoftmaxRegressionTrainingSummary:
-    """Training summary with MLlib's names: ``objectiveHistory`` (the objective after each
-    iteration; MLlib's list also starts with the initial objective), ``totalIterations``; plus our
-    ``history`` (one dict per iteration: objective, grad_norm, step/learning_rate, seconds, …)
-    and ``stopReason``."""
-
-    def __init__(self, history, stop_reason=None):
-        self.history = list(history or [])
-        self.stopReason = stop_reason
-
-    @property
-    def objectiveHistory(self) -> list:
-        return [float(h["objective"]) for h in self.history]
-
-    @property
-    def totalIterations(self) -> int:
-        return len(self.history)
+# the summary classes (MLlib's fields, ours on top) live in ``summary.py``
+from .summary import SoftmaxRegressionTrainingSummary  # noqa: E402  (a public name of this module)
 
 
 class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLReadable):
@@ -767,13 +767,23 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
 
     @property
     def hasSummary(self) -> bool:
+        """True after ``fit`` and after a load (a loaded summary holds the saved fields only; see
+        ``summary.py``)."""
         return self._summary is not None
 
     @property
     def summary(self) -> SoftmaxRegressionTrainingSummary:
+        """MLlib's (Binary)LogisticRegressionTrainingSummary fields and ours (``summary.py``)."""
         if self._summary is None:
             raise RuntimeError("no training summary available for this SoftmaxRegressionModel")
         return self._summary
+
+    def evaluate(self, dataset):
+        """MLlib's ``evaluate``: the (Binary)LogisticRegressionSummary of this model on ``dataset``
+        (lazy; see ``summary.py``)."""
+        from .summary import make_summary
+
+        return make_summary(self, dataset, training=False, certificate=self.softmaxModel.metadata.get("certificate"))
 
     # -- prediction ----------------------------------------------------------------------------
     def _thresholds(self):
@@ -906,6 +916,7 @@ class _ModelWriter(_PreparedSave, MLWriter):
             "classes": pa.array([json.dumps(list(m.classes))]),
             "history": pa.array([json.dumps(summary.history if summary else m.history)]),
             "stopReason": pa.array([summary.stopReason if summary else m.metadata.get("stop_reason")], pa.string()),
+            "certificate": pa.array([json.dumps(summary.certificate if summary else m.metadata.get("certificate"))]),
         })
         spark.createDataFrame(table).coalesce(1).write.parquet(os.path.join(path, "data"))
 
@@ -922,7 +933,10 @@ class _ModelReader(MLReader):
         DefaultParamsReader.getAndSetParams(model, metadata)
         history = json.loads(row["history"] or "[]")
         if history:
-            model._summary = SoftmaxRegressionTrainingSummary(history, row["stopReason"])
+            from .summary import loaded_summary
+
+            model._summary = loaded_summary(model.numClasses, history, row["stopReason"],
+                                            model.softmaxModel.metadata.get("certificate"))
         return model
 
 
@@ -962,7 +976,8 @@ def _softmax_model(metadata: dict, row: dict, path: str) -> SoftmaxModel:
     if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
         raise ModelFormatError(f"{path}/data: non-finite coefficients")
     meta = {"ml_params": {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})},
-            "binomial": bool(row["isBinomial"]), "stop_reason": row.get("stopReason")}
+            "binomial": bool(row["isBinomial"]), "stop_reason": row.get("stopReason"),
+            "certificate": json.loads(row.get("certificate") or "null")}
     return SoftmaxModel(coef.reshape(n_classes, n_features), intercept, classes,
                         history=json.loads(row.get("history") or "[]"), metadata=meta)
 

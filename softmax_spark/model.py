@@ -170,6 +170,23 @@ class SoftmaxModel:
         """The same probabilities with row k of W (and b_k) pinned to zero: C−1 free rows."""
         return self._with(self.coef - self.coef[k], self.intercept - self.intercept[k])
 
+    def coefficient_table(self, df, reference_class=None, parameterization: str = "reference", alpha: float = 0.05,
+                          covariance: str = "auto", spark=None):
+        """Coefficient inference (pandas DataFrame: class, feature, coefficient, std_error, z, p_value,
+        ci_low, ci_high) on this model's training DataFrame ``df``, read with the options the model
+        was trained with; one ingest and one data pass. See ``inference.coefficient_table`` for the
+        meaning and the errors (``InferenceError`` when the estimate does not exist)."""
+        from .inference_pass import coefficient_table_for
+
+        return coefficient_table_for(spark or df.sparkSession, self, df, reference_class=reference_class,
+                                     parameterization=parameterization, alpha=alpha, covariance=covariance)
+
+    @property
+    def optimality_gap_bound(self) -> float | None:
+        """The certificate's upper bound on J − J* (``metadata["certificate"]``), or None."""
+        cert = self.metadata.get("certificate") or {}
+        return cert.get("bound")
+
     def _with(self, coef, intercept) -> "SoftmaxModel":
         return SoftmaxModel(coef, intercept, list(self.classes), list(self.history), dict(self.metadata))
 

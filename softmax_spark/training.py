@@ -318,6 +318,9 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         result = loop.run(problem.from_model(coef0, intercept0))
         for record in result.history:
             record.setdefault("solver", solver_name)
+        certificate = _certificate(problem, result.theta)
+        inference_table = _inference_table(cfg, data, problem, result, classes, class_weight) \
+            if cfg.inference and write else None
 
     # -- model --------------------------------------------------------------------------------
     coef, intercept = problem.to_model(result.theta)
@@ -349,25 +352,58 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         "returned_iteration": result.returned_iteration,
         "penalty": problem.penalty.to_dict(),
         **nonsmooth_info,
+        "certificate": certificate,
     }
     model = SoftmaxModel(coef, intercept, classes, history=result.history, metadata=metadata)
     if write and cfg.model_dir:
-        _write(model, cfg)
+        _write(model, cfg, inference_table)
     if cfg.checkpoint_dir:  # a converged run's checkpoints go; one stopped by max_iter stays resumable
         finish_run(cfg.checkpoint_dir, run_fingerprint, converged=not result.reason.startswith("max_iter"))
     return model
 
 
-def _write(model: SoftmaxModel, cfg: TrainConfig) -> None:
+def _certificate(problem, theta) -> dict:
+    """``certificate.certify`` at the returned θ (one Hessian pass; none above its size limit),
+    logged; a failure to certify never fails the fit (the status records it)."""
+    from .certificate import certify, describe
+
+    try:
+        cert = certify(problem, theta)
+    except Exception as exc:  # noqa: BLE001 — the model is fine; only its certificate is missing
+        cert = {"bound": None, "status": f"not computed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    log.info("%s", describe(cert))
+    return cert
+
+
+def _inference_table(cfg, data, problem, result, classes, class_weight):
+    """``--inference``: the coefficient table at the fitted model over the ingested data (one pass)."""
+    from .inference_pass import inference_sums, table_from_sums
+
+    coef, intercept = problem.to_model(result.theta)
+    probe = SoftmaxModel(coef, intercept, classes, metadata={
+        "l2": cfg.l2, "options": dataclasses.asdict(cfg),
+        "data_summary": {"class_weight": None if class_weight is None else class_weight.tolist()}})
+    table = table_from_sums(probe, inference_sums(data, probe, cfg), cfg)
+    log.info("coefficient inference (%s covariance) for %d rows", table.attrs["covariance"], len(table))
+    return table
+
+
+def _write(model: SoftmaxModel, cfg: TrainConfig, inference_table=None) -> None:
+    from .certificate import describe
     from .model_io import save_model
 
-    extra = None
+    writers = []
     if cfg.write_mllib:
         from .mllib_io import write_mllib_model
 
-        extra = lambda tmp: write_mllib_model(model, os.path.join(tmp, "mllib"))  # noqa: E731
+        writers.append(lambda tmp: write_mllib_model(model, os.path.join(tmp, "mllib")))
+    if inference_table is not None:
+        from .inference_pass import write_inference
+
+        writers.append(lambda tmp: write_inference(inference_table, tmp))
+    extra = (lambda tmp: [w(tmp) for w in writers]) if writers else None  # noqa: E731
     save_model(model, cfg.model_dir, overwrite=cfg.overwrite, extra_writer=extra)
-    log.info("model written to %s", cfg.model_dir)
+    log.info("model written to %s; %s", cfg.model_dir, describe(model.metadata.get("certificate")))
 
 
 def train(spark, cfg: TrainConfig) -> SoftmaxModel:
