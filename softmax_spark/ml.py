@@ -165,6 +165,9 @@ class _SoftmaxRegressionParams(
                           "under a local master, one task per core stays for the whole fit and runs every "
                           "pass (the same sums); false: a Spark job per pass",
                           typeConverter=TypeConverters.toBoolean)
+    verbose = Param(Params._dummy(), "verbose",
+                    "log each iteration at INFO (as the spark-submit jobs do); false: at DEBUG, and a fit "
+                    "prints one summary line (softmax_spark.fit_output)", typeConverter=TypeConverters.toBoolean)
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -179,6 +182,7 @@ class _SoftmaxRegressionParams(
             lbfgsMemory=c["lbfgs_memory"], gtol=c["gtol"], validationFraction=c["validation_fraction"],
             patience=c["patience"], residentTasks=c["resident_tasks"],
         )
+        self._setDefault(verbose=False)
 
     def getFamily(self) -> str:
         return self.getOrDefault(self.family)
@@ -394,11 +398,33 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         return cfg.validate()
 
     def _fit(self, dataset) -> "SoftmaxRegressionModel":
+        import time
+
+        from .fit_output import quiet_fit
+        from .shipping import ensure_workers, workers_python
+
+        started = time.perf_counter()
+        self._check_params()
+        ensure_workers(dataset.sparkSession)  # the package to executors that lack it (shipping)
+        with quiet_fit(self.getOrDefault(self.verbose)), workers_python(dataset.sparkSession):
+            model = self._fit_dataframe(dataset)
+        self._log_summary(model, time.perf_counter() - started)
+        return model
+
+    def _log_summary(self, model, seconds: float) -> None:
+        from .fit_output import summary
+
+        meta = model.softmaxModel.metadata or {}
+        data = meta.get("data_summary") or {}
+        summary("SoftmaxRegression fit: %s rows × %d features, %d classes; %s, %d iterations (%s) in %.1f s",
+                data.get("rows", "?"), model.numFeatures, model.numClasses, meta.get("solver", "?"),
+                len(model.softmaxModel.history or ()), meta.get("stop_reason", "?"), seconds)
+
+    def _fit_dataframe(self, dataset) -> "SoftmaxRegressionModel":
         from pyspark.sql import functions as F
 
         from .training import fit_dataframe
 
-        self._check_params()
         classes, _ = resolve_classes(dataset, self.getLabelCol(), self.getOrDefault(self.labelIndexing))
         n_classes = len(classes)
         family = self.getFamily()
@@ -623,13 +649,16 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
 
     def _transform(self, dataset):
         from .scoring import score_dataframe
+        from .shipping import ensure_workers, workers_python
 
-        return score_dataframe(
-            dataset, self.softmaxModel, featuresCol=self.getFeaturesCol(),
-            rawPredictionCol=self.getRawPredictionCol(), probabilityCol=self.getProbabilityCol(),
-            predictionCol=self.getPredictionCol(), predictedLabelCol=self._value(self.predictedLabelCol),
-            thresholds=self._thresholds(), binomial=self._binomial,
-        )
+        ensure_workers(dataset.sparkSession)  # the scoring function is wrapped now, run later
+        with workers_python(dataset.sparkSession):
+            return score_dataframe(
+                dataset, self.softmaxModel, featuresCol=self.getFeaturesCol(),
+                rawPredictionCol=self.getRawPredictionCol(), probabilityCol=self.getProbabilityCol(),
+                predictionCol=self.getPredictionCol(), predictedLabelCol=self._value(self.predictedLabelCol),
+                thresholds=self._thresholds(), binomial=self._binomial,
+            )
 
     # -- persistence ---------------------------------------------------------------------------
     def write(self) -> MLWriter:
