@@ -165,6 +165,10 @@ class _SoftmaxRegressionParams(
                           "under a local master, one task per core stays for the whole fit and runs every "
                           "pass (the same sums); false: a Spark job per pass",
                           typeConverter=TypeConverters.toBoolean)
+    maxDriverBytes = Param(Params._dummy(), "maxDriverBytes",
+                           "a training set whose size Spark estimates at ≤ this many bytes (and ≤ 200,000 rows) is "
+                           "read into the driver and fitted there, without Python workers (driver_data); 0: always "
+                           "ingest into the executors", typeConverter=TypeConverters.toInt)
     verbose = Param(Params._dummy(), "verbose",
                     "log each iteration at INFO (as the spark-submit jobs do); false: at DEBUG, and a fit "
                     "prints one summary line (softmax_spark.fit_output)", typeConverter=TypeConverters.toBoolean)
@@ -182,7 +186,9 @@ class _SoftmaxRegressionParams(
             lbfgsMemory=c["lbfgs_memory"], gtol=c["gtol"], validationFraction=c["validation_fraction"],
             patience=c["patience"], residentTasks=c["resident_tasks"],
         )
-        self._setDefault(verbose=False)
+        from .driver_data import DRIVER_MAX_BYTES
+
+        self._setDefault(verbose=False, maxDriverBytes=DRIVER_MAX_BYTES)
 
     def getFamily(self) -> str:
         return self.getOrDefault(self.family)
@@ -449,7 +455,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         with tempfile.TemporaryDirectory(prefix="softmax_spark-init-") as tmp:
             init = self._initial_model_dir(dataset.sparkSession, tmp)
             cfg = self._train_config(classes, lam, init)
-            fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df, write=False)
+            fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df, write=False,
+                                   driver_bytes=self.getOrDefault(self.maxDriverBytes))
         # MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
         # the probabilities do not change
         fitted = fitted.centered()
