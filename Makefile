@@ -42,6 +42,13 @@ demo: setup
 airflow-test: setup
 	PYTHON=$(PYTHON) bash airflow/airflow_test.sh
 
+# A wheel and an sdist in dist/ (PEP 517, through `build`; version from pyproject.toml), each with
+# LICENSE; the wheel installs the console scripts softmax-spark-train / softmax-spark-evaluate.
+dist: setup
+	rm -rf dist build *.egg-info
+	$(PY) -m build --outdir dist .
+	@ls -l dist
+
 # Side-by-side benchmark against MLlib (never part of `make test`): data under bench/data,
 # results in bench/results/<name>.{json,md}. Smoke run: make bench BENCH_ARGS="--rows 20000 --repeats 1 --skip-scaling"
 BENCH_ARGS ?=

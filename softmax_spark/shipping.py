@@ -37,7 +37,7 @@ __all__ = ["ensure_workers", "workers_python", "WORKER_REQUIREMENTS"]
 log = logging.getLogger("softmax_spark")
 
 # what our task code imports in the workers (ingest, passes, scoring); the zip cannot bring them
-WORKER_REQUIREMENTS = ("numpy", "pyarrow")
+WORKER_REQUIREMENTS = ("numpy", "pyarrow", "threadpoolctl")
 
 _lock = threading.Lock()
 _READY: dict = {}  # (applicationId, version) → the Python our jobs' workers run (None: sc.pythonExec)
@@ -75,7 +75,7 @@ def _probe(sc) -> dict:
         import sys as _sys
 
         out = {"python": _sys.executable, "version": "%d.%d" % _sys.version_info[:2]}
-        for name in ("numpy", "pyarrow", "softmax_spark"):
+        for name in WORKER_REQUIREMENTS + ("softmax_spark",):
             try:
                 module = importlib.import_module(name)
                 out[name] = getattr(module, "__version__", "?")
