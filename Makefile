@@ -43,10 +43,12 @@ airflow-test: setup
 	PYTHON=$(PYTHON) bash airflow/airflow_test.sh
 
 # A wheel and an sdist in dist/ (PEP 517, through `build`; version from pyproject.toml), each with
-# LICENSE; the wheel installs the console scripts softmax-spark-train / softmax-spark-evaluate.
+# LICENSE; the wheel installs the console scripts softmax-spark-train / softmax-spark-evaluate; a copy
+# of the wheel named .zip for spark-submit --py-files / addPyFile (which take .zip, .egg, .py only).
 dist: setup
 	rm -rf dist build *.egg-info
 	$(PY) -m build --outdir dist .
+	cd dist && for w in *.whl; do cp "$$w" "$${w%.whl}.zip"; done  # the same zip, named for --py-files
 	@ls -l dist
 
 # Side-by-side benchmark against MLlib (never part of `make test`): data under bench/data,
