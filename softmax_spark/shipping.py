@@ -56,9 +56,10 @@ def _is_local(sc) -> bool:
 
 
 def _python_was_chosen(sc) -> bool:
-    """Whether the user chose the workers' Python: ``PYSPARK_PYTHON`` (read by PySpark at the
-    context's start), or ``spark.pyspark.python`` (spark-submit turns it into that variable)."""
-    return bool(os.environ.get("PYSPARK_PYTHON")) or bool(sc.getConf().get("spark.pyspark.python", ""))
+    """Whether the user chose the workers' Python: ``PYSPARK_PYTHON``, which PySpark read at the
+    context's start (spark-submit turns ``spark.pyspark.python`` into it; a plain Python process
+    does not, so that conf there leaves PySpark's default ``python3``)."""
+    return bool(os.environ.get("PYSPARK_PYTHON")) or sc.pythonExec != "python3"
 
 
 def _same_python(executable: str) -> bool:
