@@ -32,7 +32,7 @@ from .distributed import PassResult, merge_in_order, minibatch_rows, row_chunks
 from .ingest import DataSummary, batch_moments, merge_moments
 from .kernels import LossGradKernel
 
-__all__ = ["ingest_in_driver", "DriverData", "DriverLoss", "DRIVER_MAX_BYTES", "DRIVER_MAX_ROWS"]
+__all__ = ["ingest_in_driver", "collect_small", "table_classes", "DriverData", "DriverLoss", "DRIVER_MAX_BYTES", "DRIVER_MAX_ROWS"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -89,16 +89,10 @@ class DriverData:
         self.X = self.y = self.w = None
 
 
-def ingest_in_driver(df, spec, label_col, classes, weight_col=None, dtype="float64",
-                     max_bytes: int = DRIVER_MAX_BYTES, n_features: int | None = None) -> DriverData | None:
-    """The rows of ``df`` as a ``DriverData``, or None when the data may be larger than
-    ``max_bytes`` (Spark's estimate, or the dense matrix once read) or ``DRIVER_MAX_ROWS`` rows,
-    or the session is Spark Connect. ``n_features``: the length the feature arrays must have
-    (a validation set's: the training set's). Raises ``InputError`` for bad rows, as the ingest does."""
+def collect_small(df, spec, label_col, weight_col=None, max_bytes: int = DRIVER_MAX_BYTES):
+    """The selected columns of ``df`` as an Arrow table when they are small (the rule in the
+    module docstring), else None. One JVM job; no Python worker."""
     from .connect_backend import is_connect
-    from .errors import InputError
-    from .features import features_to_numpy, weights_to_numpy
-    from .labels import check_known
 
     if is_connect(df) or max_bytes <= 0:
         return None
@@ -121,10 +115,46 @@ def ingest_in_driver(df, spec, label_col, classes, weight_col=None, dtype="float
         table = selected.limit(max_rows + 1).toArrow()
     finally:
         sc.setJobDescription(None)
-    n = table.num_rows
-    if n > max_rows:
+    if table.num_rows > max_rows:
         log.debug("training set not held in the driver: more than %d rows", max_rows)
         return None
+    return table
+
+
+def table_classes(table, label_col: str) -> list | None:
+    """The sorted distinct non-null labels of a collected table, as ``labels.discover_classes``
+    gives them (Python values, −0.0 as 0.0); None (ask Spark) for a NaN label."""
+    import pyarrow.compute as pc
+
+    from .labels import sorted_classes
+
+    column = table.column(label_col)
+    values = [v for v in pc.unique(column).to_pylist() if v is not None]
+    if any(isinstance(v, float) and v != v for v in values):
+        return None
+    values = [0.0 if isinstance(v, float) and v == 0 else v for v in values]
+    try:
+        return sorted_classes(values)
+    except TypeError:
+        return None
+
+
+def ingest_in_driver(df, spec, label_col, classes, weight_col=None, dtype="float64",
+                     max_bytes: int = DRIVER_MAX_BYTES, n_features: int | None = None,
+                     table=None) -> DriverData | None:
+    """The rows of ``df`` as a ``DriverData``, or None when the data may be larger than
+    ``max_bytes`` (Spark's estimate, or the dense matrix once read) or ``DRIVER_MAX_ROWS`` rows,
+    or the session is Spark Connect. ``table``: what ``collect_small`` returned already. ``n_features``: the length the feature arrays must have
+    (a validation set's: the training set's). Raises ``InputError`` for bad rows, as the ingest does."""
+    from .errors import InputError
+    from .features import features_to_numpy, weights_to_numpy
+    from .labels import check_known
+
+    if table is None:
+        table = collect_small(df, spec, label_col, weight_col, max_bytes)
+    if table is None:
+        return None
+    n = table.num_rows
     if n == 0:
         raise InputError("the input has 0 rows; expected at least one labelled row")
     dtype = np.dtype(dtype)

@@ -282,7 +282,7 @@ def _metadata_num_classes(field) -> int | None:
     return None
 
 
-def resolve_classes(df, label_col: str, mode: str = "auto") -> tuple[list, bool]:
+def resolve_classes(df, label_col: str, mode: str = "auto", values=None) -> tuple[list, bool]:
     """(classes, uses MLlib's convention) for ``df[label_col]`` (one distinct-labels Spark job).
 
     MLlib's convention: classes 0..K−1 (in the column's type: float for floating columns, int for
@@ -299,7 +299,7 @@ def resolve_classes(df, label_col: str, mode: str = "auto") -> tuple[list, bool]
         raise InputError(f"labelIndexing must be one of {', '.join(LABEL_INDEXING)}, got {mode!r}")
     check_columns(df.schema, label_col=label_col)  # exists, and an orderable type
     field = df.schema[label_col]
-    values = discover_classes(df, label_col)
+    values = discover_classes(df, label_col) if values is None else values  # values: from collected rows
     if not values:
         raise InputError(f"the input has 0 labelled rows in column '{label_col}'; expected at least one")
     numeric = label_family(field.dataType) == "numeric"
@@ -431,7 +431,13 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
 
         from .training import fit_dataframe
 
-        classes, _ = resolve_classes(dataset, self.getLabelCol(), self.getOrDefault(self.labelIndexing))
+        table = self._collect_small(dataset)  # small data: read once, classes from it (driver_data)
+        values = None
+        if table is not None:
+            from .driver_data import table_classes
+
+            values = table_classes(table, self.getLabelCol())
+        classes, _ = resolve_classes(dataset, self.getLabelCol(), self.getOrDefault(self.labelIndexing), values)
         n_classes = len(classes)
         family = self.getFamily()
         if family == "binomial" and n_classes > 2:
@@ -456,7 +462,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             init = self._initial_model_dir(dataset.sparkSession, tmp)
             cfg = self._train_config(classes, lam, init)
             fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df, write=False,
-                                   driver_bytes=self.getOrDefault(self.maxDriverBytes))
+                                   driver_bytes=self.getOrDefault(self.maxDriverBytes), driver_table=table)
         # MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
         # the probabilities do not change
         fitted = fitted.centered()
@@ -465,6 +471,21 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         self._copyValues(model)
         model._summary = SoftmaxRegressionTrainingSummary(fitted.history, fitted.metadata.get("stop_reason"))
         return model
+
+    def _collect_small(self, dataset):
+        """``driver_data.collect_small`` of the training columns when the whole ``dataset`` is
+        the training set (no validation split) and the columns exist (else the usual checks
+        report them); else None."""
+        from .driver_data import collect_small
+        from .features import FeatureSpec
+
+        weight = self._value(self.weightCol) or None
+        needed = [self.getFeaturesCol(), self.getLabelCol()] + ([weight] if weight else [])
+        if (self.getOrDefault(self.maxDriverBytes) <= 0 or self._value(self.validationIndicatorCol)
+                or self.getOrDefault(self.validationFraction) or not set(needed) <= set(dataset.columns)):
+            return None
+        return collect_small(dataset, FeatureSpec(self.getFeaturesCol()), self.getLabelCol(), weight,
+                             self.getOrDefault(self.maxDriverBytes))
 
     def _model_thresholds(self, n_classes, binomial):
         from .scoring import check_thresholds
