@@ -48,6 +48,15 @@ airflow-test: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 PYTHONPATH="$(CURDIR)" $(VENV)/bin/mkdocs build --strict --quiet
 
+# A wheel and an sdist in dist/ (PEP 517, through `build`; version from pyproject.toml), each with
+# LICENSE; the wheel installs the console scripts softmax-spark-train / softmax-spark-evaluate; a copy
+# of the wheel named .zip for spark-submit --py-files / addPyFile (which take .zip, .egg, .py only).
+dist: setup
+	rm -rf dist build *.egg-info
+	$(PY) -m build --outdir dist .
+	cd dist && for w in *.whl; do cp "$$w" "$${w%.whl}.zip"; done  # the same zip, named for --py-files
+	@ls -l dist
+
 # Side-by-side benchmark against MLlib (never part of `make test`): data under bench/data,
 # raw results in bench/results/raw/ (git-ignored), bench/RESULTS.md rewritten. Smoke run: make bench BENCH_ARGS="--rows 20000 --repeats 1 --skip-scaling"
 BENCH_ARGS ?=

@@ -423,7 +423,10 @@ def make_loss(blocks, *args, **kwargs) -> DistributedLoss:
     (blocks a DataFrame, or a ``connect_backend.ConnectIngestedData``) the DataFrame-only
     ``connect_backend.ConnectLoss``, else the RDD path."""
     from .connect_backend import ConnectLoss, is_connect
+    from .driver_data import DriverData, DriverLoss
 
+    if isinstance(blocks, DriverData):  # a small set held in the driver
+        return DriverLoss(blocks, *args, **kwargs)
     if is_connect(blocks.blocks if _is_ingested(blocks) else blocks):
         return ConnectLoss(blocks, *args, **kwargs)
     return DistributedLoss(blocks, *args, **kwargs)

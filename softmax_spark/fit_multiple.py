@@ -103,7 +103,18 @@ def fit_all(estimator, dataset, param_maps) -> list:
 
 def fit_path(ests, dataset) -> list:
     """``SoftmaxRegression`` estimators differing only in regParam, fitted on ``dataset`` from one
-    ingest, strongest penalty first, each warm-started from the previous; models in the given order."""
+    ingest, strongest penalty first, each warm-started from the previous; models in the given order.
+    As ``SoftmaxRegression._fit``: the package shipped to workers that lack it, progress at DEBUG
+    unless the first estimator's ``verbose`` is set."""
+    from .fit_output import quiet_fit
+    from .shipping import ensure_workers, workers_python
+
+    ensure_workers(dataset.sparkSession)
+    with quiet_fit(ests[0].getOrDefault(ests[0].verbose)), workers_python(dataset.sparkSession):
+        return _fit_path(ests, dataset)
+
+
+def _fit_path(ests, dataset) -> list:
     from .connect_backend import default_parallelism
     from .loop import TrainingLoop
     from .ml import SoftmaxRegressionModel, resolve_classes

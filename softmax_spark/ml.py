@@ -233,6 +233,13 @@ class _SoftmaxRegressionParams(
                           "under a local master, one task per core stays for the whole fit and runs every "
                           "pass (the same sums); false: a Spark job per pass",
                           typeConverter=TypeConverters.toBoolean)
+    maxDriverBytes = Param(Params._dummy(), "maxDriverBytes",
+                           "a training set whose size Spark estimates at ≤ this many bytes (and ≤ 200,000 rows) is "
+                           "read into the driver and fitted there, without Python workers (driver_data); 0: always "
+                           "ingest into the executors", typeConverter=TypeConverters.toInt)
+    verbose = Param(Params._dummy(), "verbose",
+                    "log each iteration at INFO (as the spark-submit jobs do); false: at DEBUG, and a fit "
+                    "prints one summary line (softmax_spark.fit_output)", typeConverter=TypeConverters.toBoolean)
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -247,6 +254,9 @@ class _SoftmaxRegressionParams(
             lbfgsMemory=c["lbfgs_memory"], gtol=c["gtol"], validationFraction=c["validation_fraction"],
             patience=c["patience"], residentTasks=c["resident_tasks"], maxBlockSizeInMB=0.0,
         )
+        from .driver_data import DRIVER_MAX_BYTES
+
+        self._setDefault(verbose=False, maxDriverBytes=DRIVER_MAX_BYTES)
 
     def getFamily(self) -> str:
         return self.getOrDefault(self.family)
@@ -340,14 +350,15 @@ def _metadata_num_classes(field) -> int | None:
     return None
 
 
-def resolve_classes(df, label_col: str, mode: str = "auto", with_present: bool = False) -> tuple:
+def resolve_classes(df, label_col: str, mode: str = "auto", values=None, with_present: bool = False) -> tuple:
     """(classes, uses MLlib's convention) for ``df[label_col]`` (one distinct-labels Spark job).
 
     MLlib's convention: classes 0..K−1 (in the column's type: float for floating columns, int for
     integral ones), K = the column's ML metadata count, else max label + 1. See the module
     docstring for "auto". Raises ``InputError`` for a missing column, no labels, or ``mode="mllib"``
     with labels that are not integers ≥ 0. ``with_present``: also return the sorted distinct
-    labels of the data (a third item).
+    labels of the data (a third item). ``values``: the distinct labels when already known (read
+    from rows collected to the driver), else one Spark job finds them.
     """
     from pyspark.sql import types as T
 
@@ -358,7 +369,7 @@ def resolve_classes(df, label_col: str, mode: str = "auto", with_present: bool =
         raise InputError(f"labelIndexing must be one of {', '.join(LABEL_INDEXING)}, got {mode!r}")
     check_columns(df.schema, label_col=label_col)  # exists, and an orderable type
     field = df.schema[label_col]
-    values = discover_classes(df, label_col)
+    values = discover_classes(df, label_col) if values is None else values  # values: from collected rows
     if not values:
         raise InputError(f"the input has 0 labelled rows in column '{label_col}'; expected at least one")
     numeric = label_family(field.dataType) == "numeric"
@@ -528,14 +539,44 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         return cfg.validate()
 
     def _fit(self, dataset) -> "SoftmaxRegressionModel":
+        import time
+
+        from .fit_output import quiet_fit
+        from .shipping import ensure_workers, workers_python
+
+        started = time.perf_counter()
+        self._check_params()
+        ensure_workers(dataset.sparkSession)  # the package to executors that lack it (shipping)
+        with quiet_fit(self.getOrDefault(self.verbose)), workers_python(dataset.sparkSession):
+            model = self._fit_dataframe(dataset)
+        self._log_summary(model, time.perf_counter() - started)
+        return model
+
+    def _log_summary(self, model, seconds: float) -> None:
+        from .fit_output import summary
+
+        meta = model.softmaxModel.metadata or {}
+        data = meta.get("data_summary") or {}
+        summary("SoftmaxRegression fit: %s rows × %d features, %d classes; %s, %d iterations (%s) in %.1f s",
+                data.get("rows", "?"), model.numFeatures, model.numClasses, meta.get("solver", "?"),
+                len(model.softmaxModel.history or ()), meta.get("stop_reason", "?"), seconds)
+
+    def _fit_dataframe(self, dataset) -> "SoftmaxRegressionModel":
         from pyspark.sql import functions as F
 
         from .ml_diagnostics import one_class_problem, to_params
         from .training import fit_dataframe
 
         self._check_params()
+        table = self._collect_small(dataset)  # small data: read once, classes from it (driver_data)
+        values = None
+        if table is not None:
+            from .driver_data import table_classes
+
+            values = table_classes(table, self.getLabelCol())
         classes, mllib_labels, present = resolve_classes(dataset, self.getLabelCol(),
-                                                         self.getOrDefault(self.labelIndexing), with_present=True)
+                                                         self.getOrDefault(self.labelIndexing), values,
+                                                         with_present=True)
         n_classes = len(classes)
         problem = one_class_problem(present, classes, self.getLabelCol(), self.getFitIntercept())
         if problem:
@@ -569,7 +610,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
                 init = self._initial_model_dir(dataset.sparkSession, tmp, classes, mllib_labels)
                 cfg = self._train_config(classes, lam, init, l1, bounds)
                 fitted = fit_dataframe(dataset.sparkSession, cfg, df=train_df, validation_df=validation_df,
-                                       write=False)
+                                       write=False, driver_bytes=self.getOrDefault(self.maxDriverBytes),
+                                       driver_table=table)
         except (InputError, ModelFormatError) as exc:  # the training code speaks the job's flags; say the Params
             raise type(exc)(to_params(str(exc))) from None
         if fitted.metadata.get("stop_reason"):
@@ -610,6 +652,21 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             value = first[0]
             size = value.size if hasattr(value, "size") and not isinstance(value, list) else len(value)
         return int(size)
+
+    def _collect_small(self, dataset):
+        """``driver_data.collect_small`` of the training columns when the whole ``dataset`` is
+        the training set (no validation split) and the columns exist (else the usual checks
+        report them); else None."""
+        from .driver_data import collect_small
+        from .features import FeatureSpec
+
+        weight = self._value(self.weightCol) or None
+        needed = [self.getFeaturesCol(), self.getLabelCol()] + ([weight] if weight else [])
+        if (self.getOrDefault(self.maxDriverBytes) <= 0 or self._value(self.validationIndicatorCol)
+                or self.getOrDefault(self.validationFraction) or not set(needed) <= set(dataset.columns)):
+            return None
+        return collect_small(dataset, FeatureSpec(self.getFeaturesCol()), self.getLabelCol(), weight,
+                             self.getOrDefault(self.maxDriverBytes))
 
     def _model_thresholds(self, n_classes, binomial):
         from .scoring import check_thresholds
@@ -822,13 +879,16 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
     def _transform(self, dataset):
         from .ml_diagnostics import prediction_metadata
         from .scoring import score_dataframe
+        from .shipping import ensure_workers, workers_python
 
-        scored = score_dataframe(
-            dataset, self.softmaxModel, featuresCol=self.getFeaturesCol(),
-            rawPredictionCol=self.getRawPredictionCol(), probabilityCol=self.getProbabilityCol(),
-            predictionCol=self.getPredictionCol(), predictedLabelCol=self._value(self.predictedLabelCol),
-            thresholds=self._thresholds(), binomial=self._binomial,
-        )
+        ensure_workers(dataset.sparkSession)  # the scoring function is wrapped now, run later
+        with workers_python(dataset.sparkSession):
+            scored = score_dataframe(
+                dataset, self.softmaxModel, featuresCol=self.getFeaturesCol(),
+                rawPredictionCol=self.getRawPredictionCol(), probabilityCol=self.getProbabilityCol(),
+                predictionCol=self.getPredictionCol(), predictedLabelCol=self._value(self.predictedLabelCol),
+                thresholds=self._thresholds(), binomial=self._binomial,
+            )
         if self.getPredictionCol():  # MLlib's nominal attribute (num_vals = number of classes)
             scored = scored.withMetadata(self.getPredictionCol(), prediction_metadata(self.numClasses))
         return scored

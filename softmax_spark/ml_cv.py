@@ -181,6 +181,16 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         return expr, f"pmod(xxhash64(seed={self.getSeed()}, {', '.join(cols)}), {K})"
 
     def _fit(self, dataset) -> "SoftmaxRegressionCVModel":
+        """As ``SoftmaxRegression._fit``: the package shipped to workers that lack it, progress
+        lines at DEBUG (``fit_output``), then ``_fit_cv``."""
+        from .fit_output import quiet_fit
+        from .shipping import ensure_workers, workers_python
+
+        ensure_workers(dataset.sparkSession)
+        with quiet_fit(False), workers_python(dataset.sparkSession):
+            return self._fit_cv(dataset)
+
+    def _fit_cv(self, dataset) -> "SoftmaxRegressionCVModel":
         from pyspark.sql import functions as F
         from pyspark.sql import types as T
 

@@ -34,6 +34,7 @@ from .checkpoint import finish_run, fingerprint
 from .config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
 from .connect_backend import default_parallelism
 from .distributed import DistributedLoss, injected_failure_dir, make_loss
+from .driver_data import DriverData, ingest_in_driver
 from .errors import InputError
 from .ingest import ingest
 from .parquet_input import open_parquet
@@ -125,8 +126,10 @@ class TrainingData:
     same DataFrame — same partitions, same sums — and its new blocks returned. ``release()``
     deletes every set's block files (also as a context manager)."""
 
-    def __init__(self, cfg: TrainConfig, classes, n_partitions: int):
+    def __init__(self, cfg: TrainConfig, classes, n_partitions: int, driver_bytes: int = 0, driver_table=None):
         self.cfg, self.classes, self.n_partitions = cfg, list(classes), n_partitions
+        self.driver_bytes = driver_bytes  # > 0: a set this small is held in the driver (driver_data)
+        self.driver_table = driver_table  # the training set's columns, collected already (driver_data)
         self.sets: dict = {}
         self._sources: dict = {}
 
@@ -139,6 +142,12 @@ class TrainingData:
     def _ingest(self, name):
         cfg = self.cfg
         frame, files, n_features = self._sources[name]
+        if self.driver_bytes and (name == "train" or isinstance(self.sets.get("train"), DriverData)):
+            held = ingest_in_driver(frame, cfg.feature_spec, cfg.label_col, self.classes, cfg.weight_col,
+                                    cfg.dtype, self.driver_bytes, n_features,
+                                    table=self.driver_table if name == "train" else None)
+            if held is not None:
+                return held
         return ingest(frame, cfg.feature_spec, cfg.label_col, self.classes, cfg.weight_col, cfg.dtype,
                       self.n_partitions, n_features=n_features, files=files)
 
@@ -267,8 +276,11 @@ def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
     return df, files, validation_df, val_files, classes
 
 
-def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True) -> SoftmaxModel:
+def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=True,
+                  driver_bytes: int = 0, driver_table=None) -> SoftmaxModel:
     """Train on ``df`` (or ``cfg.input``); write ``cfg.model_dir`` when ``write``. Returns the model.
+    ``driver_bytes`` > 0: a training set that small is held in the driver (``driver_data``);
+    ``driver_table``: ``df``'s columns already collected by ``driver_data.collect_small``.
 
     Raises ``InputError`` (bad data or options), ``DivergenceError`` / ``NoProgressError`` (the
     solver could not train)."""
@@ -287,7 +299,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
     # -- ingest -------------------------------------------------------------------------------
     n_partitions = cfg.num_partitions or default_parallelism(spark)
     t0 = time.perf_counter()
-    with TrainingData(cfg, classes, n_partitions) as data:
+    with TrainingData(cfg, classes, n_partitions, driver_bytes, driver_table) as data:
         summary = data.add("train", df, files).summary
         if cfg.weight_col and summary.weight_sum <= 0:
             raise InputError(f"column '{cfg.weight_col}': every sample weight is 0")
