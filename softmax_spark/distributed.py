@@ -261,6 +261,21 @@ def _is_ingested(obj) -> bool:
     return callable(getattr(type(obj), "rebuild", None))
 
 
+def loss_and_gradient(self, coef, intercept, iteration: int = 0, batch_fraction: float = 1.0,
+                      seed: int = 0) -> PassResult:
+    """Mean loss and gradients (no L2) at (coef, intercept) over all rows or a minibatch: one pass
+    of ``LossGradKernel`` through ``self.run`` — the ``__call__`` of every loss over data
+    (``DistributedLoss``, ``driver_data.DriverLoss``), which differ only in how they run a pass."""
+    coef = np.ascontiguousarray(coef, dtype=np.float64)
+    intercept = np.zeros(self.n_classes) if intercept is None else np.asarray(intercept, dtype=np.float64)
+    acc = self.run(LossGradKernel(self.fit_intercept), (coef, intercept), iteration, batch_fraction, seed)
+    if acc.weight_sum <= 0:
+        # an empty minibatch: no information this step
+        return PassResult(0.0, np.zeros((self.n_classes, self.n_features)), np.zeros(self.n_classes), 0.0, 0)
+    loss, grad_coef, grad_intercept = acc.result()
+    return PassResult(loss, grad_coef, grad_intercept, acc.weight_sum, acc.count)
+
+
 class DistributedLoss:
     """Block kernels over a persisted RDD of block descriptors; the data term of J by default.
 
@@ -308,16 +323,7 @@ class DistributedLoss:
         self._descriptors = None
         self._slots = None  # tasks that can run at once under a local master (0: not local)
 
-    def __call__(self, coef, intercept, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0) -> PassResult:
-        """Mean loss and gradients (no L2) at (coef, intercept) over all rows or a minibatch."""
-        coef = np.ascontiguousarray(coef, dtype=np.float64)
-        intercept = np.zeros(self.n_classes) if intercept is None else np.asarray(intercept, dtype=np.float64)
-        acc = self.run(LossGradKernel(self.fit_intercept), (coef, intercept), iteration, batch_fraction, seed)
-        if acc.weight_sum <= 0:
-            # an empty minibatch: no information this step
-            return PassResult(0.0, np.zeros((self.n_classes, self.n_features)), np.zeros(self.n_classes), 0.0, 0)
-        loss, grad_coef, grad_intercept = acc.result()
-        return PassResult(loss, grad_coef, grad_intercept, acc.weight_sum, acc.count)
+    __call__ = loss_and_gradient
 
     def run(self, kernel, payload, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0,
             label: str | None = None):

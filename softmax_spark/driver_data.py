@@ -28,9 +28,8 @@ import logging
 
 import numpy as np
 
-from .distributed import PassResult, merge_in_order, minibatch_rows, row_chunks
+from .distributed import loss_and_gradient, merge_in_order, minibatch_rows, row_chunks
 from .ingest import DataSummary, batch_moments, merge_moments
-from .kernels import LossGradKernel
 
 __all__ = ["ingest_in_driver", "collect_small", "table_classes", "DriverData", "DriverLoss", "DRIVER_MAX_BYTES", "DRIVER_MAX_ROWS"]
 
@@ -191,15 +190,7 @@ class DriverLoss:
         self.class_weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
         self.passes = 0
 
-    def __call__(self, coef, intercept, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0) -> PassResult:
-        """Mean loss and gradients (no L2) at (coef, intercept), as ``DistributedLoss.__call__``."""
-        coef = np.ascontiguousarray(coef, dtype=np.float64)
-        intercept = np.zeros(self.n_classes) if intercept is None else np.asarray(intercept, dtype=np.float64)
-        acc = self.run(LossGradKernel(self.fit_intercept), (coef, intercept), iteration, batch_fraction, seed)
-        if acc.weight_sum <= 0:
-            return PassResult(0.0, np.zeros((self.n_classes, self.n_features)), np.zeros(self.n_classes), 0.0, 0)
-        loss, grad_coef, grad_intercept = acc.result()
-        return PassResult(loss, grad_coef, grad_intercept, acc.weight_sum, acc.count)
+    __call__ = loss_and_gradient  # as DistributedLoss's
 
     def run(self, kernel, payload, iteration: int = 0, batch_fraction: float = 1.0, seed: int = 0,
             label: str | None = None):
