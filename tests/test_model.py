@@ -279,7 +279,7 @@ def test_to_sklearn_predict_proba_matches(n_classes):
 # -- the core must not need Spark ---------------------------------------------------------------
 CORE = ("__init__", "model", "loss", "model_io", "optim", "precondition", "errors", "penalty", "problem",
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
-        "solvers/newton_cg", "solvers/auto", "curvature",
+        "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "curvature",
         "storage",  # storage imports pyspark only inside its Hadoop-backend functions
         "labels")  # labels imports pyspark only inside its Spark-schema / DataFrame functions
 
