@@ -77,9 +77,12 @@ def coefficient_table_for(spark, model, df, **kw):
     from .connect_backend import default_parallelism
     from .training import TrainingData
 
+    from .fit_output import quiet_fit
+    from .shipping import our_tasks
+
     cfg = _config(model)
     check_size(model.n_classes, model.n_features + (1 if cfg.fit_intercept else 0))
-    with TrainingData(cfg, model.classes, cfg.num_partitions or default_parallelism(spark)) as data:
+    with quiet_fit(), our_tasks(spark), TrainingData(cfg, model.classes, cfg.num_partitions or default_parallelism(spark)) as data:
         data.add("train", df)
         sums = inference_sums(data, model, cfg)
     return table_from_sums(model, sums, cfg, **kw)

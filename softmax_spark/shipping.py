@@ -32,7 +32,7 @@ import threading
 
 from .errors import InputError
 
-__all__ = ["ensure_workers", "workers_python", "WORKER_REQUIREMENTS"]
+__all__ = ["ensure_workers", "workers_python", "our_tasks", "WORKER_REQUIREMENTS"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -179,3 +179,13 @@ def workers_python(spark):
             _overrides["count"] -= 1
             if _overrides["count"] == 0:
                 sc.pythonExec = _overrides["saved"]
+
+
+@contextlib.contextmanager
+def our_tasks(spark):
+    """``ensure_workers(spark)``, then ``workers_python(spark)``: what every entry point that runs
+    our Python code on a user's session wraps (the Estimator's fit and transform, the plain
+    ``SoftmaxTrainer.fit``, coefficient inference, the SQL functions)."""
+    ensure_workers(spark)
+    with workers_python(spark):
+        yield

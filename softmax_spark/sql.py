@@ -105,6 +105,9 @@ def register(spark, model, name: str = "softmax_predict") -> list[str]:
     names = [name, f"{name}_proba", f"{name}_raw"]
     kinds = [("prediction", T.DoubleType()), ("probability", T.ArrayType(T.DoubleType(), False)),
              ("raw", T.ArrayType(T.DoubleType(), False))]
-    for function, (what, return_type) in zip(names, kinds):
-        spark.udf.register(function, make(what, function, return_type))
+    from .shipping import our_tasks
+
+    with our_tasks(spark):  # a function keeps the workers' Python it was registered with
+        for function, (what, return_type) in zip(names, kinds):
+            spark.udf.register(function, make(what, function, return_type))
     return names

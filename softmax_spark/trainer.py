@@ -78,11 +78,13 @@ class SoftmaxTrainer:
         ``weight_col``); ``validation_df``: early stopping on its log-loss. Returns a
         ``SoftmaxModel`` (coef (C, D), intercept (C,), classes, history); writes ``model_dir``
         when given. Raises ``InputError`` (one line) for bad options or data."""
+        from .shipping import our_tasks
         from .training import fit_dataframe
 
         write = self.options.get("model_dir") is not None
         cfg = self.config()
-        return fit_dataframe(df.sparkSession, cfg, df=df, validation_df=validation_df, write=write)
+        with our_tasks(df.sparkSession):  # on a user's session: the package reaches the workers
+            return fit_dataframe(df.sparkSession, cfg, df=df, validation_df=validation_df, write=write)
 
 
 def train(df, validation_df=None, **options) -> SoftmaxModel:

@@ -115,3 +115,42 @@ def test_a_python_without_pyarrow_is_one_line():
     with pytest.raises(InputError, match=r"cannot import pyarrow .*spark.pyspark.python"):
         _check_probe({"python": "/usr/bin/python3", "numpy": "2.0", "pyarrow": None, "threadpoolctl": "3",
                       "pyarrow_error": "ModuleNotFoundError: No module named 'pyarrow'"}, "python3")
+
+
+NO_PYSPARK_PYTHON_SCRIPT = r"""
+import numpy as np
+from pyspark.sql import SparkSession
+from pyspark.ml.linalg import Vectors
+spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+spark.sparkContext.setLogLevel("ERROR")
+rng = np.random.default_rng(0)
+X = rng.normal(size=(300, 3)); y = (X @ rng.normal(size=(3, 3)).T + rng.gumbel(size=(300, 3))).argmax(1)
+df = spark.createDataFrame([(Vectors.dense(x), float(c)) for x, c in zip(X, y)], ["features", "label"])
+from softmax_spark.ml import SoftmaxRegression
+from softmax_spark import SoftmaxTrainer
+from softmax_spark.sql import register
+model = SoftmaxRegression(regParam=0.0, maxDriverBytes=0).fit(df)          # through the executors
+assert model.summary.coefficientTable(referenceClass=0).count() == 8       # (C-1) x (D+1) rows
+assert SoftmaxTrainer(l2=1e-3).fit(df).coef.shape == (3, 3)
+register(spark, model, "sm"); df.createOrReplaceTempView("points")
+assert spark.sql("SELECT sm(features) AS p FROM points").count() == 300
+print("OK")
+"""
+
+
+@pytest.mark.slow
+def test_every_entry_point_works_without_pyspark_python(tmp_path):
+    """A user's own SparkSession with PYSPARK_PYTHON unset (the workers start the ``python3`` on
+    PATH, which lacks this package): the Estimator's fit, coefficient inference, the plain
+    ``SoftmaxTrainer`` and the SQL functions all run their tasks on this interpreter. Inference
+    and the plain API once failed there with ``No module named 'softmax_spark'``."""
+    import os
+    import subprocess
+
+    script = tmp_path / "user.py"
+    script.write_text(NO_PYSPARK_PYTHON_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH")}
+    env["PATH"] = "/usr/bin:/bin"  # python3 here is not this venv's
+    proc = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-3000:]
