@@ -240,5 +240,8 @@ def score_dataframe(df, model, featuresCol=None, rawPredictionCol="rawPrediction
         coef_arg, intercept_arg = coef, intercept
     scorer = _Scorer(spec, list(df.columns), outputs, n_features, coef_arg, intercept_arg, weights, t,
                      binomial, label_values)
-    return df.mapInArrow(scorer, schema)
+    from .shipping import our_tasks
+
+    with our_tasks(df.sparkSession):  # the scorer keeps the workers' Python it is wrapped with
+        return df.mapInArrow(scorer, schema)
 

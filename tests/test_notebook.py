@@ -134,6 +134,8 @@ assert model.summary.coefficientTable(referenceClass=0).count() == 8       # (C-
 assert SoftmaxTrainer(l2=1e-3).fit(df).coef.shape == (3, 3)
 register(spark, model, "sm"); df.createOrReplaceTempView("points")
 assert spark.sql("SELECT sm(features) AS p FROM points").count() == 300
+from softmax_spark import score_dataframe
+assert score_dataframe(df, model.softmaxModel, featuresCol="features").filter("prediction >= 0").count() == 300
 print("OK")
 """
 
@@ -142,7 +144,7 @@ print("OK")
 def test_every_entry_point_works_without_pyspark_python(tmp_path):
     """A user's own SparkSession with PYSPARK_PYTHON unset (the workers start the ``python3`` on
     PATH, which lacks this package): the Estimator's fit, coefficient inference, the plain
-    ``SoftmaxTrainer`` and the SQL functions all run their tasks on this interpreter. Inference
+    ``SoftmaxTrainer``, the SQL functions and ``score_dataframe`` all run their tasks on this interpreter. Inference
     and the plain API once failed there with ``No module named 'softmax_spark'``."""
     import os
     import subprocess
