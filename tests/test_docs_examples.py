@@ -76,12 +76,28 @@ def test_page_examples_run(page, request, tmp_path, monkeypatch):
     scope = {"__name__": "__docs_example__"}
     spark = request.getfixturevalue("spark") if any(re.search(r"\bspark\b", c) for _, c in blocks) else None
     monkeypatch.chdir(tmp_path)
-    with _spark_working_directory(spark, str(tmp_path)):
+    with _spark_working_directory(spark, str(tmp_path)), _logging_restored():
         if spark is not None:
             scope["spark"] = spark
         for line, code in blocks:
             # line numbers in tracebacks point into the Markdown file
             exec(compile("\n" * (line - 1) + code, path, "exec"), scope)
+
+
+@contextlib.contextmanager
+def _logging_restored():
+    """A page may set the ``softmax_spark`` logger's level (the install page shows how to quiet
+    it): restored afterwards, so no later test loses the log lines it reads."""
+    import logging
+
+    logger = logging.getLogger("softmax_spark")
+    level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
 
 
 @contextlib.contextmanager
