@@ -36,7 +36,7 @@ stages = [StringIndexer(inputCols=["a", "b", "kind"], outputCols=["ai", "bi", "l
           VectorAssembler(inputCols=["ao", "bo", "x0", "x1", "x2"], outputCol="features")]
 data = Pipeline(stages=stages).fit(df).transform(df)
 if sys.argv[1] == "ours":
-    from softmax_spark.ml import SoftmaxRegression as Est
+    from softmax_spark.sparkml.classification import SoftmaxRegression as Est
 else:
     from pyspark.ml.classification import LogisticRegression as Est
 t = time.perf_counter(); Est(regParam=0.01).fit(data); t = time.perf_counter() - t

@@ -1,7 +1,7 @@
 """The ``connect`` workload of bench/run.py: our trainer on a classic session against Spark Connect.
 
 On the dense synthetic data (``make_data`` gaussian; the workload's 200k × 64 × 10, ``--rows``
-etc. apply) one Spark Connect server is started (``softmax_spark.connect_server``, with the
+etc. apply) one Spark Connect server is started (``softmax_spark.spark.connect_server``, with the
 same ``--master``, ``--driver-memory`` and ``--conf`` as the classic runs, and
 ``spark.default.parallelism`` set to the classic session's default so both ingest into the same
 number of partitions), then ``--repeats`` times, alternating who goes first:
@@ -76,7 +76,7 @@ def _coef_diff(classic: dict, connect: dict) -> float | None:
 
 def run_connect(a, bench) -> tuple[dict, int]:
     """The workload (module docstring): (result, exit status) as ``run.run_workload`` returns."""
-    from softmax_spark.connect_server import ConnectServer
+    from softmax_spark.spark.connect_server import ConnectServer
 
     started = _dt.datetime.now().isoformat(timespec="seconds")
     host = host_info()

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from softmax_spark.loss import log_softmax, loss_and_gradient_sums  # noqa: E402
+from softmax_spark.core.loss import log_softmax, loss_and_gradient_sums  # noqa: E402
 
 
 def sums_sgemm(coef, intercept, X, y_index):

@@ -5,14 +5,14 @@
 
 A ``sparse`` data set (an ml SparseVector column) is read with pyarrow straight into a
 scipy.sparse CSR matrix (``make_data.load_numpy``; never densified) and timed with the kernel the
-trainer runs on CSR blocks, ``softmax_spark.kernels.loss_and_gradient_sums_any``: logits X Wᵀ
+trainer runs on CSR blocks, ``softmax_spark.core.kernels.loss_and_gradient_sums_any``: logits X Wᵀ
 (sparse × dense), softmax, and the gradient Xᵀ(P − Y) (a CSC-view product), chunked like the
 job (≤ ``--block-rows`` rows and ≤ ``distributed.CHUNK_NNZ`` stored values per call). scipy's
 sparse products run on one thread, so for CSR the default modes are ``threads1`` and ``procsN``.
 
 Reads the benchmark's Parquet into numpy once, then times full passes of
-``softmax_spark.loss.loss_and_gradient_sums`` over blocks of ``--block-rows`` rows (the same
-kernel and, by default, the same chunk size ``softmax_spark.distributed.CHUNK_ROWS`` the Spark
+``softmax_spark.core.loss.loss_and_gradient_sums`` over blocks of ``--block-rows`` rows (the same
+kernel and, by default, the same chunk size ``softmax_spark.spark.distributed.CHUNK_ROWS`` the Spark
 job runs inside its Python workers, summed with ``LossAccumulator``), for
 float64 and float32 features (the kernel up-casts each float32 block to float64 before the BLAS
 calls, as it does inside the job). No Spark, no serialisation, no I/O: what is left is the
@@ -46,15 +46,15 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_data import load_numpy, read_manifest  # noqa: E402
 
-from softmax_spark.kernels import loss_and_gradient_sums_any  # noqa: E402
-from softmax_spark.loss import LossAccumulator  # noqa: E402
+from softmax_spark.core.kernels import loss_and_gradient_sums_any  # noqa: E402
+from softmax_spark.core.loss import LossAccumulator  # noqa: E402
 
 def default_block_rows() -> int:
-    """The trainer's rows per dense kernel call (softmax_spark.distributed.CHUNK_ROWS), else 4096.
+    """The trainer's rows per dense kernel call (softmax_spark.spark.distributed.CHUNK_ROWS), else 4096.
     The block size matters (the per-block temporaries fall out of cache: see CHUNK_ROWS), so the
     bound uses the same chunking as the job."""
     try:
-        from softmax_spark.distributed import CHUNK_ROWS
+        from softmax_spark.spark.distributed import CHUNK_ROWS
 
         return int(CHUNK_ROWS)
     except Exception:
@@ -72,7 +72,7 @@ _BLOCK_ROWS = 65536
 def default_chunk_nnz() -> int:
     """The trainer's cap on stored values per CSR kernel call (distributed.CHUNK_NNZ), else 4M."""
     try:
-        from softmax_spark.distributed import CHUNK_NNZ
+        from softmax_spark.spark.distributed import CHUNK_NNZ
 
         return int(CHUNK_NNZ)
     except Exception:
@@ -93,7 +93,7 @@ def matrix_nbytes(X) -> int:
 def default_csr_block_rows() -> int:
     """The trainer's rows per CSR kernel call (distributed.CSR_CHUNK_ROWS), else 32768."""
     try:
-        from softmax_spark.distributed import CSR_CHUNK_ROWS
+        from softmax_spark.spark.distributed import CSR_CHUNK_ROWS
 
         return int(CSR_CHUNK_ROWS)
     except Exception:

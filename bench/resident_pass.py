@@ -19,11 +19,11 @@ def make(rows, d, c):
 
 
 import softmax_spark
-from softmax_spark import resident
-from softmax_spark.distributed import DistributedLoss
-from softmax_spark.features import FeatureSpec
-from softmax_spark.ingest import ingest
-from softmax_spark.session import build_session
+from softmax_spark.spark import resident
+from softmax_spark.spark.distributed import DistributedLoss
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.ingest import ingest
+from softmax_spark.spark.session import build_session
 
 spark = build_session("rbench", master="local[2]", conf={"spark.ui.enabled": "false", "spark.driver.memory": "2g",
                                                           "spark.ui.showConsoleProgress": "false"})

@@ -14,7 +14,7 @@ Steps (bench/README.md says what each number means):
    then (e) ``spark-submit jobs/train.py --optimizer sgd --batch-fraction 0.1 --max-iter 20``;
    each whole process is timed and its process tree's memory sampled every 0.2 s;
 3. (d) the numpy bound, bench/numpy_bound.py, in its own process;
-4. J(W, b) of each solution, computed here in numpy with softmax_spark.loss on the same rows,
+4. J(W, b) of each solution, computed here in numpy with softmax_spark.core.loss on the same rows,
    and the check that both final objectives agree within ``--agree-rtol`` (LOUD when not);
 5. the scaling run (time per pass against rows), unless ``--skip-scaling``;
 6. medians and ratios to stdout, bench/results/raw/<name>.json and .md, and bench/RESULTS.md
@@ -283,7 +283,7 @@ class Evaluator:
     def __call__(self, coef, intercept) -> dict:
         import numpy as np
 
-        from softmax_spark.loss import objective_and_gradient
+        from softmax_spark.core.loss import objective_and_gradient
 
         if self._xy is None:
             t0 = time.perf_counter()

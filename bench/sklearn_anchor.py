@@ -8,7 +8,7 @@ inside it, ``read_seconds`` (pyarrow → numpy, ``make_data.load_numpy``) and ``
 (``LogisticRegression.fit``) are reported separately. The objective is the bench's J: mean
 log-loss + λ‖W‖²_F, which scikit-learn's multinomial LogisticRegression minimises with
 C = 1/(2λN) (its objective is C·Σ loss + ½‖W‖²; README "Equivalent peers"); J of the solution is
-computed here with ``softmax_spark.loss.objective_and_gradient`` on the same rows, so it compares
+computed here with ``softmax_spark.core.loss.objective_and_gradient`` on the same rows, so it compares
 with ours and MLlib's. newton-cholesky materialises the (C·(D+1))² Hessian: refused above
 ``--newton-max-params`` (default 4096, ``solvers.auto.NEWTON_MAX_PARAMS``).
 
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     import make_data
     from sklearn.linear_model import LogisticRegression
 
-    from softmax_spark.loss import objective_and_gradient
+    from softmax_spark.core.loss import objective_and_gradient
 
     t_read = time.perf_counter()
     X, y = make_data.load_numpy(a.input)

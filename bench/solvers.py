@@ -27,7 +27,7 @@ Two roles in one file:
 
   Recorded per fit: wall seconds of ``fit``, iterations, passes, max |Δp| of the test-set
   probabilities against the exact optimum's, and the relative objective gap (J − J*)/|J*| on the
-  train split (J computed in numpy with ``softmax_spark.loss.objective_and_gradient``). Medians
+  train split (J computed in numpy with ``softmax_spark.core.loss.objective_and_gradient``). Medians
   over repeats for the times; the other figures are deterministic up to summation order.
 
 The synthetic data sets are the generators behind tests/test_newton_spark.py (issue 13's table
@@ -106,14 +106,14 @@ def split(X, y, seed: int):
 def proba(coef, intercept, X):
     import numpy as np
 
-    from softmax_spark.loss import softmax
+    from softmax_spark.core.loss import softmax
 
     return softmax(np.asarray(X, dtype=np.float64) @ np.asarray(coef, dtype=np.float64).T
                    + np.asarray(intercept, dtype=np.float64))
 
 
 def objective(coef, intercept, X, y, l2: float) -> float:
-    from softmax_spark.loss import objective_and_gradient
+    from softmax_spark.core.loss import objective_and_gradient
 
     return float(objective_and_gradient(coef, intercept, X, y, l2=l2)[0])
 
@@ -356,7 +356,7 @@ def main(argv=None) -> int:
                    help="a solver whose first fit took longer is not repeated (0: always repeat)")
     a = p.parse_args(argv)
     sys.path.insert(0, REPO)
-    from softmax_spark.session import UDS_KEY, build_session
+    from softmax_spark.spark.session import UDS_KEY, build_session
 
     loaders = datasets()
     names = [n for n in a.datasets.split(",") if n]

@@ -26,7 +26,7 @@ from softmax_spark.worker_daemon import prefer_installed_pyspark  # noqa: E402
 
 prefer_installed_pyspark()  # spark-submit's pyspark.zip compiles from source: 0.6 s (see worker_daemon)
 
-from softmax_spark.jobs_common import run_job  # noqa: E402
+from softmax_spark.cli.jobs_common import run_job  # noqa: E402
 
 
 def _inherit(cfg, model) -> None:
@@ -43,10 +43,10 @@ def precheck(cfg) -> None:
     settings; a local input exists and has the feature (and an explicit label) columns; an
     existing local output needs --overwrite. URIs (hdfs://, viewfs://, …) are checked in
     ``postcheck``, once the session runs."""
-    from softmax_spark import storage
-    from softmax_spark.errors import InputError
-    from softmax_spark.jobs_common import check_input_exists, check_parquet_columns
-    from softmax_spark.model_io import load_scoring_model
+    from softmax_spark.io import storage
+    from softmax_spark.core.errors import InputError
+    from softmax_spark.cli.jobs_common import check_input_exists, check_parquet_columns
+    from softmax_spark.io.model_io import load_scoring_model
 
     if storage.is_local(cfg.model_dir):
         _inherit(cfg, load_scoring_model(cfg.model_dir, model_classes=cfg.model_classes))
@@ -60,9 +60,9 @@ def precheck(cfg) -> None:
 def postcheck(spark, cfg) -> None:
     """Right after start-up: a remote model lends its settings; an input only Spark can reach
     exists — one line each."""
-    from softmax_spark import storage
-    from softmax_spark.jobs_common import check_input_reachable
-    from softmax_spark.model_io import load_scoring_model
+    from softmax_spark.io import storage
+    from softmax_spark.cli.jobs_common import check_input_reachable
+    from softmax_spark.io.model_io import load_scoring_model
 
     if not storage.is_local(cfg.model_dir):
         _inherit(cfg, load_scoring_model(cfg.model_dir, spark=spark, model_classes=cfg.model_classes))
@@ -70,14 +70,14 @@ def postcheck(spark, cfg) -> None:
 
 
 def run(spark, cfg) -> int:
-    from softmax_spark.evaluation import run as evaluate
+    from softmax_spark.evaluate.evaluation import run as evaluate
 
     print(evaluate(spark, cfg).report())
     return 0
 
 
 def main(argv=None, spark=None) -> int:
-    from softmax_spark.config import EvaluateConfig
+    from softmax_spark.fit.config import EvaluateConfig
 
     return run_job("softmax_spark-evaluate", EvaluateConfig, run, argv, description=__doc__, spark=spark,
                    precheck=precheck, postcheck=postcheck)

@@ -16,13 +16,13 @@ from softmax_spark.worker_daemon import prefer_installed_pyspark  # noqa: E402
 
 prefer_installed_pyspark()  # spark-submit's pyspark.zip compiles from source: 0.6 s (see worker_daemon)
 
-from softmax_spark.jobs_common import run_job  # noqa: E402
+from softmax_spark.cli.jobs_common import run_job  # noqa: E402
 
 
 def precheck(cfg) -> None:
     """What needs no data, before Spark starts: local inputs exist and have the named columns
     (Parquet footers), an existing local model directory needs --overwrite, --init-model reads."""
-    from softmax_spark.jobs_common import check_input_exists, check_not_exists, check_parquet_columns
+    from softmax_spark.cli.jobs_common import check_input_exists, check_not_exists, check_parquet_columns
 
     columns = [*cfg.feature_spec.columns, cfg.label_col, cfg.weight_col]
     for path, what in ((cfg.input, "input"), (cfg.validation_input, "validation input")):
@@ -35,24 +35,24 @@ def precheck(cfg) -> None:
 
 def _read_init_model(path: str) -> None:
     """Read --init-model as training will (ours, or an MLlib directory): a bad one fails now."""
-    from softmax_spark.jobs_common import local_path
+    from softmax_spark.cli.jobs_common import local_path
 
     local = local_path(path)
     if local is None:
         return
     if os.path.isdir(os.path.join(local, "metadata")) and not os.path.exists(os.path.join(local, "metadata.json")):
-        from softmax_spark.mllib_io import read_mllib_model
+        from softmax_spark.io.mllib_io import read_mllib_model
 
         read_mllib_model(path)
     else:
-        from softmax_spark.model_io import load_model
+        from softmax_spark.io.model_io import load_model
 
         load_model(path)
 
 
 def postcheck(spark, cfg) -> None:
     """Inputs only Spark can reach (hdfs://, s3a://, …) exist: one line, right after start-up."""
-    from softmax_spark.jobs_common import check_input_reachable
+    from softmax_spark.cli.jobs_common import check_input_reachable
 
     check_input_reachable(spark, cfg.input, "input path")
     if cfg.validation_input:
@@ -60,10 +60,10 @@ def postcheck(spark, cfg) -> None:
 
 
 def run(spark, cfg) -> int:
-    from softmax_spark.training import train
+    from softmax_spark.fit.training import train
 
-    if cfg.cv_folds:  # choose --l2 by K-fold cross-validation along a path (softmax_spark.cv_job)
-        from softmax_spark.cv_job import run_cv
+    if cfg.cv_folds:  # choose --l2 by K-fold cross-validation along a path (softmax_spark.cli.cv_job)
+        from softmax_spark.cli.cv_job import run_cv
 
         cfg.validate()
         run_cv(spark, cfg)
@@ -73,12 +73,12 @@ def run(spark, cfg) -> int:
 
 
 def main(argv=None, spark=None) -> int:
-    from softmax_spark.config import TrainConfig
+    from softmax_spark.fit.config import TrainConfig
 
     return run_job("softmax_spark-train", TrainConfig, run, argv, description=__doc__, spark=spark,
                    precheck=precheck, postcheck=postcheck,
-                   preload=("softmax_spark.training",),
-                   worker_modules=("softmax_spark.ingest", "softmax_spark.distributed"))
+                   preload=("softmax_spark.fit.training",),
+                   worker_modules=("softmax_spark.spark.ingest", "softmax_spark.spark.distributed"))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ but the errors is imported on first use, so ``import softmax_spark`` loads nothi
 numpy's and pyarrow's threads must not exist yet.
 """
 
-from .errors import InputError, ModelFormatError
+from softmax_spark.core.errors import InputError, ModelFormatError
 
 __version__ = "0.1.0"
 
@@ -16,19 +16,19 @@ __all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelForma
 
 def __getattr__(name):
     if name == "SoftmaxModel":
-        from .model import SoftmaxModel
+        from softmax_spark.core.model import SoftmaxModel
 
         return SoftmaxModel
     if name in ("load_model", "save_model"):
-        from . import model_io
+        from softmax_spark.io import model_io
 
         return getattr(model_io, name)
     if name in ("SoftmaxTrainer", "train", "SoftmaxRegression"):  # SoftmaxRegression: deprecated name
-        from . import trainer
+        from softmax_spark.fit import trainer
 
         return getattr(trainer, name)
-    if name == "score_dataframe":  # the Spark ML classes live in softmax_spark.ml
-        from .scoring import score_dataframe
+    if name == "score_dataframe":  # the Spark ML classes live in softmax_spark.sparkml.classification
+        from softmax_spark.spark.scoring import score_dataframe
 
         return score_dataframe
     raise AttributeError(name)

@@ -359,7 +359,7 @@ class _Blocks:
 
 
 def _distributed_loss(blocks, n_classes, n_features, rebuild):
-    from softmax_spark.distributed import DistributedLoss
+    from softmax_spark.spark.distributed import DistributedLoss
 
     return DistributedLoss(blocks, n_classes, n_features, rebuild=rebuild)
 
@@ -381,10 +381,10 @@ def blocks_check(argv) -> int:
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    from softmax_spark.features import FeatureSpec
-    from softmax_spark.ingest import _local_dir, discover_classes, ingest, read_parquet
-    from softmax_spark.jobs_common import ship_package
-    from softmax_spark.session import build_session
+    from softmax_spark.core.features import FeatureSpec
+    from softmax_spark.spark.ingest import _local_dir, discover_classes, ingest, read_parquet
+    from softmax_spark.cli.jobs_common import ship_package
+    from softmax_spark.spark.session import build_session
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--input", required=True)
@@ -549,8 +549,8 @@ def gated_job(argv) -> int:
     sys.path.insert(0, str(REPO))
     job, flag, gate_dir, rest = argv[0], argv[1], argv[2], argv[3:]
     assert flag == "--gate", argv
-    from softmax_spark import ingest as ingest_module
-    from softmax_spark.jobs_common import run_job
+    from softmax_spark.spark import ingest as ingest_module
+    from softmax_spark.cli.jobs_common import run_job
 
     plain_read = ingest_module.read_parquet
 
@@ -559,10 +559,10 @@ def gated_job(argv) -> int:
         return frame.mapInArrow(_gate(gate_dir), frame.schema)
 
     if job == "train":
-        from softmax_spark.config import TrainConfig
+        from softmax_spark.fit.config import TrainConfig
 
         def run(spark, cfg):
-            from softmax_spark.training import fit_dataframe
+            from softmax_spark.fit.training import fit_dataframe
 
             fit_dataframe(spark, cfg, df=gated_read(spark, cfg.input))
             return 0

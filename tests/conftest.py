@@ -12,7 +12,7 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 @pytest.fixture(scope="session")
 def spark():
-    from softmax_spark.session import build_session
+    from softmax_spark.spark.session import build_session
 
     session = build_session(
         "softmax_spark-tests",
@@ -37,7 +37,7 @@ def _no_resident_tasks_left():
     test that runs ``DistributedLoss`` passes by hand may not), so the next test's first job never
     waits for their idle timeout."""
     yield
-    from softmax_spark import resident
+    from softmax_spark.spark import resident
 
     resident.close()
 

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize
 
-from softmax_spark.loss import objective_and_gradient
-from softmax_spark.penalty import L2Penalty
+from softmax_spark.core.loss import objective_and_gradient
+from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
 
 

@@ -21,14 +21,14 @@ def test_plain_api_names_and_deprecated_alias():
     (w,) = caught
     assert w.category is DeprecationWarning and "softmax_spark.SoftmaxTrainer" in str(w.message)
     assert "softmax_spark.ml.SoftmaxRegression" in str(w.message)
-    from softmax_spark.estimator import SoftmaxRegression as from_old_module
+    from softmax_spark.fit.estimator import SoftmaxRegression as from_old_module
 
     assert from_old_module is softmax_spark.SoftmaxRegression
 
 
 def test_wrong_style_errors_name_the_other_api():
     from softmax_spark import SoftmaxTrainer, train
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     with pytest.raises(TypeError, match=r"regParam is a Param of the Spark ML Estimator "
                                         r"softmax_spark.ml.SoftmaxRegression.*regParam → l2"):
@@ -46,7 +46,7 @@ def test_wrong_style_errors_name_the_other_api():
 
 def test_help_shows_signatures_and_docs():
     from softmax_spark import SoftmaxTrainer, train
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     sig = inspect.signature(SoftmaxTrainer)
     assert sig.parameters["l2"].default == 1e-4 and sig.parameters["l2"].kind is inspect.Parameter.KEYWORD_ONLY

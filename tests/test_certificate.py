@@ -9,10 +9,10 @@ import logging
 import numpy as np
 import pytest
 
-from softmax_spark.certificate import certify, gap_bound
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem
+from softmax_spark.core.certificate import certify, gap_bound
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem
 from softmax_spark.solvers.newton import Newton
 
 from test_newton_spark import DATASETS
@@ -101,10 +101,10 @@ def test_gap_bound_quadratic_limit_and_refusals():
 def test_certificate_in_metadata_log_and_summary(spark, caplog, tmp_path):
     from pyspark.ml.linalg import Vectors
 
-    from softmax_spark.ml import SoftmaxRegression
-    from softmax_spark.model_io import load_model
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.training import fit_dataframe
+    from softmax_spark.sparkml.classification import SoftmaxRegression
+    from softmax_spark.io.model_io import load_model
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.fit.training import fit_dataframe
 
     X, y = DATASETS["iris"]()
     df = spark.createDataFrame([(Vectors.dense(r.tolist()), float(k)) for r, k in zip(X, y)], ["features", "label"])

@@ -165,7 +165,7 @@ def _partitions(paths) -> set[str]:
 @pytest.mark.slow
 def test_tasks_away_from_their_block_files_return_the_right_sums(setup):
     """``tests/cluster.py blocks-check`` (the driver) on the cluster: see its docstring."""
-    from softmax_spark.loss import LossAccumulator
+    from softmax_spark.core.loss import LossAccumulator
 
     out = setup.root / "blocks-check.json"
     local_dirs = [str(d) for d in setup.cluster.local_dirs]
@@ -235,9 +235,9 @@ def test_a_deleted_block_file_never_gives_partial_sums(spark, tmp_path, direct):
     """Local mode: delete one partition's block file between two passes. Direct ingest: the pass
     writes it again from the partition's Parquet slices (no driver rebuild); rows from Spark:
     the pass reports it and the driver rebuilds. Same sums as before either way."""
-    from softmax_spark.distributed import DistributedLoss
-    from softmax_spark.features import FeatureSpec
-    from softmax_spark.ingest import ingest, read_parquet
+    from softmax_spark.spark.distributed import DistributedLoss
+    from softmax_spark.core.features import FeatureSpec
+    from softmax_spark.spark.ingest import ingest, read_parquet
 
     X, y = make_data(n=300, d=4, c=3, seed=5)
     df = read_parquet(spark, str(write_parquet(tmp_path / "d.parquet", X, y, row_group_size=100)))

@@ -33,7 +33,7 @@ def test_remove_stale_run_dirs_keeps_live_and_unknown_owners(tmp_path):
     import json
     import socket
 
-    from softmax_spark.ingest import OWNER_SUFFIX, _proc_stat, remove_stale_run_dirs
+    from softmax_spark.spark.ingest import OWNER_SUFFIX, _proc_stat, remove_stale_run_dirs
 
     local = tmp_path / "blockmgr-a"
     sibling = tmp_path / "blockmgr-b"

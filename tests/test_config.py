@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from softmax_spark.config import EvaluateConfig, TrainConfig, config_from_dict, parse_config
-from softmax_spark.errors import InputError
+from softmax_spark.fit.config import EvaluateConfig, TrainConfig, config_from_dict, parse_config
+from softmax_spark.core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["--input", "data.parquet", "--model-dir", "model"]

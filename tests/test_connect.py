@@ -52,8 +52,8 @@ def train_and_score(spark, data: str, keep: dict | None = None) -> dict:
     from pyspark.ml.feature import VectorAssembler
     from pyspark.ml.functions import vector_to_array
 
-    from softmax_spark.ml import SoftmaxRegression
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.sparkml.classification import SoftmaxRegression
+    from softmax_spark.spark.scoring import score_dataframe
 
     df = spark.read.parquet(data)
     pipeline = Pipeline(stages=[VectorAssembler(inputCols=FEATURE_COLS, outputCol="vec"),
@@ -82,9 +82,9 @@ def train_and_score(spark, data: str, keep: dict | None = None) -> dict:
 
 def bad_input(spark) -> str:
     """The ``InputError`` line of a training run over a NaN feature (raised in a task)."""
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.errors import InputError
-    from softmax_spark.training import fit_dataframe
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.core.errors import InputError
+    from softmax_spark.fit.training import fit_dataframe
 
     df = spark.createDataFrame([([1.0, 2.0], 0), ([1.0, float("nan")], 1), ([0.0, 1.0], 1)],
                                "features array<double>, label long")
@@ -107,8 +107,8 @@ def persistence(keep: dict, tmp: str) -> dict:
     exists, then overwritten) and the Pipeline / PipelineModel saved and loaded back."""
     from pyspark.ml import Pipeline, PipelineModel
 
-    from softmax_spark.errors import InputError
-    from softmax_spark.ml import SoftmaxRegression, SoftmaxRegressionModel
+    from softmax_spark.core.errors import InputError
+    from softmax_spark.sparkml.classification import SoftmaxRegression, SoftmaxRegressionModel
 
     pipeline, fitted = keep["pipeline"], keep["fitted"]
     estimator, model = pipeline.getStages()[-1], fitted.stages[-1]
@@ -141,10 +141,10 @@ def rebuild_checks_stamps(spark, tmp: str) -> dict:
     the input is unchanged, and reports ``InputChangedError`` once the file was replaced."""
     from helpers import make_data, write_parquet
 
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.connect_backend import ConnectLoss
-    from softmax_spark.ingest import InputChangedError, read_parquet
-    from softmax_spark.training import TrainingData
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.spark.connect_backend import ConnectLoss
+    from softmax_spark.spark.ingest import InputChangedError, read_parquet
+    from softmax_spark.fit.training import TrainingData
 
     X, y = make_data(n=300, d=4, c=3, seed=5)
     path = write_parquet(os.path.join(tmp, "d.parquet"), X, y, row_group_size=100)
@@ -192,10 +192,10 @@ def job_with_remote_model_dir(spark, data: str) -> dict:
     return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
 
-# -- the server (softmax_spark.connect_server) ------------------------------------------------------
+# -- the server (softmax_spark.spark.connect_server) ------------------------------------------------------
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory):
-    from softmax_spark.connect_server import ConnectServer
+    from softmax_spark.spark.connect_server import ConnectServer
 
     try:
         server = ConnectServer(str(tmp_path_factory.mktemp("connect-server")))
@@ -211,7 +211,7 @@ def connect_run(connect_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("connect-run")
     data, out = str(tmp / "data"), str(tmp / "connect.json")
     write_data(data)
-    from softmax_spark.connect_server import client_env
+    from softmax_spark.spark.connect_server import client_env
 
     proc = subprocess.run([sys.executable, __file__, connect_server.url, data, out], env=client_env(),
                           capture_output=True, text=True, timeout=900)
@@ -251,7 +251,7 @@ def test_connect_ml_persistence(spark, connect_run):
     Connect saved loads on a classic session with the same results, and nothing is pickled."""
     from pyspark.ml import PipelineModel
 
-    from softmax_spark.ml import SoftmaxRegressionModel
+    from softmax_spark.sparkml.classification import SoftmaxRegressionModel
 
     data, remote = connect_run
     saved = remote["persistence"]
@@ -305,8 +305,8 @@ def test_spark_submit_remote_runs_both_jobs(connect_server, tmp_path):
     """``spark-submit --remote sc://… jobs/train.py`` then ``jobs/evaluate.py``, as a user runs them
     against a Connect server: both exit 0 (train used to fail after writing its model, reading the
     Connect session's ``sparkContext`` at its stop), the model loads and the predictions exist."""
-    from softmax_spark.connect_server import client_env
-    from softmax_spark.model_io import load_model
+    from softmax_spark.spark.connect_server import client_env
+    from softmax_spark.io.model_io import load_model
 
     data = str(tmp_path / "data")
     write_data(data)
@@ -328,7 +328,7 @@ def test_spark_submit_remote_runs_both_jobs(connect_server, tmp_path):
 
 def test_spark_submit_remote_url_is_read(monkeypatch):
     """``spark-submit --remote`` hands its conf to Python as JSON; the jobs' session reads the URL."""
-    from softmax_spark.session import _submitted_remote
+    from softmax_spark.spark.session import _submitted_remote
 
     monkeypatch.setenv("PYSPARK_REMOTE_INIT_CONF_LEN", "1")
     monkeypatch.setenv("PYSPARK_REMOTE_INIT_CONF_0", json.dumps({"spark.app.name": "train.py",

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from softmax_spark import curvature
-from softmax_spark.curvature import (
+from softmax_spark.core import curvature
+from softmax_spark.core.curvature import (
     HessianDiagKernel,
     HessianKernel,
     HvpKernel,
@@ -14,9 +14,9 @@ from softmax_spark.curvature import (
     l2_curvature_in_theta,
     null_directions,
 )
-from softmax_spark.loss import objective_and_gradient
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.precondition import Preconditioner
+from softmax_spark.core.loss import objective_and_gradient
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.precondition import Preconditioner
 
 
 def make_data(n=120, D=6, C=4, seed=0, weighted=True, sparse=False, dtype=np.float64):

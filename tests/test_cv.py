@@ -1,10 +1,10 @@
-"""SoftmaxRegressionCV (softmax_spark.cv, ml_cv) and SoftmaxRegression.fitMultiple."""
+"""SoftmaxRegressionCV (softmax_spark.core.cv, ml_cv) and SoftmaxRegression.fitMultiple."""
 
 import numpy as np
 import pytest
 
-from softmax_spark import cv
-from softmax_spark.kernels import LossGradKernel
+from softmax_spark.core import cv
+from softmax_spark.core.kernels import LossGradKernel
 
 
 def _data(n=600, D=4, C=3, seed=0, scale=True):
@@ -121,7 +121,7 @@ def frame(spark):
 
 @pytest.fixture(scope="module")
 def fitted(frame):
-    from softmax_spark.ml import SoftmaxRegressionCV
+    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
 
     df, _, _ = frame
     return SoftmaxRegressionCV(regParams=GRID, foldCol="fold", numFolds=K, standardization=False).fit(df)
@@ -136,7 +136,7 @@ def _proba(coef, b, X):
 def test_fold_models_equal_separate_exact_fits(frame, fitted):
     from pyspark.sql import functions as F
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df, X, _ = frame
     for i in (0, 3):
@@ -151,7 +151,7 @@ def test_cv_metrics_equal_crossvalidator_over_ours(frame, fitted):
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df, X, _ = frame
     est = SoftmaxRegression(standardization=False)
@@ -186,7 +186,7 @@ def test_chosen_regparam_equals_sklearn_logistic_regression_cv(frame, fitted):
 
 
 def test_hash_folds_default_grid_accuracy_and_1se(frame):
-    from softmax_spark.ml import SoftmaxRegressionCV
+    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
 
     df, _, _ = frame
     m = SoftmaxRegressionCV(numRegParams=4, numFolds=3, metric="accuracy", oneStandardErrorRule=True,
@@ -199,8 +199,8 @@ def test_hash_folds_default_grid_accuracy_and_1se(frame):
 
 
 def test_bad_params(frame):
-    from softmax_spark.errors import InputError
-    from softmax_spark.ml import SoftmaxRegressionCV
+    from softmax_spark.core.errors import InputError
+    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
 
     df, _, _ = frame
     with pytest.raises(InputError, match="elasticNetParams"):
@@ -212,7 +212,7 @@ def test_bad_params(frame):
 
 
 def test_fit_multiple_equals_separate_fits(frame):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df, X, _ = frame
     est = SoftmaxRegression(standardization=True)
@@ -250,7 +250,7 @@ def test_train_job_cv_folds_writes_path_table_plot_and_model(spark, tmp_path, fr
         rows = list(csv.DictReader(f))
     assert [float(r["l2"]) for r in rows] == pytest.approx([r / 2 for r in GRID])
     assert sum(r["chosen"] == "True" for r in rows) == 1
-    from softmax_spark.model_io import load_model
+    from softmax_spark.io.model_io import load_model
 
     model = load_model(out)
     chosen = next(float(r["l2"]) for r in rows if r["chosen"] == "True")

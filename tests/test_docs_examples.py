@@ -134,7 +134,7 @@ def test_cli_page_lists_every_flag():
     """The CLI reference is generated from config.py, so every option of both jobs is on it."""
     import dataclasses
 
-    from softmax_spark.config import EvaluateConfig, TrainConfig
+    from softmax_spark.fit.config import EvaluateConfig, TrainConfig
 
     spec = importlib.util.spec_from_file_location("docs_hooks", os.path.join(ROOT, "tools", "docs_hooks.py"))
     hooks = importlib.util.module_from_spec(spec)

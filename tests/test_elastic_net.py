@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from softmax_spark import InputError
-from softmax_spark.loop import TrainingLoop
-from softmax_spark.penalty import L1Penalty, L2Penalty, feature_weights, l1_feature_weights
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem, weighted_moments
+from softmax_spark.fit.loop import TrainingLoop
+from softmax_spark.core.penalty import L1Penalty, L2Penalty, feature_weights, l1_feature_weights
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem, weighted_moments
 from softmax_spark.solvers import OWLQN, ProxNewton
 
 
@@ -164,7 +164,7 @@ def test_penalty_kkt_residual_rules():
 
 
 def test_config_validation():
-    from softmax_spark.config import TrainConfig
+    from softmax_spark.fit.config import TrainConfig
 
     base = dict(input="x", model_dir="y")
     with pytest.raises(InputError, match="--l1"):
@@ -177,7 +177,7 @@ def test_config_validation():
         TrainConfig(l1=0.1, parametrization="reference", **base).validate()
     cfg = TrainConfig(lower_bounds="0", **base).validate()  # a flag's text
     assert cfg.lower_bounds == 0.0 and cfg.nonsmooth
-    from softmax_spark.config import parse_config
+    from softmax_spark.fit.config import parse_config
 
     cfg = parse_config(TrainConfig, ["--input", "x", "--model-dir", "y", "--l1", "0.01", "--lower-bounds", "-1",
                                      "--upper-bounds-intercept", "2.5"])
@@ -215,7 +215,7 @@ def _proba(model, df):
 def test_estimator_elastic_net_matches_mllib(wine_df, wine_xy, std):
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     X, y = wine_xy
     kw = dict(regParam=0.02, elasticNetParam=0.5, standardization=std)
@@ -234,7 +234,7 @@ def test_estimator_binomial_elastic_net_and_bounds(spark):
     from pyspark.ml.linalg import DenseMatrix, Vectors
     from sklearn.datasets import load_breast_cancer
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     X, y = load_breast_cancer(return_X_y=True)
     X, y = X[:, :8], y
@@ -262,7 +262,7 @@ def test_estimator_binomial_elastic_net_and_bounds(spark):
 def test_estimator_bounds_rules_are_mllibs(wine_df):
     from pyspark.ml.linalg import DenseMatrix, Vectors
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     with pytest.raises(InputError, match="shape of LowerBoundsOnCoefficients"):
         SoftmaxRegression(lowerBoundsOnCoefficients=DenseMatrix(2, 13, [0.0] * 26)).fit(wine_df)
@@ -277,7 +277,7 @@ def test_estimator_bounds_rules_are_mllibs(wine_df):
 def test_bounds_params_save_and_load(wine_df, tmp_path):
     from pyspark.ml.linalg import DenseMatrix, Vectors
 
-    from softmax_spark.ml import SoftmaxRegression, SoftmaxRegressionModel
+    from softmax_spark.sparkml.classification import SoftmaxRegression, SoftmaxRegressionModel
 
     lower = DenseMatrix(3, 13, [float(k) * 0.0 - 1.0 for k in range(39)])
     est = SoftmaxRegression(regParam=0.05, lowerBoundsOnCoefficients=lower,
@@ -297,8 +297,8 @@ def test_bounds_params_save_and_load(wine_df, tmp_path):
 def test_cli_config_l1_records_the_certificate(spark, tmp_path, wine_xy):
     import json
 
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.training import train
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.fit.training import train
 
     X, y = wine_xy
     X = (X - X.mean(0)) / X.std(0)

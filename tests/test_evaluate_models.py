@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softmax_spark.errors import InputError
-from softmax_spark.model_io import load_scoring_model, model_dir_kind
+from softmax_spark.core.errors import InputError
+from softmax_spark.io.model_io import load_scoring_model, model_dir_kind
 from test_evaluation import _evaluate_main
 
 
@@ -36,7 +36,7 @@ def _run(main, spark, model_dir, input_path, output, *extra):
 
 
 def test_evaluate_a_saved_spark_ml_model(spark, data, tmp_path):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     path, X, y = data
     df = spark.read.parquet(path)

@@ -1,4 +1,4 @@
-"""Scoring and evaluation (softmax_spark.evaluation, jobs/evaluate.py) in local-mode Spark.
+"""Scoring and evaluation (softmax_spark.evaluate.evaluation, jobs/evaluate.py) in local-mode Spark.
 
 Models are built by hand; expected values come from numpy (SoftmaxModel.predict_proba) and
 scikit-learn's metric functions on the same rows.
@@ -30,8 +30,8 @@ from sklearn.metrics import (
 )
 
 from softmax_spark import InputError, SoftmaxModel, load_model
-from softmax_spark.config import EvaluateConfig, config_from_dict, parse_config
-from softmax_spark.evaluation import (
+from softmax_spark.fit.config import EvaluateConfig, config_from_dict, parse_config
+from softmax_spark.evaluate.evaluation import (
     CLASS_METADATA_KEY,
     CLASSES_METADATA_KEY,
     _ScoringKernel,
@@ -39,7 +39,7 @@ from softmax_spark.evaluation import (
     probability_column_names,
     run,
 )
-from softmax_spark.features import FeatureSpec
+from softmax_spark.core.features import FeatureSpec
 
 REPO = Path(__file__).resolve().parents[1]
 INT_CLASSES = [0, 3, 7]
@@ -104,7 +104,7 @@ def write_parquet_files(table, directory, n_files):
 
 
 def sklearn_metrics(labels, proba, classes):
-    """The metrics of softmax_spark.metrics, computed by scikit-learn on numpy predictions."""
+    """The metrics of softmax_spark.core.metrics, computed by scikit-learn on numpy predictions."""
     predicted = np.asarray(classes)[proba.argmax(axis=1)]
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes, zero_division=0)
     with warnings.catch_warnings():

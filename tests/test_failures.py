@@ -320,7 +320,7 @@ def _list_state(path, sentinel):
 def test_damaged_newest_checkpoint_is_skipped_not_executed(tmp_path, damage):
     """The newest checkpoint holds an object array (would need unpickling), a truncated .npz or
     a state.json that is not a map: it is skipped and the one before it is used."""
-    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+    from softmax_spark.io.checkpoint import latest_checkpoint, save_checkpoint
 
     sentinel = tmp_path / "pwned"
     ckpt = tmp_path / "ckpt"
@@ -338,7 +338,7 @@ def test_damaged_newest_checkpoint_is_skipped_not_executed(tmp_path, damage):
                                            ({"theta": np.array([0.0, np.inf, 1.0, 2.0])}, "infinite")])
 def test_a_checkpoint_of_the_wrong_shape_or_with_nan_is_skipped(tmp_path, capsys, newest, reason):
     """Issue 24 item 7: such a checkpoint was resumed; the README says damaged ones are skipped."""
-    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+    from softmax_spark.io.checkpoint import latest_checkpoint, save_checkpoint
 
     ckpt = str(tmp_path / "ckpt")
     save_checkpoint(ckpt, 3, {"theta": np.arange(4.0)}, {"step": 3}, [{"iteration": 3}], "fp")
@@ -351,7 +351,7 @@ def test_a_checkpoint_of_the_wrong_shape_or_with_nan_is_skipped(tmp_path, capsys
 
 def test_a_compressed_checkpoint_declaring_a_huge_array_is_skipped(tmp_path, capsys):
     """A zip bomb in arrays.npz (np.savez never compresses): skipped before anything is inflated."""
-    from softmax_spark.checkpoint import latest_checkpoint, save_checkpoint
+    from softmax_spark.io.checkpoint import latest_checkpoint, save_checkpoint
 
     ckpt = str(tmp_path / "ckpt")
     save_checkpoint(ckpt, 3, {"theta": np.arange(4.0)}, {"step": 3}, [{"iteration": 3}], "fp")
@@ -465,10 +465,10 @@ def extreme():
 
 
 def test_extreme_logits_give_finite_loss_and_gradient(spark, extreme):
-    from softmax_spark.distributed import DistributedLoss
-    from softmax_spark.features import FeatureSpec
-    from softmax_spark.ingest import ingest
-    from softmax_spark.loss import objective_and_gradient
+    from softmax_spark.spark.distributed import DistributedLoss
+    from softmax_spark.core.features import FeatureSpec
+    from softmax_spark.spark.ingest import ingest
+    from softmax_spark.core.loss import objective_and_gradient
 
     X, y, coef, intercept = extreme
     logits = X @ coef.T + intercept
@@ -547,7 +547,7 @@ def test_retried_task_failures_give_the_same_model(train_main, spark, capsys, tm
     markers.mkdir()
     common = ["--max-iter", "3", "--no-write-mllib"]
     runs = {}
-    from softmax_spark.distributed import FAIL_FIRST_ATTEMPT_ENV
+    from softmax_spark.spark.distributed import FAIL_FIRST_ATTEMPT_ENV
 
     # the fault injection is a test seam (an environment variable), not a flag of the job
     for name, extra, env in (("faulty", ["--input", str(folder)], {FAIL_FIRST_ATTEMPT_ENV: str(markers)}),
@@ -690,8 +690,8 @@ def test_a_path_only_spark_can_reach_is_checked_right_after_start(spark, tmp_pat
     """viewfs:// (a mount table onto a local directory) stands for any remote scheme: a missing
     path is one line from Hadoop's FileSystem, before Spark's own read (and its Java stack); an
     unknown scheme names it."""
-    from softmax_spark.errors import InputError
-    from softmax_spark.jobs_common import check_input_reachable, local_path
+    from softmax_spark.core.errors import InputError
+    from softmax_spark.cli.jobs_common import check_input_reachable, local_path
 
     shutil.copy(good, tmp_path / "good.parquet")
     spark.sparkContext._jsc.hadoopConfiguration().set("fs.viewfs.mounttable.uxcheck.link./store",
@@ -706,7 +706,7 @@ def test_a_path_only_spark_can_reach_is_checked_right_after_start(spark, tmp_pat
 
 
 def test_local_path_rules(monkeypatch, tmp_path):
-    from softmax_spark.jobs_common import local_path
+    from softmax_spark.cli.jobs_common import local_path
 
     monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
     monkeypatch.delenv("YARN_CONF_DIR", raising=False)
@@ -742,7 +742,7 @@ def test_column_type_differing_between_files_names_file_column_and_types(train_m
 def test_missing_paths_inside_spark_are_one_line(spark, tmp_path, good):
     """Spark's PATH_NOT_FOUND (a path gone before the read) and FAILED_READ_FILE.FILE_NOT_EXIST
     (a file deleted after Spark listed the input) — real exceptions from this session."""
-    from softmax_spark.jobs_common import describe_failure
+    from softmax_spark.cli.jobs_common import describe_failure
 
     with pytest.raises(Exception) as info:
         spark.read.parquet(str(tmp_path / "gone.parquet"))
@@ -784,7 +784,7 @@ def test_missing_paths_inside_spark_are_one_line(spark, tmp_path, good):
     ("something else entirely", None),
 ])
 def test_spark_failure_texts_map_to_one_line(message, expected):
-    from softmax_spark.jobs_common import describe_failure
+    from softmax_spark.cli.jobs_common import describe_failure
 
     assert describe_failure(RuntimeError(message)) == expected
 
@@ -792,7 +792,7 @@ def test_spark_failure_texts_map_to_one_line(message, expected):
 def test_unrecognised_py4j_failure_ends_with_the_innermost_message(spark):
     """A Java failure nothing maps: the last line is the innermost cause, not "An error occurred
     while calling oNN.method"."""
-    from softmax_spark.jobs_common import _last_resort
+    from softmax_spark.cli.jobs_common import _last_resort
 
     with pytest.raises(Exception) as info:
         spark.sparkContext._jvm.java.lang.Integer.parseInt("twelve")
@@ -893,9 +893,9 @@ def test_a_model_save_onto_a_full_disk_names_the_path(train_main, spark, capsys,
 def test_block_files_on_a_full_disk_end_with_one_line_naming_the_directory(spark, full_disk):
     """A task writing block files into a full local directory: Spark's PythonException (with the
     worker's traceback) becomes one line naming the run directory."""
-    from softmax_spark import ingest as ing
-    from softmax_spark.features import FeatureSpec
-    from softmax_spark.jobs_common import describe_failure
+    from softmax_spark.spark import ingest as ing
+    from softmax_spark.core.features import FeatureSpec
+    from softmax_spark.cli.jobs_common import describe_failure
 
     target = str(full_disk)
 

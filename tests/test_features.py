@@ -1,4 +1,4 @@
-"""Feature conversion (``softmax_spark.features``), Spark-free: Arrow batches of every accepted
+"""Feature conversion (``softmax_spark.core.features``), Spark-free: Arrow batches of every accepted
 column kind → ndarray / CSR, and one clear line for every bad input."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from softmax_spark.errors import InputError
-from softmax_spark.features import FeatureSpec, features_to_numpy, weights_to_numpy
+from softmax_spark.core.errors import InputError
+from softmax_spark.core.features import FeatureSpec, features_to_numpy, weights_to_numpy
 
 # the ml Vector UDT as Spark hands it to Arrow: type 0 = sparse (size, indices, values), 1 = dense
 VECTOR_TYPE = pa.struct([("type", pa.int8()), ("size", pa.int32()),

@@ -23,8 +23,8 @@ def _write_arrays(path, X, y, value_type):
 
 
 def _fit(spark, path, **options):
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.training import fit_dataframe
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.fit.training import fit_dataframe
 
     # a fixed number of iterations: equal sums give the same steps (see test_sparse)
     cfg = TrainConfig(input=path, l2=1e-2, tol=0.0, gtol=0.0, max_iter=15, optimizer="lbfgs", **options)
@@ -41,8 +41,8 @@ def test_storage_dtype_rule():
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql import types as T
 
-    from softmax_spark.features import FeatureSpec
-    from softmax_spark.schema import storage_dtype
+    from softmax_spark.core.features import FeatureSpec
+    from softmax_spark.spark.schema import storage_dtype
 
     def schema(**cols):
         return T.StructType([T.StructField(k, v) for k, v in cols.items()])
@@ -63,7 +63,7 @@ def test_storage_dtype_rule():
 
 
 def test_train_config_dtype_default_is_auto():
-    from softmax_spark.config import TrainConfig, parse_config
+    from softmax_spark.fit.config import TrainConfig, parse_config
 
     assert TrainConfig().dtype == "auto"
     argv = ["--input", "x", "--model-dir", "m"]
@@ -117,7 +117,7 @@ def test_scoring_reads_array_float(spark, data32):
     from pyspark.ml.functions import vector_to_array
 
     from softmax_spark import SoftmaxModel
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.spark.scoring import score_dataframe
 
     X, y = data32
     rng = np.random.default_rng(5)

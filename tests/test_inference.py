@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sklearn import datasets
 
-from softmax_spark.inference import InferenceError, InferenceKernel, coefficient_table
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem
+from softmax_spark.core.inference import InferenceError, InferenceKernel, coefficient_table
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem
 from softmax_spark.solvers.newton import Newton
 
 sm = pytest.importorskip("statsmodels.api")
@@ -163,7 +163,7 @@ def _frame(spark, X, y):
 
 
 def test_summary_coefficient_table_and_loaded_model(spark, tmp_path):
-    from softmax_spark.ml import SoftmaxRegression, SoftmaxRegressionModel
+    from softmax_spark.sparkml.classification import SoftmaxRegression, SoftmaxRegressionModel
 
     X, y = softmax_data(n=2000, d=4)
     df = _frame(spark, X, y)
@@ -191,8 +191,8 @@ def test_summary_coefficient_table_and_loaded_model(spark, tmp_path):
 def test_train_inference_writes_parquet_and_text(spark, tmp_path):
     import pyarrow.parquet as pq
 
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.training import fit_dataframe
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.fit.training import fit_dataframe
 
     X, y = softmax_data(n=1500, d=3)
     cfg = TrainConfig(input="<DataFrame>", model_dir=str(tmp_path / "model"), l2=0.0, inference=True,

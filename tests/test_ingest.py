@@ -1,4 +1,4 @@
-"""Ingest (``softmax_spark.ingest``): file planning, moment merging, the block-format rule and the
+"""Ingest (``softmax_spark.spark.ingest``): file planning, moment merging, the block-format rule and the
 block writer Spark-free; sparse ingest on Spark (CSR blocks, summary, cached bytes ∝ non-zeros,
 the rebuild the ingested data owns)."""
 
@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from softmax_spark import ingest as ing
-from softmax_spark import labels as labels_mod
-from softmax_spark.features import FeatureSpec
+from softmax_spark.spark import ingest as ing
+from softmax_spark.core import labels as labels_mod
+from softmax_spark.core.features import FeatureSpec
 from test_features import vector_array
 
 
@@ -178,7 +178,7 @@ def test_forced_formats(tmp_path, monkeypatch):
 
 
 def test_bad_row_in_a_later_batch_leaves_no_file(tmp_path, monkeypatch):
-    from softmax_spark.errors import InputError
+    from softmax_spark.core.errors import InputError
     from test_features import VECTOR_TYPE, sparse_row
 
     good = _table(np.eye(4), [0, 1, 2, 0])
@@ -230,8 +230,8 @@ def sparse_frame(spark, X, y, partitions=2, dense_every=0):
 
 
 def test_sparse_ingest_on_spark(spark):
-    from softmax_spark.distributed import DistributedLoss
-    from softmax_spark.loss import objective_and_gradient
+    from softmax_spark.spark.distributed import DistributedLoss
+    from softmax_spark.core.loss import objective_and_gradient
 
     rng = np.random.default_rng(4)
     X = sp.random(300, 2000, density=0.004, random_state=4).toarray() * 3
@@ -266,8 +266,8 @@ def test_one_block_format_per_run_from_the_runs_density(spark, tmp_path, densiti
     partition) end as ONE format, the whole run's choice: the differing block is converted in
     place, the summary's cached bytes are the files', the sums are unchanged, and a block rebuilt
     after its files went (``BlockDescriptor.local`` from the input) comes back in the run's format."""
-    from softmax_spark.distributed import DistributedLoss
-    from softmax_spark.loss import objective_and_gradient
+    from softmax_spark.spark.distributed import DistributedLoss
+    from softmax_spark.core.loss import objective_and_gradient
 
     rng = np.random.default_rng(11)
     D, n = 64, 200

@@ -1,4 +1,4 @@
-"""Block kernels (``softmax_spark.kernels``), Spark-free: the same rows as a dense ndarray and as
+"""Block kernels (``softmax_spark.core.kernels``), Spark-free: the same rows as a dense ndarray and as
 a CSR matrix give the same loss and gradient sums (1e-10), chunked or whole, and a CSR chunk is
 never densified."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from softmax_spark.distributed import row_chunks
-from softmax_spark.kernels import LossGradKernel, loss_and_gradient_sums_any
-from softmax_spark.loss import LossAccumulator, loss_and_gradient_sums
+from softmax_spark.spark.distributed import row_chunks
+from softmax_spark.core.kernels import LossGradKernel, loss_and_gradient_sums_any
+from softmax_spark.core.loss import LossAccumulator, loss_and_gradient_sums
 
 
 def _problem(n=300, d=40, c=4, density=0.1, seed=0):
@@ -52,7 +52,7 @@ def test_chunks_and_merge_equal_one_block():
     X, y, coef, intercept, w = _problem(n=1000, d=60)
     kernel = LossGradKernel(True)
     whole = kernel.add(kernel.zero(4, 60), (coef, intercept), X, y, w)
-    import softmax_spark.distributed as distributed
+    import softmax_spark.spark.distributed as distributed
 
     saved = distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ
     distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ = 128, 128, 500
@@ -116,8 +116,10 @@ def test_dense_task_code_needs_no_scipy():
 import sys
 sys.modules['scipy'] = None  # any scipy import now fails
 import numpy as np, pyarrow as pa
-from softmax_spark import distributed, ingest, kernels
-from softmax_spark.features import FeatureSpec, features_to_numpy
+from softmax_spark.spark import distributed
+from softmax_spark.spark import ingest
+from softmax_spark.core import kernels
+from softmax_spark.core.features import FeatureSpec, features_to_numpy
 t = pa.struct([('type', pa.int8()), ('size', pa.int32()), ('indices', pa.list_(pa.int32())),
                ('values', pa.list_(pa.float64()))])
 col = pa.array([{'type': 1, 'size': None, 'indices': None, 'values': [1.0, 0.0, 2.0]}], type=t)

@@ -1,4 +1,4 @@
-"""softmax_spark.labels without Spark: one equality rule (1 == 1.0, "1" != 1, True is not 1) for
+"""softmax_spark.core.labels without Spark: one equality rule (1 == 1.0, "1" != 1, True is not 1) for
 Arrow columns, numpy arrays and Python sequences, and for ingest and scoring alike."""
 
 from decimal import Decimal
@@ -7,13 +7,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from softmax_spark.errors import InputError, ModelFormatError
-from softmax_spark.evaluation import _ScoringKernel
-from softmax_spark.features import FeatureSpec
-from softmax_spark.ingest import _BlockWriter
-from softmax_spark.labels import (check_known, class_key, class_kind, class_values, label_positions,
+from softmax_spark.core.errors import InputError, ModelFormatError
+from softmax_spark.evaluate.evaluation import _ScoringKernel
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.ingest import _BlockWriter
+from softmax_spark.core.labels import (check_known, class_key, class_kind, class_values, label_positions,
                                   sorted_classes)
-from softmax_spark.model import SoftmaxModel, labels_to_index
+from softmax_spark.core.model import SoftmaxModel, labels_to_index
 
 # (label column as Arrow, classes, expected positions): every case also as a Python list
 CASES = [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core_helpers import flat_objective, sklearn_probs, small_problem_data, unpack
-from softmax_spark.model import SoftmaxModel
+from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step, two_loop_direction
 
 

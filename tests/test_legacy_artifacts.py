@@ -15,7 +15,7 @@ LEGACY = ROOT / "tests" / "data" / "legacy-5c32a57"
 
 
 def test_a_5c32a57_model_directory_loads():
-    from softmax_spark.model_io import load_model
+    from softmax_spark.io.model_io import load_model
 
     model = load_model(str(LEGACY / "model"))
     assert model.coef.shape == (3, 4) and model.intercept.shape == (3,)
@@ -38,6 +38,6 @@ def test_a_5c32a57_checkpoint_resumes(spark, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr()
     assert code == 0, out.err[-2000:]
     assert "resuming run 6e6468cca09b1b0e from ckpt/6e6468cca09b1b0e/ckpt-00000004" in out.out + out.err
-    from softmax_spark.model_io import load_model
+    from softmax_spark.io.model_io import load_model
 
     assert len(load_model(os.path.join(work, "model")).history) == 6

@@ -20,15 +20,15 @@ from core_helpers import (
     small_problem_data,
     unpack,
 )
-from softmax_spark.loss import (
+from softmax_spark.core.loss import (
     LossAccumulator,
     loss_and_gradient_sums,
     minibatch_sgd_step,
     objective_and_gradient,
     textbook_sgd_step,
 )
-from softmax_spark.model import SoftmaxModel
-from softmax_spark.penalty import L2Penalty
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.core.penalty import L2Penalty
 
 
 # -- gradient = finite differences ------------------------------------------------------------------
@@ -314,7 +314,7 @@ def test_weighted_optimum_matches_sklearn_sample_weight():
 def test_softmax_nll_matches_log_softmax_and_the_row_helpers_match_numpy(n_classes):
     """The one-exp kernel step equals exp(log_softmax) and −log_softmax[y] to rounding, on both
     sides of the few-classes switch (per-column max, BLAS row and column sums)."""
-    from softmax_spark.loss import column_sums, log_softmax, row_sums, softmax_nll_
+    from softmax_spark.core.loss import column_sums, log_softmax, row_sums, softmax_nll_
 
     rng = np.random.default_rng(n_classes)
     logits = rng.normal(scale=30.0, size=(257, n_classes))

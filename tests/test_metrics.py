@@ -14,8 +14,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from softmax_spark.loss import softmax
-from softmax_spark.metrics import MetricsAccumulator, default_top_k, format_metrics_table
+from softmax_spark.core.loss import softmax
+from softmax_spark.core.metrics import MetricsAccumulator, default_top_k, format_metrics_table
 
 N_CLASSES = 4
 

@@ -1,4 +1,4 @@
-"""softmax_spark.ml: the Spark ML Estimator against MLlib's LogisticRegression, in Pipelines,
+"""softmax_spark.sparkml.classification: the Spark ML Estimator against MLlib's LogisticRegression, in Pipelines,
 CrossValidator and saved PipelineModels."""
 
 import os
@@ -55,7 +55,7 @@ def test_pipeline_matches_mllib_with_and_without_standardization(spark, wine):
     from pyspark.ml.classification import LogisticRegression
     from pyspark.sql import functions as F
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df, cols = wine
     df = df.withColumn("id", F.monotonically_increasing_id())
@@ -78,7 +78,7 @@ def test_cross_validator_picks_a_regparam_and_saves(spark, wine, tmp_path):
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.ml.tuning import CrossValidator, CrossValidatorModel, ParamGridBuilder, TrainValidationSplit
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df, cols = wine
     sm = SoftmaxRegression(labelCol="y", maxIter=100)
@@ -110,7 +110,7 @@ def test_pipeline_model_save_load_local_and_viewfs(spark, wine, tmp_path):
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    from softmax_spark.ml import SoftmaxRegression, SoftmaxRegressionModel, read_model_dir
+    from softmax_spark.sparkml.classification import SoftmaxRegression, SoftmaxRegressionModel, read_model_dir
 
     df, cols = wine
     df = df.withColumn("id", F.monotonically_increasing_id())
@@ -138,14 +138,14 @@ def test_pipeline_model_save_load_local_and_viewfs(spark, wine, tmp_path):
         np.testing.assert_array_equal(plain.coef, fitted.stages[-1].softmaxModel.coef)
         assert plain.classes == [0.0, 1.0, 2.0]
     # no session needed for a local directory
-    from softmax_spark.ml import _read_saved_local, _softmax_model
+    from softmax_spark.sparkml.classification import _read_saved_local, _softmax_model
 
     meta, row = _read_saved_local(str(tmp_path / "local" / "pm-stage"))
     np.testing.assert_array_equal(_softmax_model(meta, row, "x").coef, fitted.stages[-1].softmaxModel.coef)
 
 
 def test_string_labels_with_predicted_label_col(spark):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _small(spark, ["setosa", "versicolor", "virginica"])
     model = SoftmaxRegression(regParam=0.01, predictedLabelCol="predictedLabel").fit(df)
@@ -162,7 +162,7 @@ def test_string_labels_with_predicted_label_col(spark):
 def test_mllib_labels_with_an_absent_class_match_mllib(spark):
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _small(spark, [0.0, 1.0, 3.0])  # class 2 absent: K = max + 1 = 4, as in MLlib
     kw = dict(regParam=0.1, standardization=False, **TIGHT)
@@ -177,7 +177,7 @@ def test_mllib_labels_with_an_absent_class_match_mllib(spark):
 def test_thresholds_as_mllib(spark):
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _small(spark, [0.0, 1.0, 2.0])
     kw = dict(regParam=0.05, thresholds=[0.6, 0.1, 0.3], **TIGHT)
@@ -198,7 +198,7 @@ def test_thresholds_as_mllib(spark):
 def test_binomial_family_matches_mllib(spark):
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _small(spark, [0.0, 1.0], seed=5)
     for family, standardization in (("binomial", False), ("auto", True)):
@@ -222,7 +222,7 @@ def test_binomial_family_matches_mllib(spark):
 def test_bad_params_are_clear_errors(spark):
     from pyspark.ml.linalg import Vectors
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _small(spark, [0.0, 1.0, 2.0], n=30)
     with pytest.raises(TypeError, match="l2 is an option of the plain Python API softmax_spark.SoftmaxTrainer"):
@@ -238,7 +238,7 @@ def test_bad_params_are_clear_errors(spark):
 
 
 def test_estimator_params_persist_and_extras_reach_training(spark, tmp_path):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     est = SoftmaxRegression(regParam=0.1, solver="sgd", batchFraction=0.5, learningRate=0.5, maxIter=5,
                             classWeight="balanced", seed=3)

@@ -19,7 +19,7 @@ def three(spark):
 
 
 def test_to_params_rewrites_flags():
-    from softmax_spark.ml_diagnostics import to_params
+    from softmax_spark.sparkml.diagnostics import to_params
 
     assert to_params("set --l2 > 0 (λ = 0)") == "set regParam > 0 (regParam = 0)"
     assert to_params("give --init-model-classes a,b; --no-fit-intercept") == \
@@ -30,7 +30,7 @@ def test_to_params_rewrites_flags():
 def test_mllib_initial_model_identity_and_init_model_classes(spark, three, tmp_path):
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     path = str(tmp_path / "lr")
     LogisticRegression(regParam=0.02, maxIter=200, tol=1e-10).fit(three).write().save(path)
@@ -47,7 +47,7 @@ def test_mllib_initial_model_with_other_labels_asks_for_init_model_classes(spark
     from pyspark.sql import functions as F
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     path = str(tmp_path / "lr")
     LogisticRegression(maxIter=20).fit(three).write().save(path)
@@ -63,7 +63,7 @@ def test_mllib_initial_model_with_other_labels_asks_for_init_model_classes(spark
 def test_one_class_cases(spark, three):
     from pyspark.sql import functions as F
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     with pytest.raises(InputError, match=r"holds the one label 1.0, so class\(es\) 0.0 .* no finite optimum "
                                          r"at any regParam"):
@@ -76,7 +76,7 @@ def test_one_class_cases(spark, three):
 
 
 def test_fit_errors_name_params(spark, three):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     with pytest.raises(InputError, match=r"^maxIter must be ≥ 1, got 0$"):
         SoftmaxRegression(maxIter=0).fit(three)
@@ -87,7 +87,7 @@ def test_fit_errors_name_params(spark, three):
 def test_prediction_metadata_as_mllib(spark, three):
     from pyspark.ml.classification import LogisticRegression
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     ours = SoftmaxRegression(maxIter=20).fit(three).transform(three).schema["prediction"].metadata
     theirs = LogisticRegression(maxIter=20).fit(three).transform(three).schema["prediction"].metadata

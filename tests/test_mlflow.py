@@ -1,4 +1,4 @@
-"""softmax_spark.mlflow_support: MLflow autolog logs our model, the Params of the solver used,
+"""softmax_spark.sparkml.mlflow_support: MLflow autolog logs our model, the Params of the solver used,
 the objective history, an installable requirement; against a real local tracking store."""
 
 import numpy as np
@@ -26,7 +26,7 @@ def store(tmp_path):
     experiment = mlflow.create_experiment("softmax_spark-test", artifact_location=(tmp_path / "artifacts").as_uri())
     mlflow.set_experiment(experiment_id=experiment)
     yield tmp_path
-    from softmax_spark import mlflow_support
+    from softmax_spark.sparkml import mlflow_support
 
     mlflow_support.autolog(disable=True)
     mlflow.set_tracking_uri(previous)
@@ -35,8 +35,8 @@ def store(tmp_path):
 def test_autolog_logs_model_params_metrics_and_reloads(spark, data, store):
     from pyspark.ml.functions import vector_to_array
 
-    from softmax_spark import mlflow_support
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml import mlflow_support
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     mlflow_support.autolog(log_datasets=False, log_post_training_metrics=False)
     with mlflow.start_run() as run:
@@ -65,8 +65,8 @@ def test_autolog_logs_model_params_metrics_and_reloads(spark, data, store):
 
 
 def test_autolog_auto_solver_and_sgd_params(spark, data, store):
-    from softmax_spark import mlflow_support
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml import mlflow_support
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     mlflow_support.autolog(log_datasets=False, log_post_training_metrics=False, log_models=False)
     with mlflow.start_run() as run:
@@ -84,7 +84,7 @@ def test_plain_mlflow_autolog_skips_our_model_without_the_helper(spark, data, st
     """What the helper fixes: MLflow's own autolog does not log a model outside its allowlist."""
     import mlflow.pyspark.ml
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     mlflow.pyspark.ml.autolog(log_datasets=False, log_post_training_metrics=False)
     try:
@@ -99,7 +99,7 @@ def test_plain_mlflow_autolog_skips_our_model_without_the_helper(spark, data, st
 def test_requirement_is_a_direct_reference_for_a_local_install():
     from importlib import metadata
 
-    from softmax_spark import mlflow_support
+    from softmax_spark.sparkml import mlflow_support
 
     line = mlflow_support.requirement()
     dist = metadata.distribution("softmax_spark")

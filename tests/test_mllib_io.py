@@ -1,4 +1,4 @@
-"""MLlib LogisticRegressionModel directories written and read without Spark (softmax_spark.mllib_io)."""
+"""MLlib LogisticRegressionModel directories written and read without Spark (softmax_spark.io.mllib_io)."""
 
 import glob
 import json
@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from softmax_spark.errors import ModelFormatError
-from softmax_spark.mllib_io import read_mllib_model, write_mllib_model
-from softmax_spark.model import SoftmaxModel
-from softmax_spark.model_io import save_model
+from softmax_spark.core.errors import ModelFormatError
+from softmax_spark.io.mllib_io import read_mllib_model, write_mllib_model
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.io.model_io import save_model
 
 
 def _features_df(spark, X, y=None):
@@ -91,7 +91,7 @@ def test_written_model_loads_in_mllib_with_same_probabilities(spark, rng, tmp_pa
 
 def test_existing_path_is_refused(rng, tmp_path):
     """write_mllib_model never replaces an existing path (like MLlib's save without overwrite)."""
-    from softmax_spark.errors import InputError
+    from softmax_spark.core.errors import InputError
 
     (tmp_path / "taken").mkdir()
     with pytest.raises(InputError, match="already exists"):
@@ -309,7 +309,7 @@ def test_not_an_mllib_lr_model_is_a_model_format_error(rng, tmp_path, case):
 def _declaring_model(path, n_features, binomial=True):
     """An MLlib directory (a few KB) whose binomial sparse coefficient row declares ``n_features``
     features and holds one value, as issue 24 item 6 reproduced."""
-    from softmax_spark import mllib_io as mio
+    from softmax_spark.io import mllib_io as mio
 
     write_mllib_model(_random_model(np.random.default_rng(0), 2, 3, True), path)
     coefficients = pa.StructArray.from_arrays(

@@ -1,4 +1,4 @@
-"""Properties of the pure-numpy softmax model (softmax_spark.model). No Spark here."""
+"""Properties of the pure-numpy softmax model (softmax_spark.core.model). No Spark here."""
 
 import ast
 import itertools
@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from softmax_spark.loss import log_softmax, softmax
-from softmax_spark.model import LogisticModel, SoftmaxModel, labels_to_index, sorted_classes
+from softmax_spark.core.loss import log_softmax, softmax
+from softmax_spark.core.model import LogisticModel, SoftmaxModel, labels_to_index, sorted_classes
 
 
 def random_model(rng, n_classes, n_features, scale=1.0, classes=None):
@@ -277,11 +277,12 @@ def test_to_sklearn_predict_proba_matches(n_classes):
 
 
 # -- the core must not need Spark ---------------------------------------------------------------
-CORE = ("__init__", "model", "loss", "model_io", "optim", "precondition", "errors", "penalty", "problem",
+CORE = ("__init__", "core/__init__", "io/__init__", "core/model", "core/loss", "io/model_io", "core/optim",
+        "core/precondition", "core/errors", "core/penalty", "core/problem",
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
-        "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "curvature",
-        "storage",  # storage imports pyspark only inside its Hadoop-backend functions
-        "labels")  # labels imports pyspark only inside its Spark-schema / DataFrame functions
+        "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "core/curvature",
+        "io/storage",  # storage imports pyspark only inside its Hadoop-backend functions
+        "core/labels")  # labels imports pyspark only inside its Spark-schema / DataFrame functions
 
 
 def _module_level_imports(tree):
@@ -325,5 +326,6 @@ def test_core_does_not_import_pyspark():
                 continue
             for target in targets:
                 assert not target.startswith(("pyspark", "py4j")), f"{name}.py imports {target}"
-                assert not target.startswith("softmax_spark.") or target.split(".")[1] in CORE, (
+                path = target[len("softmax_spark."):].replace(".", "/")
+                assert not target.startswith("softmax_spark.") or path in CORE or path + "/__init__" in CORE, (
                     f"{name}.py imports non-core {target}")

@@ -1,4 +1,4 @@
-"""The model directory format (softmax_spark.model_io): exact round trips, refusal of tampered
+"""The model directory format (softmax_spark.io.model_io): exact round trips, refusal of tampered
 directories with ModelFormatError, no unpickling ever, atomic overwrite rules. No Spark here."""
 
 import json
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from softmax_spark import InputError, ModelFormatError, load_model, save_model
-from softmax_spark.model import SoftmaxModel
-from softmax_spark.model_io import FORMAT, FORMAT_VERSION
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.io.model_io import FORMAT, FORMAT_VERSION
 
 
 def make_model(classes=(0, 1, 2), n_features=4, seed=0, history=None, metadata=None):

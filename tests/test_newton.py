@@ -12,11 +12,11 @@ import pytest
 from sklearn import datasets
 from sklearn.linear_model import LogisticRegression
 
-from softmax_spark.errors import NoProgressError
-from softmax_spark.loss import softmax
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.problem import NumpyProblem
-from softmax_spark.precondition import Preconditioner
+from softmax_spark.core.errors import NoProgressError
+from softmax_spark.core.loss import softmax
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.problem import NumpyProblem
+from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
 from softmax_spark.solvers.auto import choose_solver
 from softmax_spark.solvers.newton import Newton

@@ -16,11 +16,11 @@ from sklearn import datasets
 
 from helpers import to_df
 from softmax_spark import SoftmaxTrainer
-from softmax_spark.errors import NoProgressError
-from softmax_spark.loss import objective_and_gradient, softmax
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem
+from softmax_spark.core.errors import NoProgressError
+from softmax_spark.core.loss import objective_and_gradient, softmax
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem
 from softmax_spark.solvers.newton import Newton
 
 LAMBDA = 1e-4

@@ -21,7 +21,7 @@ def _frame(spark, n=600, d=4, c=3, seed=3):
 
 
 def test_small_data_fitted_in_the_driver_equals_the_executors_fit(spark, capsys):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _frame(spark)
     held = SoftmaxRegression(regParam=0.01).fit(df)
@@ -36,7 +36,7 @@ def test_small_data_fitted_in_the_driver_equals_the_executors_fit(spark, capsys)
 def test_assembled_small_data_is_held_in_the_driver(spark):
     from pyspark.ml.feature import VectorAssembler
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     X, y = make_data(n=500, d=3, c=3, seed=4)
     df = spark.createDataFrame([(*map(float, row), float(k)) for row, k in zip(X, y)], ["a", "b", "c", "label"])
@@ -49,7 +49,7 @@ def test_assembled_small_data_is_held_in_the_driver(spark):
 
 
 def test_a_fit_prints_one_summary_line_and_verbose_the_iterations(spark, capsys):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     df = _frame(spark, n=300)
     SoftmaxRegression(regParam=0.01).fit(df)
@@ -61,7 +61,7 @@ def test_a_fit_prints_one_summary_line_and_verbose_the_iterations(spark, capsys)
 
 
 def test_the_debug_level_shows_the_iterations(spark, capsys):
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     logger = logging.getLogger("softmax_spark")
     level = logger.level
@@ -78,7 +78,7 @@ def test_cross_validator_in_parallel_prints_no_iteration_lines(spark, capsys):
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     sm = SoftmaxRegression()
     grid = ParamGridBuilder().addGrid(sm.regParam, [0.01, 0.1]).build()
@@ -89,7 +89,7 @@ def test_cross_validator_in_parallel_prints_no_iteration_lines(spark, capsys):
 
 
 def test_workers_python_swaps_and_restores_the_python_of_wrapped_functions(spark):
-    from softmax_spark import shipping
+    from softmax_spark.spark import shipping
 
     sc = spark.sparkContext
     key = (sc.applicationId, shipping._version())
@@ -109,8 +109,8 @@ def test_workers_python_swaps_and_restores_the_python_of_wrapped_functions(spark
 
 
 def test_a_python_without_pyarrow_is_one_line():
-    from softmax_spark.errors import InputError
-    from softmax_spark.shipping import _check_probe
+    from softmax_spark.core.errors import InputError
+    from softmax_spark.spark.shipping import _check_probe
 
     with pytest.raises(InputError, match=r"cannot import pyarrow .*spark.pyspark.python"):
         _check_probe({"python": "/usr/bin/python3", "numpy": "2.0", "pyarrow": None, "threadpoolctl": "3",
@@ -126,9 +126,9 @@ spark.sparkContext.setLogLevel("ERROR")
 rng = np.random.default_rng(0)
 X = rng.normal(size=(300, 3)); y = (X @ rng.normal(size=(3, 3)).T + rng.gumbel(size=(300, 3))).argmax(1)
 df = spark.createDataFrame([(Vectors.dense(x), float(c)) for x, c in zip(X, y)], ["features", "label"])
-from softmax_spark.ml import SoftmaxRegression
+from softmax_spark.sparkml.classification import SoftmaxRegression
 from softmax_spark import SoftmaxTrainer
-from softmax_spark.sql import register
+from softmax_spark.spark.sql import register
 model = SoftmaxRegression(regParam=0.0, maxDriverBytes=0).fit(df)          # through the executors
 assert model.summary.coefficientTable(referenceClass=0).count() == 8       # (C-1) x (D+1) rows
 assert SoftmaxTrainer(l2=1e-3).fit(df).coef.shape == (3, 3)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from softmax_spark.optim import (
+from softmax_spark.core.optim import (
     AverageState,
     SgdState,
     constant_schedule,

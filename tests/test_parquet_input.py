@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from softmax_spark.parquet_input import ParquetFiles, open_parquet
+from softmax_spark.spark.parquet_input import ParquetFiles, open_parquet
 
 
 def _table(n=6, seed=0, extra=None):
@@ -43,7 +43,7 @@ def test_a_flat_directory_is_read_from_its_footers_as_spark_reads_it(spark, tmp_
     opened = open_parquet(spark, str(root))
     _same_as_spark(spark, root, opened)
     assert len(opened.inputFiles()) == 2
-    from softmax_spark.labels import discover_classes
+    from softmax_spark.core.labels import discover_classes
 
     assert discover_classes(None, "label", opened.inputFiles()) == [0, 1, 2]  # read here, by pyarrow
     assert opened.count() == 12  # anything else is the DataFrame's, read on first use
@@ -95,26 +95,26 @@ def test_what_the_footers_do_not_settle_is_left_to_spark(spark, tmp_path, case):
 
 
 def test_a_missing_path_is_one_input_error(spark, tmp_path):
-    from softmax_spark.errors import InputError
+    from softmax_spark.core.errors import InputError
 
     with pytest.raises(InputError, match="does not exist"):
         open_parquet(spark, str(tmp_path / "nowhere"))
 
 
 def test_warm_workers_runs_one_task_per_core_in_the_background(spark):
-    from softmax_spark.jobs_common import warm_workers
+    from softmax_spark.cli.jobs_common import warm_workers
 
     assert warm_workers(spark, ()) is None
-    thread = warm_workers(spark, ("softmax_spark.ingest", "softmax_spark.distributed"))
+    thread = warm_workers(spark, ("softmax_spark.spark.ingest", "softmax_spark.spark.distributed"))
     thread.join(120)
     assert not thread.is_alive()
     imported = spark.sparkContext.parallelize(range(2), 2).map(
-        lambda _: "softmax_spark.ingest" in __import__("sys").modules).collect()
+        lambda _: "softmax_spark.spark.ingest" in __import__("sys").modules).collect()
     assert any(imported)
 
 
 def test_jobs_leave_the_stop_to_spark_submits_jvm_only_under_spark_submit(monkeypatch):
-    from softmax_spark import jobs_common
+    from softmax_spark.cli import jobs_common
 
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     assert not jobs_common._jvm_stops_context()

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from core_helpers import central_fd, classification_data, rel_err
-from softmax_spark.loop import TrainingLoop
-from softmax_spark.model import SoftmaxModel
-from softmax_spark.penalty import L2Penalty, feature_weights
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem
+from softmax_spark.fit.loop import TrainingLoop
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.core.penalty import L2Penalty, feature_weights
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem
 from softmax_spark.solvers import LBFGS
 
 

@@ -1,8 +1,8 @@
 """The PNG plots are written, non-empty, and skipped when there is nothing to draw."""
 
-from softmax_spark.loss import softmax
-from softmax_spark.metrics import MetricsAccumulator
-from softmax_spark.plots import plot_confusion_matrix, plot_reliability_diagram, plot_training_curve
+from softmax_spark.core.loss import softmax
+from softmax_spark.core.metrics import MetricsAccumulator
+from softmax_spark.evaluate.plots import plot_confusion_matrix, plot_reliability_diagram, plot_training_curve
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -61,7 +61,7 @@ def test_reliability_diagram_shows_the_size_of_every_bin(tmp_path):
     logarithmic (a 1-row bin stays visible next to 430 rows), and bins of few rows are hatched."""
     import matplotlib.pyplot as plt
 
-    from softmax_spark.plots import FEW_ROWS, reliability_figure
+    from softmax_spark.evaluate.plots import FEW_ROWS, reliability_figure
 
     calibration = _skewed_calibration()
     fig = reliability_figure(calibration, ece=0.01)
@@ -89,7 +89,7 @@ def test_training_curve_marks_the_returned_iteration(tmp_path):
     line there, labelled with the iteration, and a marker on the validation loss it had."""
     import matplotlib.pyplot as plt
 
-    from softmax_spark.plots import training_curve_figure
+    from softmax_spark.evaluate.plots import training_curve_figure
 
     history = [{"iteration": i, "objective": 1.0 / (i + 1), "validation_loss": 0.5 + (i - 6) ** 2 / 100}
                for i in range(1, 13)]
@@ -124,7 +124,7 @@ def test_training_curve_shows_convergence_on_a_log_scale():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from softmax_spark.plots import training_curve_figure
+    from softmax_spark.evaluate.plots import training_curve_figure
 
     gaps = [1e-1, 3e-2, 5e-3, 2e-4, 1e-6, 1e-9, 1e-14, 0.0]
     history = [{"iteration": i + 1, "objective": 0.25 + g, "grad_norm": 10 * g + 1e-16} for i, g in enumerate(gaps)]
@@ -150,7 +150,7 @@ def test_reliability_markers_lie_inside_the_axes():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from softmax_spark.plots import reliability_figure
+    from softmax_spark.evaluate.plots import reliability_figure
 
     calibration = _skewed_calibration()
     calibration["mean_confidence"][14] = 0.995

@@ -13,9 +13,9 @@ from core_helpers import (
     run_project_lbfgs,
     sklearn_probs,
 )
-from softmax_spark.model import SoftmaxModel
-from softmax_spark.penalty import L2Penalty, feature_weights
-from softmax_spark.precondition import Preconditioner
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.core.penalty import L2Penalty, feature_weights
+from softmax_spark.core.precondition import Preconditioner
 
 
 def make_precond(rng, C, D, fit_intercept, reference, l2=0.1, enabled=True, l2_weights=None):

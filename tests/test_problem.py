@@ -6,10 +6,10 @@ import pytest
 
 from core_helpers import central_fd, make_data, rel_err
 from helpers import make_data as softmax_data
-from softmax_spark.loss import objective_and_gradient
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem, power_iteration_bound
+from softmax_spark.core.loss import objective_and_gradient
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem, power_iteration_bound
 
 
 def _problem(X, y, s, C, fit_intercept=True, reference=False, enabled=True, p=None, lam=0.1, class_weight=None,
@@ -139,7 +139,7 @@ def test_sgd_default_step_is_the_same_either_side_of_512_features():
     SGD with the default step from power iteration (no covariance) takes a rate within 10 % of
     the covariance bound's and ends 50 iterations no more than 1 % above its objective (the trace bound's
     rate was 3.9e-3 against 0.55, its objective 2.16 against 0.076 after 400 iterations)."""
-    from softmax_spark.loop import TrainingLoop
+    from softmax_spark.fit.loop import TrainingLoop
     from softmax_spark.solvers import SGD
 
     X, y = softmax_data(n=600, d=520, c=40, seed=1)
@@ -157,10 +157,10 @@ def test_distributed_problem_equals_numpy(spark):
     """``Problem`` over ingested blocks gives NumpyProblem's J and ∇J (relative 1e-10), full
     batch, with the reference parameterisation, standardised penalty and class weights."""
     from helpers import to_df
-    from softmax_spark.distributed import DistributedLoss
-    from softmax_spark.features import FeatureSpec
-    from softmax_spark.ingest import ingest
-    from softmax_spark.problem import Problem
+    from softmax_spark.spark.distributed import DistributedLoss
+    from softmax_spark.core.features import FeatureSpec
+    from softmax_spark.spark.ingest import ingest
+    from softmax_spark.core.problem import Problem
 
     X, y = softmax_data(n=150, d=4, c=3, seed=2)
     cw = np.array([1.0, 0.5, 2.0])

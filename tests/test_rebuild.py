@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from helpers import make_data, write_parquet
-from softmax_spark.config import TrainConfig
-from softmax_spark.distributed import DistributedLoss
-from softmax_spark.errors import InputError
-from softmax_spark.ingest import InputChangedError, read_parquet
-from softmax_spark.training import TrainingData
+from softmax_spark.fit.config import TrainConfig
+from softmax_spark.spark.distributed import DistributedLoss
+from softmax_spark.core.errors import InputError
+from softmax_spark.spark.ingest import InputChangedError, read_parquet
+from softmax_spark.fit.training import TrainingData
 
 
 def _replace_file(path, seed):

@@ -1,4 +1,4 @@
-"""softmax_spark.resident: passes on tasks that stay for a fit give the sums of a Spark job per pass,
+"""softmax_spark.spark.resident: passes on tasks that stay for a fit give the sums of a Spark job per pass,
 bit for bit; they give the cores back (close, idle timeout) and fall back to a job when they fail."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from helpers import make_data, to_df
-from softmax_spark import resident
-from softmax_spark.config import TrainConfig
-from softmax_spark.distributed import DistributedLoss
-from softmax_spark.features import FeatureSpec
-from softmax_spark.ingest import ingest
-from softmax_spark.kernels import LossGradKernel
-from softmax_spark.training import fit_dataframe
+from softmax_spark.spark import resident
+from softmax_spark.fit.config import TrainConfig
+from softmax_spark.spark.distributed import DistributedLoss
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.ingest import ingest
+from softmax_spark.core.kernels import LossGradKernel
+from softmax_spark.fit.training import fit_dataframe
 
 
 @pytest.fixture
@@ -317,10 +317,10 @@ import json, os, signal, socket, struct, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from helpers import make_data, to_df
-from softmax_spark import resident
-from softmax_spark.config import TrainConfig
-from softmax_spark.session import build_session
-from softmax_spark.training import fit_dataframe
+from softmax_spark.spark import resident
+from softmax_spark.fit.config import TrainConfig
+from softmax_spark.spark.session import build_session
+from softmax_spark.fit.training import fit_dataframe
 
 spark = build_session("softmax_spark-resident-crash", master="local[2,3]", conf={
     "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.driver.memory": "1g",

@@ -7,8 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from softmax_spark.config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
-from softmax_spark.training import _fingerprint_options
+from softmax_spark.fit.config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
+from softmax_spark.fit.training import _fingerprint_options
 
 SUMMARY = types.SimpleNamespace(to_dict=lambda: {"rows": 10, "classes": [0, 1, 2]},
                                 col_mean=np.arange(3.0), col_var=np.ones(3))

@@ -1,13 +1,13 @@
-"""softmax_spark.schema without a Spark session: the column types training and scoring accept,
+"""softmax_spark.spark.schema without a Spark session: the column types training and scoring accept,
 one message form (``column 'x' is <type>, expected <what>``)."""
 
 import pytest
 from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import types as T
 
-from softmax_spark.errors import InputError
-from softmax_spark.features import FeatureSpec
-from softmax_spark.schema import check_columns
+from softmax_spark.core.errors import InputError
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.schema import check_columns
 
 
 def _schema(**columns):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from softmax_spark import InputError, SoftmaxModel
-from softmax_spark.scoring import check_thresholds, score_arrays
+from softmax_spark.spark.scoring import check_thresholds, score_arrays
 
 
 def _model(rng, c=3, d=4, classes=None):
@@ -70,7 +70,7 @@ def test_score_dataframe_columns_types_and_values(spark, rng):
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql import types as T
 
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.spark.scoring import score_dataframe
 
     m = _model(rng)
     X = rng.normal(size=(120, 4))
@@ -99,7 +99,7 @@ def test_score_dataframe_columns_types_and_values(spark, rng):
 
 
 def test_score_dataframe_predicted_label_thresholds_and_disabled_columns(spark, rng):
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.spark.scoring import score_dataframe
 
     X = rng.normal(size=(60, 4))
     arrays, _ = _frames(spark, X, np.zeros(60, dtype=int))
@@ -117,7 +117,7 @@ def test_score_dataframe_predicted_label_thresholds_and_disabled_columns(spark, 
 
 
 def test_score_dataframe_errors(spark, rng):
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.spark.scoring import score_dataframe
 
     m = _model(rng)
     arrays, _ = _frames(spark, rng.normal(size=(10, 4)), np.zeros(10, dtype=int))
@@ -133,7 +133,7 @@ def test_score_dataframe_errors(spark, rng):
 
 
 def _sparse_ingest_available():
-    from softmax_spark.scoring import _SPARSE
+    from softmax_spark.spark.scoring import _SPARSE
 
     return bool(_SPARSE)
 
@@ -143,7 +143,7 @@ def test_score_dataframe_sparse_vectors_equal_dense(spark, rng):
     from pyspark.ml.functions import vector_to_array
     from pyspark.ml.linalg import Vectors
 
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.spark.scoring import score_dataframe
 
     m = _model(rng, d=6)
     X = rng.normal(size=(40, 6)) * (rng.random((40, 6)) < 0.3)
@@ -155,7 +155,7 @@ def test_score_dataframe_sparse_vectors_equal_dense(spark, rng):
 
 
 def test_score_dataframe_defaults_to_the_models_training_columns(spark, rng):
-    from softmax_spark.scoring import score_dataframe
+    from softmax_spark.spark.scoring import score_dataframe
 
     X = rng.normal(size=(30, 4))
     arrays, _ = _frames(spark, X, np.zeros(30))

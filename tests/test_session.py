@@ -1,4 +1,4 @@
-"""softmax_spark.session: the SparkSession defaults we rely on (and spark-submit's kept), the
+"""softmax_spark.spark.session: the SparkSession defaults we rely on (and spark-submit's kept), the
 lazily started SparkSession, the worker daemon on the installed pyspark, and the Python workers'
 gc freeze."""
 
@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from softmax_spark import distributed, session
+from softmax_spark.spark import distributed
+from softmax_spark.spark import session
 
 
 def test_build_session_uses_unix_domain_sockets(spark):

@@ -18,7 +18,7 @@ sys.path.insert(0, {repo!r})  # this checkout, not an installed copy
 import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.ml.feature import VectorAssembler
-from softmax_spark.ml import SoftmaxRegression
+from softmax_spark.sparkml.classification import SoftmaxRegression
 
 spark = SparkSession.builder.getOrCreate()
 rng = np.random.default_rng(1)

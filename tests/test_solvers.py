@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from core_helpers import classification_data, sklearn_probs
-from softmax_spark.errors import DivergenceError, NoProgressError
-from softmax_spark.loop import TrainingLoop, use_console
-from softmax_spark.model import SoftmaxModel
-from softmax_spark.penalty import L2Penalty
-from softmax_spark.precondition import Preconditioner
-from softmax_spark.problem import NumpyProblem
+from softmax_spark.core.errors import DivergenceError, NoProgressError
+from softmax_spark.fit.loop import TrainingLoop, use_console
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.core.penalty import L2Penalty
+from softmax_spark.core.precondition import Preconditioner
+from softmax_spark.core.problem import NumpyProblem
 from softmax_spark.solvers import LBFGS, SGD, Solver, make_solver, state_from_checkpoint, state_to_checkpoint
 from softmax_spark.solvers.lbfgs import LbfgsSolverState
 from softmax_spark.solvers.sgd import SgdSolverState
@@ -31,7 +31,7 @@ def data():
 
 def test_solvers_follow_the_protocol():
     """LBFGS and SGD are Solvers; make_solver picks them by cfg.optimizer with cfg's options."""
-    from softmax_spark.config import TrainConfig
+    from softmax_spark.fit.config import TrainConfig
 
     assert isinstance(LBFGS(), Solver) and isinstance(SGD(), Solver)
     lbfgs = make_solver(TrainConfig(optimizer="lbfgs", lbfgs_memory=7, tol=1e-5))

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from softmax_spark.features import FeatureSpec
+from softmax_spark.core.features import FeatureSpec
 from test_features import VECTOR_TYPE, sparse_row, vector_array
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def csr_vectors(X: sp.csr_matrix) -> pa.Array:
 
 
 def _local_block_dirs(spark) -> set:
-    from softmax_spark.ingest import _local_dir
+    from softmax_spark.spark.ingest import _local_dir
 
     dirs = spark.sparkContext.parallelize([0, 1], 2).map(lambda _: _local_dir()).collect()
     return {p for d in set(dirs) for p in glob.glob(os.path.join(d, "softmax_spark-*"))}
@@ -80,10 +80,10 @@ def problem():
 
 
 def test_sparse_and_dense_give_the_same_loss_gradient_and_model(spark, tmp_path, problem, monkeypatch):
-    from softmax_spark.config import TrainConfig
-    from softmax_spark.distributed import DistributedLoss
-    from softmax_spark.ingest import ingest, read_parquet
-    from softmax_spark.training import fit_dataframe
+    from softmax_spark.fit.config import TrainConfig
+    from softmax_spark.spark.distributed import DistributedLoss
+    from softmax_spark.spark.ingest import ingest, read_parquet
+    from softmax_spark.fit.training import fit_dataframe
 
     from helpers import write_parquet
 
@@ -110,7 +110,7 @@ def test_sparse_and_dense_give_the_same_loss_gradient_and_model(spark, tmp_path,
     # the whole training: dense blocks (array input, format forced) vs CSR blocks (vector input)
     import functools
 
-    import softmax_spark.training as training
+    import softmax_spark.fit.training as training
 
     models = {}
     for name, path, fmt in (("dense", dense_path, "dense"), ("sparse", sparse_path, "auto")):

@@ -1,4 +1,4 @@
-"""softmax_spark.sql: SQL scoring functions equal ``transform`` (batch and streaming), and
+"""softmax_spark.spark.sql: SQL scoring functions equal ``transform`` (batch and streaming), and
 ``transform`` itself on a streaming DataFrame."""
 
 import numpy as np
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def fitted(spark):
     from pyspark.ml.linalg import Vectors
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     rng = np.random.default_rng(7)
     X = rng.normal(size=(120, 4))
@@ -33,7 +33,7 @@ def _by_id(rows, k=1):
 def test_sql_functions_equal_transform(spark, fitted):
     from pyspark.ml.functions import vector_to_array
 
-    from softmax_spark.sql import register
+    from softmax_spark.spark.sql import register
 
     df, model = fitted
     names = register(spark, model, name="softmax_predict")
@@ -55,8 +55,8 @@ def test_sql_array_features_nulls_and_binomial_thresholds(spark):
     from pyspark.ml.linalg import Vectors
     from pyspark.sql import functions as F
 
-    from softmax_spark.ml import SoftmaxRegression
-    from softmax_spark.sql import register
+    from softmax_spark.sparkml.classification import SoftmaxRegression
+    from softmax_spark.spark.sql import register
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(80, 3))
@@ -81,7 +81,7 @@ def test_sql_array_features_nulls_and_binomial_thresholds(spark):
 
 
 def test_sql_bad_inputs(spark, fitted):
-    from softmax_spark.sql import register
+    from softmax_spark.spark.sql import register
 
     _, model = fitted
     with pytest.raises(ValueError, match="SQL identifier"):
@@ -96,7 +96,7 @@ def test_sql_bad_inputs(spark, fitted):
 def test_streaming_sql_and_transform(spark, fitted, tmp_path):
     from pyspark.ml.functions import vector_to_array
 
-    from softmax_spark.sql import register
+    from softmax_spark.spark.sql import register
 
     df, model = fitted
     register(spark, model, name="stream_score")

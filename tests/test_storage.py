@@ -1,4 +1,4 @@
-"""softmax_spark.storage and everything routed through it (issue 10 item 4; issue 16 items 1, 5, 6, 15).
+"""softmax_spark.io.storage and everything routed through it (issue 10 item 4; issue 16 items 1, 5, 6, 15).
 
 The Hadoop backend is tested on a ``viewfs://`` mount: a real Hadoop FileSystem with its own
 scheme (code that treats the URI as a local path fails there as on HDFS or S3), mapped onto a
@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from helpers import make_data, write_parquet
-from softmax_spark import InputError, ModelFormatError, SoftmaxModel, load_model, save_model, storage
-from softmax_spark.checkpoint import finish_run, latest_checkpoint, run_directory, save_checkpoint
+from softmax_spark import InputError, ModelFormatError, SoftmaxModel, load_model, save_model
+from softmax_spark.io import storage
+from softmax_spark.io.checkpoint import finish_run, latest_checkpoint, run_directory, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,7 +197,7 @@ def _model(classes=("a", "b", "c"), n_features=4, seed=0):
 def test_model_and_mllib_copy_round_trip_on_viewfs(spark, store):
     from pyspark.ml.classification import LogisticRegressionModel
 
-    from softmax_spark.mllib_io import read_mllib_model, write_mllib_model
+    from softmax_spark.io.mllib_io import read_mllib_model, write_mllib_model
 
     root, target = store
     model = _model()
@@ -228,8 +229,8 @@ def test_a_tampered_remote_model_is_refused_without_unpickling(spark, store):
 
 
 def test_load_any_model_matches_classes_and_requires_the_mllib_class_order(spark, store, caplog):
-    from softmax_spark.mllib_io import write_mllib_model
-    from softmax_spark.model_io import load_any_model
+    from softmax_spark.io.mllib_io import write_mllib_model
+    from softmax_spark.io.model_io import load_any_model
 
     root, _ = store
     # an MLlib model fitted on StringIndexer's frequency order: index 0 = "c", 1 = "a", 2 = "b"
@@ -433,7 +434,8 @@ def test_day_two_and_finished_runs_with_a_fixed_checkpoint_dir(spark, tmp_path, 
 _KILL_SCRIPT = """
 import os, sys
 import numpy as np
-from softmax_spark import SoftmaxModel, save_model, storage
+from softmax_spark import SoftmaxModel, save_model
+from softmax_spark.io import storage
 path, step, atomic = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 storage._use_renameat2 = atomic
 storage._crash_hook = lambda name: os._exit(17) if name == step else None

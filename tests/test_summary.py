@@ -13,8 +13,8 @@ from pyspark.ml.classification import (
 from pyspark.ml.linalg import Vectors
 from sklearn import datasets
 
-from softmax_spark.ml import SoftmaxRegression
-from softmax_spark.summary import _ConfusionMetrics
+from softmax_spark.sparkml.classification import SoftmaxRegression
+from softmax_spark.sparkml.summary import _ConfusionMetrics
 
 MULTI = ["accuracy", "weightedPrecision", "weightedRecall", "weightedTruePositiveRate",
          "weightedFalsePositiveRate", "labels", "precisionByLabel", "recallByLabel", "truePositiveRateByLabel",

@@ -7,10 +7,10 @@ import pytest
 
 from helpers import make_data, sklearn_reference, to_df
 from softmax_spark import SoftmaxTrainer
-from softmax_spark.distributed import DistributedLoss
-from softmax_spark.features import FeatureSpec
-from softmax_spark.ingest import ingest
-from softmax_spark.loss import objective_and_gradient
+from softmax_spark.spark.distributed import DistributedLoss
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.ingest import ingest
+from softmax_spark.core.loss import objective_and_gradient
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_direct_parquet_ingest_equals_numpy(spark, data, tmp_path, row_group_siz
     """The fast path (tasks read Parquet row groups with pyarrow, split into near-equal slices)
     gives the same loss and gradient as numpy, whatever the row-group layout."""
     from helpers import write_parquet
-    from softmax_spark.ingest import read_parquet
+    from softmax_spark.spark.ingest import read_parquet
 
     X, y = data
     path = write_parquet(str(tmp_path / "d.parquet"), X, y, row_group_size=row_group_size)

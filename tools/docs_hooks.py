@@ -27,7 +27,7 @@ def _cell(text) -> str:
 
 
 def _type_name(tp) -> str:
-    from softmax_spark import config
+    from softmax_spark.fit import config
 
     names = []
     for member in config._members(tp):
@@ -36,7 +36,7 @@ def _type_name(tp) -> str:
 
 
 def _flag_rows(cls) -> list[str]:
-    from softmax_spark import config
+    from softmax_spark.fit import config
 
     hints = typing.get_type_hints(cls)
     rows = ["| flag | config key | type | default | meaning |", "|---|---|---|---|---|",
@@ -58,7 +58,7 @@ def _flag_rows(cls) -> list[str]:
 
 
 def cli_markdown() -> str:
-    from softmax_spark.config import EvaluateConfig, TrainConfig
+    from softmax_spark.fit.config import EvaluateConfig, TrainConfig
 
     out = [
         "# CLI reference",
@@ -93,7 +93,7 @@ def params_markdown() -> str:
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.param import Param
 
-    from softmax_spark.ml import SoftmaxRegression
+    from softmax_spark.sparkml.classification import SoftmaxRegression
 
     est = SoftmaxRegression()
     mllib = {n for n in dir(LogisticRegression) if isinstance(getattr(LogisticRegression, n, None), Param)}

@@ -14,14 +14,14 @@ Adding a solver is one module with a class implementing ``base.Solver`` and one 
 
 from __future__ import annotations
 
-from .base import Solver, SolverStop, solver_result, state_from_checkpoint, state_to_checkpoint
-from .auto import choose_nonsmooth_solver, choose_solver
-from .lbfgs import LBFGS
-from .newton import Newton
-from .newton_cg import NewtonCG
-from .owlqn import OWLQN
-from .prox_newton import ProxNewton
-from .sgd import SGD
+from softmax_spark.solvers.base import Solver, SolverStop, solver_result, state_from_checkpoint, state_to_checkpoint
+from softmax_spark.solvers.auto import choose_nonsmooth_solver, choose_solver
+from softmax_spark.solvers.lbfgs import LBFGS
+from softmax_spark.solvers.newton import Newton
+from softmax_spark.solvers.newton_cg import NewtonCG
+from softmax_spark.solvers.owlqn import OWLQN
+from softmax_spark.solvers.prox_newton import ProxNewton
+from softmax_spark.solvers.sgd import SGD
 
 __all__ = ["make_solver", "resolve_optimizer", "Solver", "SolverStop", "LBFGS", "SGD", "Newton", "NewtonCG", "ProxNewton",
            "OWLQN", "solver_result", "state_to_checkpoint",

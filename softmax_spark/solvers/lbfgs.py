@@ -34,8 +34,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy.optimize import line_search
 
-from ..errors import DivergenceError, NoProgressError
-from .base import SolverStop
+from softmax_spark.core.errors import DivergenceError, NoProgressError
+from softmax_spark.solvers.base import SolverStop
 
 __all__ = ["LBFGS", "LbfgsSolverState", "LbfgsState", "lbfgs_init", "lbfgs_step", "two_loop_direction",
            "TOL_WINDOW"]

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from ..errors import NoProgressError
+from softmax_spark.core.errors import NoProgressError
 
 __all__ = ["Newton", "NewtonState", "newton_direction"]
 

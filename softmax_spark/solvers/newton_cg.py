@@ -50,7 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import NoProgressError
+from softmax_spark.core.errors import NoProgressError
 
 __all__ = ["NewtonCG", "NewtonCGState", "steihaug_cg"]
 

@@ -26,9 +26,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DivergenceError, NoProgressError
-from .base import SolverStop
-from .lbfgs import TOL_WINDOW, _ring_push, two_loop_direction
+from softmax_spark.core.errors import DivergenceError, NoProgressError
+from softmax_spark.solvers.base import SolverStop
+from softmax_spark.solvers.lbfgs import TOL_WINDOW, _ring_push, two_loop_direction
 
 __all__ = ["OWLQN", "OwlqnState", "pseudo_gradient"]
 

@@ -37,8 +37,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import NoProgressError
-from .newton import EPS, NOISE_REL, STALL_DECREMENT, newton_direction
+from softmax_spark.core.errors import NoProgressError
+from softmax_spark.solvers.newton import EPS, NOISE_REL, STALL_DECREMENT, newton_direction
 
 __all__ = ["ProxNewton", "ProxNewtonState", "solve_quadratic_model"]
 

@@ -34,8 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DivergenceError
-from ..optim import AverageState, SgdState, make_schedule, polyak_average_init, polyak_average_update, sgd
+from softmax_spark.core.errors import DivergenceError
+from softmax_spark.core.optim import AverageState, SgdState, make_schedule, polyak_average_init, polyak_average_update, sgd
 
 __all__ = ["SGD", "SgdSolverState"]
 

@@ -1,9 +1,0 @@
-"""Old home of the plain Python API, kept for imports: see ``softmax_spark.trainer``.
-
-``softmax_spark.estimator.SoftmaxRegression`` is ``softmax_spark.trainer.SoftmaxRegression``, the
-deprecated name of ``SoftmaxTrainer`` (a ``DeprecationWarning`` on construction).
-"""
-
-from .trainer import SoftmaxRegression, SoftmaxTrainer, train
-
-__all__ = ["SoftmaxRegression", "SoftmaxTrainer", "train"]

@@ -1,0 +1,1 @@
+"""The Spark ML layer: the Estimator and Model (``softmax_spark.sparkml.classification``), tuning, summaries, MLflow."""
