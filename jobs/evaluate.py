@@ -11,7 +11,7 @@ s3a://, viewfs://, …). Settings come from the flags and, optionally, a YAML fi
 keys are the flags without "--" and with "_" (e.g. ``model_dir: M``); flags override the file. The
 feature columns and the label column default to those the model was trained with (its
 metadata.json options). Exit codes: 0 success, 2 bad input or settings (the last line on stderr
-is ``error: <message>``), 1 anything else. See softmax_spark/evaluation.py for what is written.
+is ``error: <message>``), 1 anything else. See softmax_spark/evaluate/evaluation.py for what is written.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """MkDocs hooks (``mkdocs.yml`` → ``hooks:``): the pages generated from the code at build time.
 
 - ``reference/cli.md``: every flag of ``jobs/train.py`` and ``jobs/evaluate.py``, from the option
-  declarations in ``softmax_spark/config.py`` (``TrainConfig``, ``EvaluateConfig``) — never hand-written.
+  declarations in ``softmax_spark/fit/config.py`` (``TrainConfig``, ``EvaluateConfig``) — never hand-written.
 - ``<!-- params-table -->`` in a page: the Params of ``softmax_spark.ml.SoftmaxRegression`` (name,
   default, meaning, MLlib's or ours), and the MLlib ``LogisticRegression`` Params it does not have.
 
@@ -63,7 +63,7 @@ def cli_markdown() -> str:
     out = [
         "# CLI reference",
         "",
-        "<!-- Generated at build time by tools/docs_hooks.py from softmax_spark/config.py; do not edit. -->",
+        "<!-- Generated at build time by tools/docs_hooks.py from softmax_spark/fit/config.py; do not edit. -->",
         "",
         "Both jobs run under `spark-submit`; `python jobs/train.py --help` prints the same list without Spark.",
         "Every flag is also a key of the YAML file given with `--config`: the flag without `--`, with `_`",

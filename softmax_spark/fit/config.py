@@ -94,7 +94,7 @@ class TrainConfig(_FeatureSource):
     aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)")
     resident_tasks: bool = _opt(True, "under a local master, keep one task per core "
                                 "running for the whole fit and send it every pass (the same sums; see "
-                                "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job")
+                                "softmax_spark/spark/resident.py); --no-resident-tasks runs each pass as a Spark job")
     optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
                           "with --l1 or bounds: prox-newton or owlqn; see solvers/auto.py), newton (exact Hessian), "
                           "newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; --batch-fraction 1 "
@@ -112,7 +112,7 @@ class TrainConfig(_FeatureSource):
     upper_bounds_intercept: typing.Any = _opt(None, "upper bound on every intercept b_c: a number or a list of C", resume=RESUME_IF_SET)
     mllib_tol: float | None = _opt(None, "MLlib's tol as the Spark ML Estimator passes it: each solver maps it to its "
                                    "own rule (newton: decrement ≤ 1e-4·tol², prox-newton: KKT ≤ 1e-4·tol; see "
-                                   "softmax_spark/ml.py); overrides --tol / --kkt-tol for those solvers", resume=RESUME_IF_SET)
+                                   "softmax_spark/sparkml/classification.py); overrides --tol / --kkt-tol for those solvers", resume=RESUME_IF_SET)
     kkt_tol: float | None = _opt(None, "prox-newton / owlqn: stop when the KKT residual (model coordinates) ≤ "
                                  "kkt_tol (default: prox-newton 1e-10, owlqn 1e-9)", resume=RESUME_IF_SET)
     fit_intercept: bool = _opt(True, "fit the intercept b")
