@@ -62,7 +62,7 @@ class PassResult(NamedTuple):
     n_rows: int
 
 
-_TASK_ERROR = re.compile(r"softmax_spark\.errors\.InputError: (.*)")
+_TASK_ERROR = re.compile(r"softmax_spark\.core\.errors\.InputError: (.*)")
 
 
 def raise_task_error(exc: BaseException) -> None:
