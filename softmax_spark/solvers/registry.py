@@ -29,7 +29,8 @@ from softmax_spark.solvers.owlqn import OWLQN
 from softmax_spark.solvers.prox_newton import ProxNewton
 from softmax_spark.solvers.sgd import SGD
 
-__all__ = ["SolverSpec", "register_solver", "solver_names", "solver_spec", "_check_solver", "build_solver",
+__all__ = ["SolverSpec", "register_solver", "solver_names", "solver_spec", "check_solver", "_check_solver",
+           "check_config_solver", "build_solver",
            "SMOOTH", "SMOOTH_AND_SEPARABLE"]
 
 SMOOTH = frozenset({"smooth"})
@@ -117,6 +118,9 @@ def _check_solver(solver: str, penalties) -> tuple[str, str | None]:
             raise ValueError(f"--optimizer {spec.name} does not support the {name} penalty ({kind}); "
                              f"solvers that support this objective: {', '.join(fits) or 'none'}")
     return spec.name, reason
+
+
+check_solver = _check_solver  # the public name (scikit-learn's is private: ``_check_solver``)
 
 
 def check_config_solver(cfg) -> tuple[str, str | None]:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Penalty", "SmoothPenalty", "SeparablePenalty", "PenaltyContext", "register", "registered",
+__all__ = ["Penalty", "SmoothPenalty", "SeparablePenalty", "PenaltyContext", "register", "unregister", "registered",
            "penalty_class", "requested_penalties", "from_record", "KINDS"]
 
 KINDS = ("smooth", "separable")
@@ -104,6 +104,11 @@ def register(cls: type) -> type:
             raise ValueError(f"penalty class {cls.__name__} has no {method}()")
     _REGISTRY[name] = cls
     return cls
+
+
+def unregister(name: str) -> None:
+    """Remove ``name`` from the registry (a test's temporary penalty); no error when absent."""
+    _REGISTRY.pop(name, None)
 
 
 def registered() -> dict[str, type]:
