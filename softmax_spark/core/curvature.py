@@ -33,6 +33,7 @@ import numpy as np
 
 from softmax_spark.core.loss import BlockSums, LossAccumulator, softmax, softmax_nll_
 from softmax_spark.core.model import _is_sparse
+from softmax_spark.core.penalties.l2 import L2Penalty
 
 __all__ = [
     "BUFFER_BYTES",
@@ -435,8 +436,6 @@ def hessian_diag_in_theta(precond, diag: DiagSums) -> np.ndarray:
 def l2_curvature_in_theta(precond, l2: float, l2_weights=None) -> np.ndarray:
     """The L2 penalty's Hessian in θ, which is diagonal: 2λ p_j / s_j² on Θ_cj, 0 on β. Shape (size,).
     (``L2Penalty(l2, l2_weights).curvature_in_theta(precond)``; kept for the tests that use it.)"""
-    from softmax_spark.core.penalties.l2 import L2Penalty
-
     return L2Penalty(l2, l2_weights).curvature_in_theta(precond)
 
 

@@ -3,7 +3,7 @@
     J(θ) = Σ_i s_i·(−log p(y_i | x_i; W, b)) / Σ_i s_i  +  P(W),      (W, b) = to_model(θ)
 
 A problem is three parts: the data term's kernel (``DistributedLoss`` over the ingested blocks,
-or the numpy kernel over arrays in ``NumpyProblem``), the penalty P (``penalty.L2Penalty``) and
+or the numpy kernel over arrays in ``NumpyProblem``), the penalty P (``penalties.L2Penalty``) and
 the preconditioner (``precondition.Preconditioner``: the affine map θ ↔ (W, b)). The penalty is
 any ``penalties.SmoothPenalty``; the separable part (L1, bounds) is ``nonsmooth``, a
 ``penalties.ThetaTerm``, which only the proximal solvers read. Solvers only
@@ -151,7 +151,7 @@ class Problem(_ProblemBase):
     ----------
     dist : ``distributed.DistributedLoss`` (class weights already set on it)
     precond : ``precondition.Preconditioner``
-    penalty : ``penalty.L2Penalty``
+    penalty : the smooth penalty, a ``penalties.SmoothPenalty`` (``penalties.L2Penalty``)
     seed : seed of the minibatch draws
     moments : (covariance of shape (D, D) or None, col_mean, col_var of shape (D,)) — the
         ingest summary's weighted moments, for ``curvature_bound``
