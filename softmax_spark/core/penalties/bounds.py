@@ -31,7 +31,9 @@ class Bounds:
     lower, upper : None, a float or an array broadcastable to (C, D)
     lower_intercept, upper_intercept : None, a float or an array broadcastable to (C,)
 
-    Raises ValueError when a lower bound exceeds its upper bound.
+    Raises
+    ------
+    ValueError : a lower bound exceeds its upper bound
     """
 
     name = "bounds"
