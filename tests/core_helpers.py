@@ -10,7 +10,13 @@ from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
 
 
+# --------------------------------------------------------------------------- data
+# Every synthetic data set of the tests is drawn here, once (the draws' order is part of each
+# generator's contract: tests compare against numbers computed from them).
+
+
 def make_data(rng, n=40, d=4, c=3, dtype=np.float64, weights=False):
+    """(X (n, d), y (n,) uniform labels with every class present, s (n,) weights or None) from ``rng``."""
     X = rng.normal(size=(n, d)).astype(dtype)
     y = rng.integers(0, c, size=n)
     y[:c] = np.arange(c)  # every class present
@@ -83,7 +89,43 @@ def scipy_fit(X, y, s, l2, C, fit_intercept=True, theta0=None, l2_weights=None):
     return res, unpack(res.x, C, X.shape[1], fit_intercept)
 
 
+def softmax_data(n=400, d=5, c=3, seed=0, scale=1.0, x_first=False):
+    """Rows drawn from a softmax model: (X of shape (n, d), y of shape (n,) ints in [0, c)).
+    (``helpers.make_data``, the Spark tests' data, is this function; test_inference's draws X
+    before W: ``x_first``.)"""
+    rng = np.random.default_rng(seed)
+    if x_first:
+        X = rng.normal(size=(n, d))
+        W = rng.normal(size=(c, d)) * scale
+    else:
+        W = rng.normal(size=(c, d)) * scale
+        X = rng.normal(size=(n, d))
+    logits = X @ W.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = (p.cumsum(1) > rng.random((n, 1))).argmax(1)
+    return X, y
+
+
+def kernel_data(n=120, D=6, C=4, seed=0, weighted=True, sparse=False, dtype=np.float64):
+    """(X dense or CSR (n, D) with scaled, shifted columns, y, w or None, coef (C, D), intercept (C,)):
+    a point and data for the curvature kernels' tests."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D)) * np.linspace(0.5, 2.0, D) + np.linspace(-1, 1, D)
+    if sparse:
+        X[rng.random((n, D)) < 0.6] = 0.0
+    y = rng.integers(0, C, size=n)
+    w = rng.uniform(0.2, 3.0, size=n) if weighted else None
+    X = X.astype(dtype)
+    coef = rng.normal(scale=0.3, size=(C, D))
+    intercept = rng.normal(scale=0.3, size=C)
+    return (sp.csr_matrix(X) if sparse else X), y, w, coef, intercept
+
+
 def classification_data(rng, n=300, d=5, c=3):
+    """(X, y): Gaussian clusters around c random centres (well separated, not separable)."""
     centers = rng.normal(size=(c, d)) * 1.5
     y = rng.integers(0, c, size=n)
     X = centers[y] + rng.normal(size=(n, d))
@@ -105,3 +147,22 @@ def small_problem_data():
     rng = np.random.default_rng(51)
     X, y = classification_data(rng, n=300, d=5, c=3)
     return X, y, 0.01
+
+
+def numpy_problem(X, y, l2=0.01, l1=0.0, lower=None, upper=None, C=None, precondition=True, sample_weight=None):
+    """A ``NumpyProblem`` with the L2 penalty λ = ``l2`` and, when ``l1`` > 0 or a bound is given,
+    the separable part (``problem.nonsmooth``); the preconditioner centres unless there are bounds."""
+    from softmax_spark.core.penalties import L1Penalty
+    from softmax_spark.core.precondition import Preconditioner
+    from softmax_spark.core.problem import NumpyProblem
+
+    C = int(np.max(y)) + 1 if C is None else C
+    pen = L2Penalty(l2)
+    bounded = lower is not None or upper is not None
+    mean = np.zeros(X.shape[1]) if bounded else X.mean(axis=0)
+    second = X.var(axis=0) + (X.mean(axis=0) ** 2 if bounded else 0.0)
+    pc = Preconditioner(C, X.shape[1], mean, second, pen, True, False, precondition)
+    problem = NumpyProblem(X, y, sample_weight, pc, pen, seed=1)
+    if l1 > 0 or bounded:
+        problem.nonsmooth = L1Penalty(l1, lower=lower, upper=upper).in_theta(pc)
+    return problem

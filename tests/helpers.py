@@ -6,16 +6,8 @@ import numpy as np
 import pyarrow as pa
 
 
-def make_data(n=400, d=5, c=3, seed=0, scale=1.0):
-    """Rows drawn from a softmax model: (X of shape (n, d), y of shape (n,) ints in [0, c))."""
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(c, d)) * scale
-    X = rng.normal(size=(n, d))
-    logits = X @ W.T
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    y = (p.cumsum(1) > rng.random((n, 1))).argmax(1)
-    return X, y
+# the one definition of the softmax-model data is core_helpers.softmax_data
+from core_helpers import softmax_data as make_data  # noqa: E402,F401
 
 
 def to_table(X, y, weight=None, labels=None, extra=None) -> pa.Table:

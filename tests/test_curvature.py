@@ -18,18 +18,7 @@ from softmax_spark.core.loss import objective_and_gradient
 from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.core.precondition import Preconditioner
 
-
-def make_data(n=120, D=6, C=4, seed=0, weighted=True, sparse=False, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, D)) * np.linspace(0.5, 2.0, D) + np.linspace(-1, 1, D)
-    if sparse:
-        X[rng.random((n, D)) < 0.6] = 0.0
-    y = rng.integers(0, C, size=n)
-    w = rng.uniform(0.2, 3.0, size=n) if weighted else None
-    X = X.astype(dtype)
-    coef = rng.normal(scale=0.3, size=(C, D))
-    intercept = rng.normal(scale=0.3, size=C)
-    return (sp.csr_matrix(X) if sparse else X), y, w, coef, intercept
+from core_helpers import kernel_data
 
 
 def run(kernel, payload, X, y, w, C, D, pieces=3):
@@ -81,7 +70,7 @@ def fd_hessian(coef, intercept, X, y, w, fit_intercept, h=1e-3):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hessian_kernel_matches_finite_differences(fit_intercept, sparse, weighted, dtype):
-    X, y, w, coef, intercept = make_data(weighted=weighted, sparse=sparse, dtype=dtype)
+    X, y, w, coef, intercept = kernel_data(weighted=weighted, sparse=sparse, dtype=dtype)
     C, D = coef.shape
     loss, gW, gb, H = run(HessianKernel(fit_intercept), (coef, intercept), X, y, w, C, D)
     ref_loss, ref_gW, ref_gb = objective_and_gradient(coef, intercept if fit_intercept else None, dense64(X), y, w)
@@ -96,7 +85,7 @@ def test_hessian_kernel_matches_finite_differences(fit_intercept, sparse, weight
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_dense_and_csr_hessians_agree(fit_intercept):
-    X, y, w, coef, intercept = make_data(n=300, D=9, C=3, sparse=True, seed=3)
+    X, y, w, coef, intercept = kernel_data(n=300, D=9, C=3, sparse=True, seed=3)
     C, D = coef.shape
     *_, H_sparse = run(HessianKernel(fit_intercept), (coef, intercept), X, y, w, C, D)
     *_, H_dense = run(HessianKernel(fit_intercept), (coef, intercept), X.toarray(), y, w, C, D)
@@ -106,7 +95,7 @@ def test_dense_and_csr_hessians_agree(fit_intercept):
 @pytest.mark.parametrize("D,C", [(5, 4), (30, 3)])  # x̃⊗x̃ GEMM path and per-class syrk path
 def test_hessian_sub_chunks(monkeypatch, D, C):
     """Tiny work buffers force many sub-chunks; the result must not change."""
-    X, y, w, coef, intercept = make_data(n=200, D=D, C=C, seed=5)
+    X, y, w, coef, intercept = kernel_data(n=200, D=D, C=C, seed=5)
     *_, H_big = run(HessianKernel(True), (coef, intercept), X, y, w, C, D, pieces=1)
     monkeypatch.setattr(curvature, "BUFFER_BYTES", 8 * C * (D + 1) * 7)  # 7 rows per sub-chunk
     *_, H_small = run(HessianKernel(True), (coef, intercept), X, y, w, C, D, pieces=1)
@@ -116,7 +105,7 @@ def test_hessian_sub_chunks(monkeypatch, D, C):
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("sparse", [False, True])
 def test_hvp_equals_hessian_times_vector(fit_intercept, sparse):
-    X, y, w, coef, intercept = make_data(sparse=sparse, dtype=np.float32, seed=1)
+    X, y, w, coef, intercept = kernel_data(sparse=sparse, dtype=np.float32, seed=1)
     C, D = coef.shape
     rng = np.random.default_rng(7)
     V, c = rng.normal(size=(C, D)), rng.normal(size=C)
@@ -156,7 +145,7 @@ def theta_hessian(precond, theta, X, y, w, l2, l2_weights=None):
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("reference", [False, True])
 def test_hessian_in_theta_matches_finite_differences(fit_intercept, reference):
-    X, y, w, _, _ = make_data(n=150, D=5, C=3, seed=2)
+    X, y, w, _, _ = kernel_data(n=150, D=5, C=3, seed=2)
     l2, weights = 1e-2, np.array([1.0, 2.0, 0.5, 1.0, 3.0])
     precond = make_precond(X, w, 3, l2, fit_intercept, reference, weights)
     theta = np.random.default_rng(4).normal(scale=0.5, size=precond.size)
@@ -182,7 +171,7 @@ def test_hessian_in_theta_matches_finite_differences(fit_intercept, reference):
 
 @pytest.mark.parametrize("l2", [0.0, 1e-3])
 def test_null_directions_are_flat(l2):
-    X, y, w, _, _ = make_data(n=100, D=4, C=3, seed=8)
+    X, y, w, _, _ = kernel_data(n=100, D=4, C=3, seed=8)
     precond = make_precond(X, w, 3, l2, True, False)
     theta = np.random.default_rng(1).normal(size=precond.size)
     N = null_directions(precond, l2)

@@ -56,6 +56,18 @@ def _pages_with_code() -> list[str]:
     return [os.path.relpath(p, ROOT) for p in doc_files() if any(not s for _, _, s in python_blocks(p))]
 
 
+def _uses_spark(page: str) -> bool:
+    """Whether a page's examples name ``spark`` (then they run with the session: marked ``spark``)."""
+    return any(re.search(r"\bspark\b", code) for _, code, skipped in python_blocks(os.path.join(ROOT, page))
+               if not skipped)
+
+
+def _page_params():
+    """Each page with code, marked ``spark`` when its examples use the session (the fixture is
+    requested at run time, which the conftest's marking by fixture name cannot see)."""
+    return [pytest.param(page, marks=pytest.mark.spark) if _uses_spark(page) else page for page in _pages_with_code()]
+
+
 def _write_demo_data(directory: str) -> None:
     import pyarrow.parquet as pq
 
@@ -68,13 +80,13 @@ def _write_demo_data(directory: str) -> None:
     pq.write_table(test, os.path.join(directory, "test.parquet"))
 
 
-@pytest.mark.parametrize("page", _pages_with_code())
+@pytest.mark.parametrize("page", _page_params())
 def test_page_examples_run(page, request, tmp_path, monkeypatch):
     path = os.path.join(ROOT, page)
     blocks = [(line, code) for line, code, skipped in python_blocks(path) if not skipped]
     _write_demo_data(str(tmp_path / "data"))
     scope = {"__name__": "__docs_example__"}
-    spark = request.getfixturevalue("spark") if any(re.search(r"\bspark\b", c) for _, c in blocks) else None
+    spark = request.getfixturevalue("spark") if _uses_spark(page) else None
     monkeypatch.chdir(tmp_path)
     with _spark_working_directory(spark, str(tmp_path)), _logging_restored():
         if spark is not None:

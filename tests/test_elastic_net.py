@@ -85,6 +85,7 @@ def test_prox_newton_certifies_the_elastic_net_optimum(wine_xy, std, alpha):
     assert len(result.history) <= 15
 
 
+@pytest.mark.long  # ~6 s in-process
 def test_prox_newton_on_digits_same_support_as_an_exact_reference(digits_xy):
     """64 pixel columns (some constant), 10 classes: against an independent exact reference — proximal
     gradient (FISTA) on the same objective run to KKT ≤ 1e-10."""

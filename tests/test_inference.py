@@ -4,6 +4,8 @@ paths (summary.coefficientTable, SoftmaxModel.coefficient_table, train --inferen
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from sklearn import datasets
@@ -14,18 +16,13 @@ from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import NumpyProblem
 from softmax_spark.solvers.newton import Newton
 
+import core_helpers
+
 sm = pytest.importorskip("statsmodels.api")
 
 
-def softmax_data(n=3000, d=5, c=3, seed=11):
-    """Rows drawn from a softmax model (not separable: the MLE exists)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    W = rng.normal(size=(c, d))
-    Z = X @ W.T
-    P = np.exp(Z - Z.max(1, keepdims=True))
-    P /= P.sum(1, keepdims=True)
-    return X, (P.cumsum(1) > rng.random((n, 1))).argmax(1)
+# rows drawn from a softmax model (not separable: the MLE exists); X is drawn before W here
+softmax_data = functools.partial(core_helpers.softmax_data, n=3000, seed=11, x_first=True)
 
 
 def badly_scaled_binary():

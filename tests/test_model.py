@@ -278,7 +278,9 @@ def test_to_sklearn_predict_proba_matches(n_classes):
 
 # -- the core must not need Spark ---------------------------------------------------------------
 CORE = ("__init__", "core/__init__", "io/__init__", "core/model", "core/loss", "io/model_io", "core/optim",
-        "core/precondition", "core/errors", "core/penalty", "core/problem",
+        "core/precondition", "core/errors", "core/penalty", "core/problem", "core/penalties/__init__",
+        "core/penalties/base", "core/penalties/l2", "core/penalties/l1", "core/penalties/bounds",
+        "core/penalties/separable", "solvers/registry",
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
         "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "core/curvature",
         "io/storage",  # storage imports pyspark only inside its Hadoop-backend functions

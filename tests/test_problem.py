@@ -97,7 +97,7 @@ def test_second_order_matches_finite_differences(fit_intercept, reference):
 
 @pytest.mark.parametrize("D", [500, 520])
 @pytest.mark.parametrize("reference", [False, True])
-@pytest.mark.parametrize("correlated", [False, True])
+@pytest.mark.parametrize("correlated", [pytest.param(False, marks=pytest.mark.long), True])  # False: ~6 s each
 def test_power_iteration_bound_matches_the_covariance_bound(D, reference, correlated):
     """Issue 16 item 11: without the covariance (the ingest drops it above 512 features) the
     curvature bound comes from power iteration over passes (≤ 30) and agrees with the

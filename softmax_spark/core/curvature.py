@@ -21,7 +21,8 @@ X̃ᵀ diag(s ⊙ p_c) X̃ (n·C·D̃² flops) — in row chunks whose G buffer 
 Only the upper triangle is accumulated; ``result()`` mirrors it. CSR chunks are never densified:
 the products become sparse × sparse (X̃ᵀ diag(·) X̃ per class row-block).
 
-The penalty λ Σ_cj p_j W_cj² adds 2λ p_j on the W diagonal; the intercept is not penalised.
+The kernels are the data term only; the penalty's curvature is the penalty object's
+(``penalties.L2Penalty.hessian`` / ``curvature_in_theta``), added by ``problem``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from softmax_spark.core.loss import BlockSums, LossAccumulator, softmax, softmax_nll_
 from softmax_spark.core.model import _is_sparse
+from softmax_spark.core.penalties.l2 import L2Penalty
 
 __all__ = [
     "BUFFER_BYTES",
@@ -432,17 +434,29 @@ def hessian_diag_in_theta(precond, diag: DiagSums) -> np.ndarray:
 
 
 def l2_curvature_in_theta(precond, l2: float, l2_weights=None) -> np.ndarray:
-    """The penalty's Hessian in θ, which is diagonal: 2λ p_j / s_j² on Θ_cj, 0 on β. Shape (size,)."""
-    D = precond.n_features
-    weights = np.ones(D) if l2_weights is None else np.asarray(l2_weights, dtype=np.float64)
-    coef_part = np.tile(2.0 * l2 * weights / precond.scale**2, precond.rows)
-    if precond.fit_intercept:
-        return np.concatenate([coef_part, np.zeros(precond.rows)])
-    return coef_part
+    """The L2 penalty's Hessian in θ, which is diagonal: 2λ p_j / s_j² on Θ_cj, 0 on β. Shape (size,).
+    (``L2Penalty(l2, l2_weights).curvature_in_theta(precond)``; kept for the tests that use it.)"""
+    return L2Penalty(l2, l2_weights).curvature_in_theta(precond)
 
 
-def null_directions(precond, l2: float, l2_weights=None) -> np.ndarray:
+def _feature_curvature(penalty, n_features: int, l2_weights=None) -> np.ndarray:
+    """Per-feature curvature (D,) of the smooth penalty: ``penalty.feature_curvature(D)`` for a
+    penalty object, the array itself, or (the former signature) λ with weights p_j → λ p_j."""
+    if hasattr(penalty, "feature_curvature"):
+        return np.asarray(penalty.feature_curvature(n_features), dtype=np.float64)
+    arr = np.asarray(penalty, dtype=np.float64)
+    if arr.ndim == 0:  # λ (and p_j): only where λ p_j is zero matters
+        weights = np.ones(n_features) if l2_weights is None else np.asarray(l2_weights, dtype=np.float64)
+        return float(arr) * weights
+    return arr
+
+
+def null_directions(precond, penalty, l2_weights=None) -> np.ndarray:
     """Orthonormal basis (size, k) of directions along which J is exactly constant in θ.
+
+    ``penalty`` is the smooth penalty (anything with ``feature_curvature(D)``, e.g. ``L2Penalty``)
+    or its per-feature curvature, an array of shape (D,); a number λ (with ``l2_weights`` p_j) is
+    read as curvature λ p_j (the former signature). A feature is flat when its curvature is 0.
 
     Adding the same amount to every class's logit changes no probability, so with all C rows free
     (``reference=False``) the class-sum directions are flat: β → β + t·1 always (b is not
@@ -454,8 +468,8 @@ def null_directions(precond, l2: float, l2_weights=None) -> np.ndarray:
     if precond.reference:
         return np.zeros((n, 0))
     D, C = precond.n_features, precond.rows
-    weights = np.ones(D) if l2_weights is None else np.asarray(l2_weights, dtype=np.float64)
-    flat_features = np.flatnonzero(l2 * weights == 0.0) if D else np.zeros(0, dtype=int)
+    flat_features = (np.flatnonzero(_feature_curvature(penalty, D, l2_weights) == 0.0) if D
+                     else np.zeros(0, dtype=int))
     columns = []
     unit = 1.0 / np.sqrt(C)
     for j in flat_features:

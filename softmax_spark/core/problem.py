@@ -3,8 +3,10 @@
     J(θ) = Σ_i s_i·(−log p(y_i | x_i; W, b)) / Σ_i s_i  +  P(W),      (W, b) = to_model(θ)
 
 A problem is three parts: the data term's kernel (``DistributedLoss`` over the ingested blocks,
-or the numpy kernel over arrays in ``NumpyProblem``), the penalty P (``penalty.L2Penalty``) and
-the preconditioner (``precondition.Preconditioner``: the affine map θ ↔ (W, b)). Solvers only
+or the numpy kernel over arrays in ``NumpyProblem``), the penalty P (``penalties.L2Penalty``) and
+the preconditioner (``precondition.Preconditioner``: the affine map θ ↔ (W, b)). The penalty is
+any ``penalties.SmoothPenalty``; the separable part (L1, bounds) is ``nonsmooth``, a
+``penalties.ThetaTerm``, which only the proximal solvers read. Solvers only
 call ``value_and_grad`` (and, for second-order solvers, ``hessian`` / ``hvp`` /
 ``hessian_diag``) and read ``n_params`` and ``passes``; they never see Spark.
 
@@ -82,13 +84,19 @@ class _ProblemBase:
         return float(loss), self.precond.gradient(grad_coef, grad_intercept)
 
     @property
+    def unpenalised(self) -> bool:
+        """True when nothing bounds W: the smooth penalty is zero and there is no separable part
+        (J may then have no minimiser, e.g. on separable classes)."""
+        return bool(self.penalty.is_zero()) and self.nonsmooth is None
+
+    @property
     def null_space(self) -> np.ndarray:
         """Orthonormal basis (n_params, k) of the directions J is constant along in θ (the class-sum
         shifts of the intercept, and of a feature's coefficients when it is unpenalised): the
         Hessian is singular there and Newton steps are taken in the complement."""
         from softmax_spark.core.curvature import null_directions
 
-        return null_directions(self.precond, self.penalty.l2, self.penalty.weights)
+        return null_directions(self.precond, self.penalty)
 
     def hessian(self, theta, iteration: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
         """(J, ∇J, ∇²J) in θ, ∇²J dense of shape (n_params, n_params); one pass.
@@ -102,7 +110,7 @@ class _ProblemBase:
         loss, grad_coef, grad_intercept, H = self._curvature_pass(HessianKernel(self.fit_intercept), (coef, intercept), iteration)
         C, D = coef.shape
         width = D + (1 if self.fit_intercept else 0)
-        if self.penalty.l2:
+        if not self.penalty.is_zero():
             H = H.reshape(C, width, C, width)
             H[:, :D, :, :D] += self.penalty.hessian(C, D).reshape(C, D, C, D)
             H = H.reshape(C * width, C * width)
@@ -143,7 +151,7 @@ class Problem(_ProblemBase):
     ----------
     dist : ``distributed.DistributedLoss`` (class weights already set on it)
     precond : ``precondition.Preconditioner``
-    penalty : ``penalty.L2Penalty``
+    penalty : the smooth penalty, a ``penalties.SmoothPenalty`` (``penalties.L2Penalty``)
     seed : seed of the minibatch draws
     moments : (covariance of shape (D, D) or None, col_mean, col_var of shape (D,)) — the
         ingest summary's weighted moments, for ``curvature_bound``

@@ -42,7 +42,7 @@ from softmax_spark.core.labels import coerce_classes, discover_classes, label_po
 from softmax_spark.spark.schema import check_columns, storage_dtype
 from softmax_spark.fit.loop import TrainingLoop, use_console
 from softmax_spark.core.model import SoftmaxModel
-from softmax_spark.core.penalty import L2Penalty, feature_weights
+from softmax_spark.core import penalties
 from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import Problem
 from softmax_spark.solvers import make_solver, resolve_optimizer
@@ -184,10 +184,8 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
     n = max(summary.n_rows, 2)
     col_std = np.sqrt(summary.col_var * n / (n - 1))
     reference = cfg.parametrization == "reference"
-    penalty = L2Penalty(cfg.l2, feature_weights(n_features, cfg.standardize, col_std), centred=reference,
-                        standardize=cfg.standardize)
+    penalty, nonsmooth = penalties.build(cfg, penalties.PenaltyContext(n_classes, n_features, col_std, reference))
     second_moment = summary.col_var if cfg.fit_intercept else summary.col_var + summary.col_mean**2
-    nonsmooth = l1_penalty_of(cfg, n_classes, n_features, col_std)
     centre = cfg.fit_intercept and not (nonsmooth is not None and nonsmooth.has_intercept_bounds)
     if cfg.fit_intercept and not centre:  # bounds on b are bounds on β only when b = β (no centring)
         second_moment = summary.col_var + summary.col_mean**2
@@ -214,38 +212,10 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
 
 
 def l1_penalty_of(cfg: TrainConfig, n_classes: int, n_features: int, col_std):
-    """The non-smooth part (``penalty.L1Penalty``) that ``cfg.l1`` and the bounds ask for, or None.
-    Bounds are checked against the shapes (C, D) / (C,) here: an ``InputError`` names the option."""
-    if not getattr(cfg, "nonsmooth", False):
-        return None
-    from softmax_spark.core.penalty import L1Penalty, l1_feature_weights
-
-    def shaped(name, shape):
-        value = getattr(cfg, name)
-        if value is None:
-            return None
-        arr = np.asarray(value, dtype=np.float64)
-        try:
-            return np.broadcast_to(arr, shape).copy()
-        except ValueError:
-            raise InputError(f"{name} has shape {arr.shape}; expected a number or {shape} "
-                             f"({n_classes} classes × {n_features} features)") from None
-
-    C, D = n_classes, n_features
-    bounds = dict(lower=shaped("lower_bounds", (C, D)), upper=shaped("upper_bounds", (C, D)),
-                  lower_intercept=shaped("lower_bounds_intercept", (C,)),
-                  upper_intercept=shaped("upper_bounds_intercept", (C,)))
-    if cfg.parametrization == "reference":  # the pinned last row is 0: its bounds must allow it
-        for key, value in bounds.items():
-            if value is not None:
-                last = value[-1]
-                if np.any(last > 0) if key.startswith("lower") else np.any(last < 0):
-                    raise InputError(f"{key} excludes 0 on the last class, which --parametrization reference "
-                                     "pins to 0")
-    try:
-        return L1Penalty(cfg.l1, l1_feature_weights(D, cfg.standardize, col_std), **bounds)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    """The separable part (``penalties.L1Penalty``: L1 and bounds) that the options ask for, or None;
+    an ``InputError`` names a bound whose shape is not (C, D) / (C,)."""
+    context = penalties.PenaltyContext(n_classes, n_features, col_std, cfg.parametrization == "reference")
+    return penalties.build(cfg, context)[1]
 
 
 def _read(spark, cfg: TrainConfig, df=None, validation_df=None):

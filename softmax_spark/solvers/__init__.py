@@ -9,7 +9,9 @@
 - ``auto`` (the default): one of the first three by the problem's shape (``auto.choose_solver``); with an L1
   part or bounds, prox-newton or owlqn (``auto.choose_nonsmooth_solver``).
 
-Adding a solver is one module with a class implementing ``base.Solver`` and one line below.
+Adding a solver is one module with a class implementing ``base.Solver`` and one ``register_solver`` line in
+``registry`` (its name, builder and the penalty kinds it handles; ``registry._check_solver`` then refuses
+the penalties it does not handle, naming both).
 """
 
 from __future__ import annotations
@@ -22,59 +24,31 @@ from softmax_spark.solvers.newton_cg import NewtonCG
 from softmax_spark.solvers.owlqn import OWLQN
 from softmax_spark.solvers.prox_newton import ProxNewton
 from softmax_spark.solvers.sgd import SGD
+from softmax_spark.solvers.registry import SolverSpec, _check_solver, build_solver, register_solver, solver_names
+from softmax_spark.core.penalties import requested_penalties
 
-__all__ = ["make_solver", "resolve_optimizer", "Solver", "SolverStop", "LBFGS", "SGD", "Newton", "NewtonCG", "ProxNewton",
+__all__ = ["make_solver", "resolve_optimizer", "SolverSpec", "register_solver", "solver_names", "Solver", "SolverStop", "LBFGS", "SGD", "Newton", "NewtonCG", "ProxNewton",
            "OWLQN", "solver_result", "state_to_checkpoint",
            "state_from_checkpoint"]
 
 
 def resolve_optimizer(cfg, n_rows: int, n_classes: int, n_features: int, density: float = 1.0) -> tuple[str, str]:
-    """(solver name, why): ``cfg.optimizer`` itself, or for ``auto`` the choice of
-    ``auto.choose_solver`` from the data's shape."""
-    if getattr(cfg, "nonsmooth", False):  # an L1 part or bounds: the proximal solvers
-        if cfg.optimizer in ("prox-newton", "owlqn"):
-            return cfg.optimizer, "chosen by --optimizer"
-        if cfg.optimizer == "newton":
-            return "prox-newton", "--optimizer newton with an L1 part or bounds: its proximal form"
-        if cfg.optimizer == "lbfgs":
-            return "owlqn", "--optimizer lbfgs with an L1 part or bounds: its orthant-wise form (OWL-QN)"
-        return choose_nonsmooth_solver(n_rows, n_classes, n_features, cfg.fit_intercept, density)
-    if cfg.optimizer in ("prox-newton", "owlqn"):
-        raise ValueError(f"--optimizer {cfg.optimizer} is for problems with --l1 or bounds; this one has neither")
-    if cfg.optimizer != "auto":
-        return cfg.optimizer, "chosen by --optimizer"
-    return choose_solver(n_rows, n_classes, n_features, cfg.fit_intercept, density)
+    """(solver name, why): ``cfg.optimizer`` checked against the penalties the options ask for
+    (``registry._check_solver``: its proximal form with an L1 part or bounds, a ValueError naming
+    solver and penalty when they do not go together), or for ``auto`` the choice of
+    ``auto.choose_solver`` / ``auto.choose_nonsmooth_solver`` from the data's shape."""
+    wanted = requested_penalties(cfg)
+    if cfg.optimizer == "auto":
+        choose = choose_nonsmooth_solver if any(p.kind == "separable" for p in wanted) else choose_solver
+        name, why = choose(n_rows, n_classes, n_features, cfg.fit_intercept, density)
+        _check_solver(name, wanted)
+        return name, why
+    name, why = _check_solver(cfg.optimizer, wanted)
+    return name, why or "chosen by --optimizer"
 
 
 def make_solver(cfg, name: str | None = None) -> Solver:
     """The solver ``name`` (default ``cfg.optimizer``; ``auto`` must be resolved first with
-    ``resolve_optimizer``), configured from ``cfg`` (a ``TrainConfig``). ``cfg.tol`` None means
-    the solver's own default tolerance."""
-    name = name or cfg.optimizer
-    tol = {} if cfg.tol is None else {"tol": cfg.tol}
-    mllib_tol = getattr(cfg, "mllib_tol", None)
-    if mllib_tol is not None:  # the Estimator's tol, read by each solver stricter than MLlib (see ml.py)
-        if name in ("newton", "newton-cg"):
-            tol = {"tol": 1e-4 * min(mllib_tol, 1.0) ** 2}
-        elif name == "prox-newton":
-            return ProxNewton(kkt_tol=1e-4 * mllib_tol)
-        elif name == "owlqn":
-            return OWLQN(memory=cfg.lbfgs_memory, kkt_tol=1e-3 * mllib_tol, tol=min(mllib_tol, 1.0) ** 2)
-    if name == "newton":
-        return Newton(**tol)
-    if name == "newton-cg":
-        return NewtonCG(**tol)
-    if name == "lbfgs":
-        return LBFGS(memory=cfg.lbfgs_memory, gtol=cfg.gtol, **tol)
-    if name == "prox-newton":
-        kkt = {} if getattr(cfg, "kkt_tol", None) is None else {"kkt_tol": cfg.kkt_tol}
-        return ProxNewton(**kkt)
-    if name == "owlqn":
-        kkt = {} if getattr(cfg, "kkt_tol", None) is None else {"kkt_tol": cfg.kkt_tol}
-        return OWLQN(memory=cfg.lbfgs_memory, **kkt, **tol)
-    if name == "sgd":
-        return SGD(learning_rate=cfg.learning_rate, schedule=cfg.schedule, power_t=cfg.power_t,
-                   decay_rate=cfg.decay_rate, decay_every=cfg.decay_every, momentum=cfg.momentum,
-                   nesterov=cfg.nesterov, average=cfg.average, batch_fraction=cfg.batch_fraction,
-                   n_iter_no_change=cfg.n_iter_no_change, **tol)
-    raise ValueError(f"unknown optimizer {name!r}; expected auto, newton, newton-cg, lbfgs, sgd, prox-newton or owlqn")
+    ``resolve_optimizer``), configured from ``cfg`` (a ``TrainConfig``) by its ``registry.SolverSpec``.
+    ``cfg.tol`` None means the solver's own default tolerance. ValueError for an unknown name."""
+    return build_solver(cfg, name)

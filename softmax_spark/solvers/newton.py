@@ -147,7 +147,7 @@ class Newton:
         self.gtol = float(gtol)
         self.c1 = float(c1)
         self.max_backtracks = int(max_backtracks)
-        self._unpenalised = False  # set by ``step`` from the problem's penalty (λ = 0)
+        self._unpenalised = False  # set by ``step``: the problem's smooth penalty is zero (``is_zero``)
 
     # -- helpers
     def _solved_state(self, problem, theta, objective, grad, hessian) -> NewtonState:
@@ -165,7 +165,8 @@ class Newton:
         return self._fresh(problem, np.asarray(theta, dtype=np.float64))
 
     def step(self, problem, state: NewtonState, iteration: int):
-        self._unpenalised = getattr(getattr(problem, "penalty", None), "l2", None) == 0
+        penalty = getattr(problem, "penalty", None)
+        self._unpenalised = bool(penalty is not None and penalty.is_zero())
         if state.hessian.size == 0 or state.direction.size == 0:
             state = self._fresh(problem, state.theta, iteration)
         theta, f0, g0, d = state.theta, state.objective, state.grad, state.direction

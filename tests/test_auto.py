@@ -1,0 +1,19 @@
+"""``--optimizer auto``'s cost model (``solvers.auto``): numpy only."""
+
+from softmax_spark.solvers import auto
+
+
+def test_pass_seconds_grow_with_rows_and_the_hessian_costs_more():
+    g1, h1 = auto.pass_seconds(10_000, 5, 20)
+    g2, h2 = auto.pass_seconds(100_000, 5, 20)
+    assert auto.PASS_OVERHEAD_S < g1 < g2 and h1 < h2 and g1 < h1
+
+
+def test_the_newton_bound_and_the_reasons():
+    name, why = auto.choose_solver(1000, 10, 500, True)  # P = 5010 > 4096
+    assert name == "lbfgs" and "no dense Hessian" in why
+    name, why = auto.choose_solver(2000, 5, 20, True)
+    assert name == "newton" and "Hessian pass ≈" in why
+    assert auto.choose_nonsmooth_solver(1000, 10, 500, True)[0] == "owlqn"
+    # sparser data makes both passes cheaper by the same factor, the driver's factorisation does not shrink
+    assert auto.pass_seconds(10_000, 5, 20, density=0.1)[0] < auto.pass_seconds(10_000, 5, 20)[0]
