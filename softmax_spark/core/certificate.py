@@ -222,7 +222,7 @@ def certify(problem, theta) -> dict:
     payload = (coef, intercept, np.asarray(precond.mean, dtype=np.float64), np.asarray(precond.scale, dtype=np.float64))
     loss, grad_coef, grad_intercept, H, max_sq = problem._curvature_pass(CertificateKernel(problem.fit_intercept),
                                                                          payload)
-    if problem.penalty.l2:
+    if not problem.penalty.is_zero():  # the smooth penalty's Hessian terms
         H = H.reshape(C, width, C, width)
         H[:, :D, :, :D] += problem.penalty.hessian(C, D).reshape(C, D, C, D)
         H = H.reshape(C * width, C * width)
