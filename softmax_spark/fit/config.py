@@ -11,8 +11,13 @@ value of the wrong type, an invalid or missing YAML file. A key spelt with ``-``
 
 Field metadata: ``help``; ``choices`` (str fields); ``negatable=False`` (bool fields: only the
 ``--flag`` form, no ``--no-flag``); ``excludes`` (names of fields that a flag setting this one
-clears when they came from the config file). Fields with ``init=False`` are derived by
-``validate()``, not options.
+clears when they came from the config file); ``resume`` (how it enters the resume fingerprint);
+``param`` & co. (the Spark ML Estimator's Param for it); ``solvers`` (the optimizers that read
+it). Fields with ``init=False`` are derived by ``validate()``, not options.
+
+One declaration per option: ``_opt`` is the only place an option is written; the CLI flags, YAML
+keys, docs tables, resume fingerprint, Estimator Params (``softmax_spark.sparkml.params``), the
+Estimator's ``TrainConfig`` and the flag → Param rewording of messages are derived from it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from dataclasses import dataclass, field
 
 from softmax_spark.core.errors import InputError
 
-__all__ = ["TrainConfig", "EvaluateConfig", "parse_config", "config_from_dict", "build_parser", "load_yaml"]
+__all__ = ["TrainConfig", "EvaluateConfig", "parse_config", "config_from_dict", "build_parser", "load_yaml",
+           "option_params", "param_to_option", "solver_options"]
 
 
 def _shown(value, limit: int = 80) -> str:
@@ -56,11 +62,35 @@ RESUME_IF_SET = "if_set"    # added after checkpoints existed: hashed only when 
                             # a checkpoint written before the option existed still resumes
 
 
-def _opt(default, help, resume: str = RESUME_ALWAYS, **kw):
-    """One option's declaration: default, help text (the flag's and the docs' text), and how it
-    enters the resume fingerprint (``RESUME_*``). New options that change the model are declared
-    with ``resume=RESUME_IF_SET`` (a test keeps the fingerprints of older versions' runs fixed)."""
-    return field(default=default, metadata={"help": help, "resume": resume, **kw})
+# The Spark ML Estimator's view of an option (``param=`` in ``_opt``; ``softmax_spark.sparkml.params``
+# builds the Estimator's Params, its defaults, ``_train_config`` and the Params↔flags table from it)
+PARAM_OURS = "ours"      # a Param of ours: declared from the option (type, default, doc = help or param_doc)
+PARAM_MLLIB = "mllib"    # one of MLlib's LogisticRegression Params (pyspark's Has* mixin): MLlib's doc and
+                         # default, unless ``param_default="option"`` (the option's default instead)
+
+
+def _opt(default, help, resume: str = RESUME_ALWAYS, *, param: str | None = None, param_doc: str | None = None,
+         param_kind: str = PARAM_OURS, param_default: str | None = None, solvers: tuple | None = None, **kw):
+    """One option's declaration — the single place an option is written. From it come the flag and
+    YAML key (``build_parser``, ``config_from_dict``), the docs' tables (``tools/docs_hooks.py``), the
+    resume fingerprint (``training.fingerprint_options``) and the Spark ML Param
+    (``sparkml.params``).
+
+    ``help``: the flag's and the docs' text. ``resume``: how it enters the resume fingerprint
+    (``RESUME_*``); new options that change the model are declared with ``resume=RESUME_IF_SET``
+    (a test keeps the fingerprints of older versions' runs fixed). ``param``: the Estimator's Param
+    name (camelCase), None for an option the Estimator does not expose; ``param_doc``: the Param's
+    doc when it is not ``help``; ``param_kind``: ``PARAM_OURS`` (generated) or ``PARAM_MLLIB``
+    (MLlib's own Param, its name, doc and default kept); ``param_default``: "option" to give an
+    MLlib Param this option's default. ``solvers``: the ``--optimizer`` values that read the option
+    (None: not solver-specific; MLflow autolog logs a solver's options only when it runs)."""
+    meta = {"help": help, "resume": resume, **kw}
+    if param is not None:
+        meta.update(param=param, param_doc=param_doc or help, param_kind=param_kind,
+                    param_default=param_default or ("option" if param_kind == PARAM_OURS else "mllib"))
+    if solvers is not None:
+        meta["solvers"] = tuple(solvers)
+    return field(default=default, metadata=meta)
 
 
 class _FeatureSource:
@@ -82,26 +112,26 @@ class TrainConfig(_FeatureSource):
     input: str | None = _opt(None, "training data: any Parquet path Spark reads (dir, file, glob, URI)")
     model_dir: str | None = _opt(None, "where the model directory is written, atomically (local path or URI: hdfs://, s3a://, viewfs://, …)", resume=RESUME_IGNORE)
     overwrite: bool = _opt(False, "replace an existing model directory", resume=RESUME_IGNORE)
-    features_col: str | None = _opt("features", "feature column: an ml Vector (any mix of dense and sparse rows), array<double> or array<float>")
+    features_col: str | None = _opt("features", "feature column: an ml Vector (any mix of dense and sparse rows), array<double> or array<float>", param="featuresCol", param_kind=PARAM_MLLIB)
     feature_cols: list | None = _opt(None, "comma-separated numeric feature columns (instead of --features-col)")
-    label_col: str = _opt("label", "label column: any orderable type (int, string, …)")
-    weight_col: str | None = _opt(None, "optional sample-weight column (≥ 0)")
+    label_col: str = _opt("label", "label column: any orderable type (int, string, …)", param="labelCol", param_kind=PARAM_MLLIB)
+    weight_col: str | None = _opt(None, "optional sample-weight column (≥ 0)", param="weightCol", param_kind=PARAM_MLLIB)
     classes: list | None = _opt(None, "comma-separated class labels (default: sorted distinct labels)")
     dtype: str = _opt("auto", "storage dtype of the cached features: auto (float32 for array<float> or float "
                       "feature columns, else float64), float64 or float32 (sums are float64)",
                       choices=("auto", "float64", "float32"))
-    num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)")
-    aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)")
+    num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)", param="numPartitions", param_doc="coalesce the input to at most this many partitions (unset: Spark's default parallelism)")
+    aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)", param="aggregationDepth", param_kind=PARAM_MLLIB)
     resident_tasks: bool = _opt(True, "under a local master, keep one task per core "
                                 "running for the whole fit and send it every pass (the same sums; see "
-                                "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job")
+                                "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job", param="residentTasks", param_doc="under a local master, one task per core stays for the whole fit and runs every pass (the same sums); false: a Spark job per pass")
     optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
                           "with --l1 or bounds: prox-newton or owlqn; see solvers/auto.py), newton (exact Hessian), "
                           "newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; --batch-fraction 1 "
                           "= gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate descent) or owlqn "
                           "(L1/bounds: orthant-wise L-BFGS)",
-                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"))
-    l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)")
+                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"), param="solver", param_kind=PARAM_MLLIB, param_default="option")
+    l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)", param="regParam", param_kind=PARAM_MLLIB)
     l1: float = _opt(0.0, "λ₁ in J = mean weighted log-loss + λ₁ Σ ω_j|w_cj| + λ₂‖W‖² (λ₁ ≥ 0; ω_j = 1, or σ_j "
                      "with --standardize; intercept not penalised; see docs/elastic-net-and-bounds.md)", resume=RESUME_IF_SET)
     lower_bounds: typing.Any = _opt(None, "lower bound on every coefficient w_cj: a number, or in the config file a "
@@ -114,36 +144,36 @@ class TrainConfig(_FeatureSource):
                                    "own rule (newton: decrement ≤ 1e-4·tol², prox-newton: KKT ≤ 1e-4·tol; see "
                                    "softmax_spark/ml.py); overrides --tol / --kkt-tol for those solvers", resume=RESUME_IF_SET)
     kkt_tol: float | None = _opt(None, "prox-newton / owlqn: stop when the KKT residual (model coordinates) ≤ "
-                                 "kkt_tol (default: prox-newton 1e-10, owlqn 1e-9)", resume=RESUME_IF_SET)
-    fit_intercept: bool = _opt(True, "fit the intercept b")
-    standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)")
+                                 "kkt_tol (default: prox-newton 1e-10, owlqn 1e-9)", resume=RESUME_IF_SET, solvers=("prox-newton", "owlqn"))
+    fit_intercept: bool = _opt(True, "fit the intercept b", param="fitIntercept", param_kind=PARAM_MLLIB)
+    standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)", param="standardization", param_kind=PARAM_MLLIB)
     parametrization: str = _opt("full", "full (C rows) or reference (C−1 free rows, last row pinned to 0; the penalty is on the centred rows, so both give the same probabilities)",
                                 choices=("full", "reference"))
     precondition: bool = _opt(True, "optimise in centred and scaled coordinates (same objective)")
-    class_weight: typing.Any = _opt(None, "'balanced' (Σs / (C·Σ_c s): per-class sums of the sample weights) or, in the config file, a map label → weight")
-    init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir")
-    init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)")
-    seed: int = _opt(0, "seed of the minibatch sampling and the validation split")
-    max_iter: int = _opt(1000, "maximum iterations (≥ 1)", resume=RESUME_IGNORE)
-    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables")
-    gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol")
-    lbfgs_memory: int = _opt(10, "L-BFGS history size")
-    batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]")
-    learning_rate: float | None = _opt(None, "sgd: step size η (default: 1/L, L Böhning's curvature bound: from the covariance when D ≤ 512, else by power iteration)")
+    class_weight: typing.Any = _opt(None, "'balanced' (Σs / (C·Σ_c s): per-class sums of the sample weights) or, in the config file, a map label → weight", param="classWeight", param_doc="'balanced' (n / (C·n_c)) or a dict label → weight; multiplies the sample weights")
+    init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir", param="initialModel", param_doc="warm start: a saved SoftmaxRegressionModel, softmax_spark model or MLlib LogisticRegressionModel directory")
+    init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)", param="initModelClasses", param_doc="an MLlib initialModel's class labels in its label-index order 0, 1, …, K−1 (MLlib models carry no label names; unset: the identity when the training classes are MLlib's 0..K−1)")
+    seed: int = _opt(0, "seed of the minibatch sampling and the validation split", param="seed", param_kind=PARAM_MLLIB, param_default="option")
+    max_iter: int = _opt(1000, "maximum iterations (≥ 1)", resume=RESUME_IGNORE, param="maxIter", param_kind=PARAM_MLLIB)
+    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables", param="tol", param_kind=PARAM_MLLIB)
+    gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol", param="gtol", param_doc="lbfgs also stops when the largest gradient component is ≤ gtol", solvers=("lbfgs",))
+    lbfgs_memory: int = _opt(10, "L-BFGS history size", param="lbfgsMemory", solvers=("lbfgs", "owlqn"))
+    batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]", param="batchFraction", solvers=("sgd",))
+    learning_rate: float | None = _opt(None, "sgd: step size η (default: 1/L, L Böhning's curvature bound: from the covariance when D ≤ 512, else by power iteration)", param="learningRate", param_doc="sgd: step size η (unset: 1/L, L the curvature bound computed at ingest)", solvers=("sgd",))
     schedule: str = _opt("constant", "sgd: constant, invscaling (η/(t+1)^power_t) or step (η·decay_rate^⌊t/decay_every⌋)",
-                         choices=("constant", "invscaling", "step"))
-    power_t: float = _opt(0.5, "sgd: invscaling exponent")
-    decay_rate: float = _opt(0.5, "sgd: step-schedule factor")
-    decay_every: int = _opt(100, "sgd: step-schedule period (iterations)")
-    momentum: float = _opt(0.0, "sgd: momentum in [0, 1)")
-    nesterov: bool = _opt(False, "sgd: Nesterov momentum")
-    average: bool = _opt(True, "sgd with --batch-fraction < 1: return the polynomial-decay average of the iterates (weights ∝ t^8, Shamir & Zhang 2013), which averages out minibatch noise; --no-average returns the last iterate")
-    n_iter_no_change: int = _opt(5, "sgd: full-data checks (every ⌈1/batch-fraction⌉ iterations; every iteration at batch fraction 1) without improvement by tol before stopping")
+                         choices=("constant", "invscaling", "step"), param="schedule", param_doc="sgd learning-rate schedule: constant, invscaling or step", solvers=("sgd",))
+    power_t: float = _opt(0.5, "sgd: invscaling exponent", param="powerT", solvers=("sgd",))
+    decay_rate: float = _opt(0.5, "sgd: step-schedule factor", param="decayRate", solvers=("sgd",))
+    decay_every: int = _opt(100, "sgd: step-schedule period (iterations)", param="decayEvery", solvers=("sgd",))
+    momentum: float = _opt(0.0, "sgd: momentum in [0, 1)", param="momentum", solvers=("sgd",))
+    nesterov: bool = _opt(False, "sgd: Nesterov momentum", param="nesterov", solvers=("sgd",))
+    average: bool = _opt(True, "sgd with --batch-fraction < 1: return the polynomial-decay average of the iterates (weights ∝ t^8, Shamir & Zhang 2013), which averages out minibatch noise; --no-average returns the last iterate", param="average", param_doc="sgd: return the Polyak–Ruppert average of the iterates", solvers=("sgd",))
+    n_iter_no_change: int = _opt(5, "sgd: full-data checks (every ⌈1/batch-fraction⌉ iterations; every iteration at batch fraction 1) without improvement by tol before stopping", param="nIterNoChange", param_doc="sgd: iterations without improvement (by tol) before stopping", solvers=("sgd",))
     validation_input: str | None = _opt(None, "validation Parquet for early stopping on validation log-loss")
-    validation_fraction: float = _opt(0.0, "hold out this fraction of the training rows for validation instead")
-    patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping", resume=RESUME_IGNORE)
-    checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it", resume=RESUME_IGNORE)
-    checkpoint_every: int = _opt(10, "checkpoint every K iterations", resume=RESUME_IGNORE)
+    validation_fraction: float = _opt(0.0, "hold out this fraction of the training rows for validation instead", param="validationFraction", param_doc="hold out this fraction of the rows for early stopping on validation log-loss")
+    patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping", resume=RESUME_IGNORE, param="patience")
+    checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it", resume=RESUME_IGNORE, param="checkpointDir", param_doc="checkpoint directory; fitting again with the same data and Params resumes from it")
+    checkpoint_every: int = _opt(10, "checkpoint every K iterations", resume=RESUME_IGNORE, param="checkpointInterval", param_kind=PARAM_MLLIB, param_default="option")
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout", resume=RESUME_IGNORE)
     inference: bool = _opt(False, "also write coefficient inference (std errors, z, p-values, Wald intervals; see docs/summary-and-inference.md) to <model-dir>/inference.parquet and inference.txt: one extra data pass, C·D̃ ≤ 4096", resume=RESUME_IGNORE)
     # K-fold cross-validation along an L2 path (softmax_spark.cli.cv_job; docs/model-selection.md)
@@ -338,6 +368,25 @@ class EvaluateConfig(_FeatureSource):
         if self.prediction_col.lower() == self.probability_col.lower():
             raise InputError(f"--prediction-col and --probability-col are both {self.prediction_col!r}")
         return self
+
+
+# -- the declarations, read by the other views ---------------------------------------------------
+def option_params(cls=None) -> dict:
+    """``{option name: dataclasses.Field}`` of the options of ``cls`` (default ``TrainConfig``)
+    declared with ``param=`` (an Estimator Param), in declaration order. Each field's metadata has
+    ``param``, ``param_doc``, ``param_kind`` and ``param_default`` (see ``_opt``)."""
+    return {f.name: f for f in _option_fields(cls or TrainConfig) if "param" in f.metadata}
+
+
+def param_to_option(cls=None) -> dict:
+    """``{Param name: option name}`` for the declared Params (``regParam`` → ``l2``, …)."""
+    return {f.metadata["param"]: name for name, f in option_params(cls).items()}
+
+
+def solver_options(solver: str, cls=None) -> list:
+    """The options of ``cls`` (default ``TrainConfig``) declared as read by ``solver``
+    (``solvers=`` in ``_opt``; ``lbfgs`` → ``gtol``, ``lbfgs_memory``), in declaration order."""
+    return [f.name for f in _option_fields(cls or TrainConfig) if solver in f.metadata.get("solvers", ())]
 
 
 # -- parsing ------------------------------------------------------------------------------------

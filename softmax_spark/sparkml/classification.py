@@ -68,333 +68,35 @@ way. Every read and write is a DataFrame operation, so the same works on a Spark
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import tempfile
 
 import numpy as np
-from pyspark.ml.base import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import (
-    HasAggregationDepth, HasCheckpointInterval, HasElasticNetParam, HasFeaturesCol, HasFitIntercept,
-    HasLabelCol, HasMaxIter, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol, HasRegParam, HasSeed,
-    HasSolver, HasStandardization, HasThreshold, HasThresholds, HasTol, HasValidationIndicatorCol, HasWeightCol,
-)
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.base import Estimator
+from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
-from softmax_spark.fit.config import TrainConfig
 from softmax_spark.core.errors import InputError, ModelFormatError
 from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.fit.config import TrainConfig, option_params
+from softmax_spark.sparkml.labels import resolve_classes
+from softmax_spark.sparkml.model import SoftmaxRegressionModel
+from softmax_spark.sparkml.params import FAMILIES, _SoftmaxRegressionParams, options_from_params, param_names
+from softmax_spark.sparkml.params import LABEL_INDEXING  # noqa: F401  (a public name of this module)
+from softmax_spark.sparkml.persistence import MODEL_CLASS, _EstimatorWriter, _metadata_class, read_model_dir
+from softmax_spark.sparkml.persistence import (FORMAT_NAME, FORMAT_VERSION,  # noqa: F401  (this module's names
+                                               _read_saved_local, _softmax_model)  # before the split)
+from softmax_spark.sparkml.summary import SoftmaxRegressionTrainingSummary
 
-__all__ = ["SoftmaxRegression", "SoftmaxRegressionModel", "SoftmaxRegressionTrainingSummary", "read_model_dir"]
+__all__ = ["SoftmaxRegression", "SoftmaxRegressionModel", "SoftmaxRegressionTrainingSummary", "read_model_dir",
+           "resolve_classes"]
 
 log = logging.getLogger("softmax_spark")
 
-FORMAT_NAME = "softmax_spark.ml.SoftmaxRegressionModel"
-FORMAT_VERSION = 1
-MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"
-LABEL_INDEXING = ("auto", "mllib", "sorted")
-FAMILIES = ("auto", "binomial", "multinomial")
-
-_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 # callables (estimator, model) run at the end of every SoftmaxRegression fit (softmax_spark.sparkml.mlflow_support)
 FIT_LISTENERS: list = []
 
 
-def _to_class_weight(value):
-    """classWeight: None, "balanced", or a map label → weight ≥ 0 (keys kept as given)."""
-    if value is None or value == "balanced":
-        return value
-    if isinstance(value, dict):
-        return dict(value)
-    raise TypeError(f"classWeight must be 'balanced' or a dict label → weight, got {value!r}")
-
-
-def _to_matrix(value):
-    """A pyspark.ml Matrix, or the JSON form our writers save it as ({"numRows", "numCols", "values"},
-    column-major as DenseMatrix)."""
-    if isinstance(value, dict) and {"numRows", "numCols", "values"} <= set(value):
-        from pyspark.ml.linalg import DenseMatrix
-
-        return DenseMatrix(int(value["numRows"]), int(value["numCols"]), [float(v) for v in value["values"]])
-    return TypeConverters.toMatrix(value)
-
-
-def _to_vector(value):
-    """A pyspark.ml Vector, or the JSON form our writers save it as ({"values": [...]})."""
-    if isinstance(value, dict) and "values" in value:
-        from pyspark.ml.linalg import DenseVector
-
-        return DenseVector([float(v) for v in value["values"]])
-    return TypeConverters.toVector(value)
-
-
-def _jsonable_params(instance):
-    """A copy of ``instance`` whose Matrix / Vector Param values are in ``_to_matrix`` /
-    ``_to_vector``'s JSON form (DefaultParamsWriter's json.dumps takes no linalg objects)."""
-    from pyspark.ml.linalg import Matrix, Vector
-
-    that = instance.copy()
-    for param, value in list(that._paramMap.items()):
-        if isinstance(value, Matrix):
-            dense = value.toArray()
-            that._paramMap[param] = {"numRows": dense.shape[0], "numCols": dense.shape[1],
-                                     "values": dense.ravel(order="F").tolist()}
-        elif isinstance(value, Vector):
-            that._paramMap[param] = {"values": value.toArray().tolist()}
-    return that
-
-
-def _to_optional_str(value):
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string, got {value!r}")
-
-
-class _SoftmaxRegressionParams(
-    HasFeaturesCol, HasLabelCol, HasPredictionCol, HasRawPredictionCol, HasProbabilityCol, HasThresholds,
-    HasThreshold, HasRegParam, HasElasticNetParam, HasMaxIter, HasTol, HasFitIntercept, HasStandardization,
-    HasWeightCol, HasAggregationDepth, HasSeed, HasSolver, HasValidationIndicatorCol, HasCheckpointInterval,
-):
-    """Params of ``SoftmaxRegression`` and ``SoftmaxRegressionModel`` (see the module docstring)."""
-
-    family = Param(Params._dummy(), "family",
-                   "label distribution: auto (binomial for ≤ 2 classes, else multinomial), binomial or multinomial",
-                   typeConverter=TypeConverters.toString)
-    labelIndexing = Param(Params._dummy(), "labelIndexing",
-                          "how labels become classes: auto, mllib (integers 0..K−1, K = max + 1 or the column's "
-                          "ML metadata) or sorted (the sorted distinct labels)", typeConverter=TypeConverters.toString)
-    predictedLabelCol = Param(Params._dummy(), "predictedLabelCol",
-                              "output column holding the predicted original label (not produced when unset or '')",
-                              typeConverter=TypeConverters.toString)
-    batchFraction = Param(Params._dummy(), "batchFraction", "sgd: fraction of rows per step, in (0, 1]",
-                          typeConverter=TypeConverters.toFloat)
-    learningRate = Param(Params._dummy(), "learningRate",
-                         "sgd: step size η (unset: 1/L, L the curvature bound computed at ingest)",
-                         typeConverter=TypeConverters.toFloat)
-    schedule = Param(Params._dummy(), "schedule", "sgd learning-rate schedule: constant, invscaling or step",
-                     typeConverter=TypeConverters.toString)
-    powerT = Param(Params._dummy(), "powerT", "sgd: invscaling exponent", typeConverter=TypeConverters.toFloat)
-    decayRate = Param(Params._dummy(), "decayRate", "sgd: step-schedule factor", typeConverter=TypeConverters.toFloat)
-    decayEvery = Param(Params._dummy(), "decayEvery", "sgd: step-schedule period (iterations)",
-                       typeConverter=TypeConverters.toInt)
-    momentum = Param(Params._dummy(), "momentum", "sgd: momentum in [0, 1)", typeConverter=TypeConverters.toFloat)
-    nesterov = Param(Params._dummy(), "nesterov", "sgd: Nesterov momentum", typeConverter=TypeConverters.toBoolean)
-    average = Param(Params._dummy(), "average", "sgd: return the Polyak–Ruppert average of the iterates",
-                    typeConverter=TypeConverters.toBoolean)
-    nIterNoChange = Param(Params._dummy(), "nIterNoChange",
-                          "sgd: iterations without improvement (by tol) before stopping",
-                          typeConverter=TypeConverters.toInt)
-    lbfgsMemory = Param(Params._dummy(), "lbfgsMemory", "L-BFGS history size", typeConverter=TypeConverters.toInt)
-    gtol = Param(Params._dummy(), "gtol", "lbfgs also stops when the largest gradient component is ≤ gtol",
-                 typeConverter=TypeConverters.toFloat)
-    classWeight = Param(Params._dummy(), "classWeight",
-                        "'balanced' (n / (C·n_c)) or a dict label → weight; multiplies the sample weights",
-                        typeConverter=_to_class_weight)
-    validationFraction = Param(Params._dummy(), "validationFraction",
-                               "hold out this fraction of the rows for early stopping on validation log-loss",
-                               typeConverter=TypeConverters.toFloat)
-    patience = Param(Params._dummy(), "patience",
-                     "early stopping: iterations without a better validation loss before stopping",
-                     typeConverter=TypeConverters.toInt)
-    checkpointDir = Param(Params._dummy(), "checkpointDir",
-                          "checkpoint directory; fitting again with the same data and Params resumes from it",
-                          typeConverter=_to_optional_str)
-    initialModel = Param(Params._dummy(), "initialModel",
-                         "warm start: a saved SoftmaxRegressionModel, softmax_spark model or MLlib "
-                         "LogisticRegressionModel directory", typeConverter=_to_optional_str)
-    initModelClasses = Param(Params._dummy(), "initModelClasses",
-                             "an MLlib initialModel's class labels in its label-index order 0, 1, …, K−1 (MLlib "
-                             "models carry no label names; unset: the identity when the training classes are "
-                             "MLlib's 0..K−1)", typeConverter=TypeConverters.toList)
-    numPartitions = Param(Params._dummy(), "numPartitions",
-                          "coalesce the input to at most this many partitions (unset: Spark's default parallelism)",
-                          typeConverter=TypeConverters.toInt)
-
-    lowerBoundsOnCoefficients = Param(Params._dummy(), "lowerBoundsOnCoefficients",
-                                      "MLlib's: lower bounds on coefficients (Matrix, numClasses × numFeatures; "
-                                      "binomial 1 × numFeatures); L2 only", typeConverter=_to_matrix)
-    upperBoundsOnCoefficients = Param(Params._dummy(), "upperBoundsOnCoefficients",
-                                      "MLlib's: upper bounds on coefficients (Matrix, as lowerBoundsOnCoefficients)",
-                                      typeConverter=_to_matrix)
-    lowerBoundsOnIntercepts = Param(Params._dummy(), "lowerBoundsOnIntercepts",
-                                    "MLlib's: lower bounds on intercepts (Vector of numClasses; binomial 1)",
-                                    typeConverter=_to_vector)
-    upperBoundsOnIntercepts = Param(Params._dummy(), "upperBoundsOnIntercepts",
-                                    "MLlib's: upper bounds on intercepts (Vector of numClasses; binomial 1)",
-                                    typeConverter=_to_vector)
-    maxBlockSizeInMB = Param(Params._dummy(), "maxBlockSizeInMB",
-                             "MLlib's block size for stacking rows; accepted and ignored here (our blocks are sized "
-                             "by the ingest; the result does not depend on it)", typeConverter=TypeConverters.toFloat)
-
-    residentTasks = Param(Params._dummy(), "residentTasks",
-                          "under a local master, one task per core stays for the whole fit and runs every "
-                          "pass (the same sums); false: a Spark job per pass",
-                          typeConverter=TypeConverters.toBoolean)
-    maxDriverBytes = Param(Params._dummy(), "maxDriverBytes",
-                           "a training set whose size Spark estimates at ≤ this many bytes (and ≤ 200,000 rows) is "
-                           "read into the driver and fitted there, without Python workers (driver_data); 0: always "
-                           "ingest into the executors", typeConverter=TypeConverters.toInt)
-    verbose = Param(Params._dummy(), "verbose",
-                    "log each iteration at INFO (as the spark-submit jobs do); false: at DEBUG, and a fit "
-                    "prints one summary line (softmax_spark.spark.fit_output)", typeConverter=TypeConverters.toBoolean)
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        c = _CONFIG_DEFAULTS
-        # MLlib's defaults (LogisticRegression) for the shared Params, TrainConfig's for ours
-        self._setDefault(
-            maxIter=100, regParam=0.0, tol=1e-6, threshold=0.5, family="auto", solver=c["optimizer"],
-            seed=c["seed"], checkpointInterval=c["checkpoint_every"], labelIndexing="auto",
-            batchFraction=c["batch_fraction"], schedule=c["schedule"], powerT=c["power_t"],
-            decayRate=c["decay_rate"], decayEvery=c["decay_every"], momentum=c["momentum"],
-            nesterov=c["nesterov"], average=c["average"], nIterNoChange=c["n_iter_no_change"],
-            lbfgsMemory=c["lbfgs_memory"], gtol=c["gtol"], validationFraction=c["validation_fraction"],
-            patience=c["patience"], residentTasks=c["resident_tasks"], maxBlockSizeInMB=0.0,
-        )
-        from softmax_spark.spark.driver_data import DRIVER_MAX_BYTES
-
-        self._setDefault(verbose=False, maxDriverBytes=DRIVER_MAX_BYTES)
-
-    def getFamily(self) -> str:
-        return self.getOrDefault(self.family)
-
-    def _value(self, param):
-        """The Param's value, or None when it has neither a value nor a default."""
-        return self.getOrDefault(param) if self.isDefined(param) else None
-
-    # threshold / thresholds as MLlib's LogisticRegression relates them (binary: t ↔ [1 − t, t])
-    def setThreshold(self, value: float):
-        self._set(threshold=value)
-        self.clear(self.thresholds)
-        return self
-
-    def setThresholds(self, value):
-        self._set(thresholds=value)
-        self.clear(self.threshold)
-        return self
-
-    def getThreshold(self) -> float:
-        """The binary threshold: from ``thresholds`` (1 / (1 + t_0 / t_1)) when set, else ``threshold``."""
-        self._check_threshold_consistency()
-        if self.isSet(self.thresholds):
-            ts = self.getOrDefault(self.thresholds)
-            if len(ts) != 2:
-                raise ValueError(f"getThreshold only applies to binary classification, but thresholds has "
-                                 f"length {len(ts)}: {ts}")
-            return 1.0 / (1.0 + ts[0] / ts[1])
-        return self.getOrDefault(self.threshold)
-
-    def getThresholds(self):
-        """``thresholds`` when set; else [1 − threshold, threshold] when ``threshold`` is set."""
-        self._check_threshold_consistency()
-        if not self.isSet(self.thresholds) and self.isSet(self.threshold):
-            t = self.getOrDefault(self.threshold)
-            return [1.0 - t, t]
-        return self.getOrDefault(self.thresholds)
-
-    def _check_threshold_consistency(self):
-        if self.isSet(self.threshold) and self.isSet(self.thresholds):
-            ts = self.getOrDefault(self.thresholds)
-            if len(ts) != 2:
-                raise ValueError(f"threshold is set for binary classification, but thresholds has length {len(ts)}")
-            t = 1.0 / (1.0 + ts[0] / ts[1])
-            if abs(self.getOrDefault(self.threshold) - t) >= 1e-5:
-                raise ValueError(f"inconsistent threshold ({self.getOrDefault(self.threshold)}) and thresholds "
-                                 f"(equivalent to {t})")
-
-
-# setX for every Param without a hand-written one (MLlib's setter names)
-def _add_setters(cls):
-    names = [name for name in dir(cls) if isinstance(getattr(cls, name), Param)]
-    for name in names:
-        setter = "set" + name[0].upper() + name[1:]
-        if not hasattr(cls, setter):
-            def make(param_name):
-                def set_value(self, value):
-                    return self._set(**{param_name: value})
-
-                set_value.__name__ = "set" + param_name[0].upper() + param_name[1:]
-                set_value.__doc__ = f"Sets the value of :py:attr:`{param_name}`."
-                return set_value
-
-            setattr(cls, setter, make(name))
-        getter = "get" + name[0].upper() + name[1:]
-        if not hasattr(cls, getter):
-            setattr(cls, getter, (lambda n: lambda self: self.getOrDefault(getattr(self, n)))(name))
-    return cls
-
-
-_add_setters(_SoftmaxRegressionParams)
-
-
-def _param_names(cls) -> set:
-    return {name for name in dir(cls) if isinstance(getattr(cls, name), Param)}
-
-
-# -- labels -------------------------------------------------------------------------------------
-def _metadata_num_classes(field) -> int | None:
-    """K from a label column's ML attribute metadata (StringIndexer output), as MLlib's
-    ``MetadataUtils.getNumClasses``: nominal → number of values, binary → 2, otherwise None."""
-    attr = (field.metadata or {}).get("ml_attr") or {}
-    kind = attr.get("type")
-    if kind == "binary":
-        return 2
-    if kind == "nominal":
-        if "vals" in attr:
-            return len(attr["vals"])
-        if "num_vals" in attr:
-            return int(attr["num_vals"])
-    return None
-
-
-def resolve_classes(df, label_col: str, mode: str = "auto", values=None, with_present: bool = False) -> tuple:
-    """(classes, uses MLlib's convention) for ``df[label_col]`` (one distinct-labels Spark job).
-
-    MLlib's convention: classes 0..K−1 (in the column's type: float for floating columns, int for
-    integral ones), K = the column's ML metadata count, else max label + 1. See the module
-    docstring for "auto". Raises ``InputError`` for a missing column, no labels, or ``mode="mllib"``
-    with labels that are not integers ≥ 0. ``with_present``: also return the sorted distinct
-    labels of the data (a third item). ``values``: the distinct labels when already known (read
-    from rows collected to the driver), else one Spark job finds them.
-    """
-    from pyspark.sql import types as T
-
-    from softmax_spark.core.labels import discover_classes, label_family
-    from softmax_spark.spark.schema import check_columns
-
-    if mode not in LABEL_INDEXING:
-        raise InputError(f"labelIndexing must be one of {', '.join(LABEL_INDEXING)}, got {mode!r}")
-    check_columns(df.schema, label_col=label_col)  # exists, and an orderable type
-    field = df.schema[label_col]
-    values = discover_classes(df, label_col) if values is None else values  # values: from collected rows
-    if not values:
-        raise InputError(f"the input has 0 labelled rows in column '{label_col}'; expected at least one")
-    numeric = label_family(field.dataType) == "numeric"
-    integral = numeric and all(float(v).is_integer() and v >= 0 for v in values)
-    meta_k = _metadata_num_classes(field) if numeric else None
-    top = int(max(values)) + 1 if integral else 0
-    if mode == "auto":
-        mllib = integral and (meta_k is not None or top <= 2 * len(values))
-    else:
-        mllib = mode == "mllib"
-    if not mllib:
-        return (values, False, values) if with_present else (values, False)
-    if not integral:
-        bad = next(v for v in values if not (numeric and float(v).is_integer() and v >= 0))
-        raise InputError(f"column '{label_col}': label {bad!r} is not an integer ≥ 0, which labelIndexing='mllib' "
-                         "(MLlib's convention) expects; use labelIndexing='sorted' or a StringIndexer")
-    if meta_k is not None and top > meta_k:
-        raise InputError(f"column '{label_col}': label {top - 1} but the column's metadata gives {meta_k} classes")
-    k = max(top, meta_k or 0)
-    kind = int if isinstance(field.dataType, T.IntegralType) else float
-    classes = [kind(i) for i in range(k)]
-    return (classes, True, values) if with_present else (classes, True)
-
-
-# -- the Estimator ------------------------------------------------------------------------------
 class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReadable):
     """Softmax (multinomial logistic) regression as a Spark ML Estimator; see the module docstring.
 
@@ -410,11 +112,11 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
 
     def setParams(self, **kwargs):
         """Sets Params by name; an unknown name is a TypeError listing the known ones."""
-        unknown = sorted(set(kwargs) - _param_names(type(self)))
+        unknown = sorted(set(kwargs) - param_names(type(self)))
         if unknown:
             from softmax_spark.sparkml.diagnostics import unknown_params_message
 
-            raise TypeError(unknown_params_message(unknown, _param_names(type(self))))
+            raise TypeError(unknown_params_message(unknown, param_names(type(self))))
         if "initialModel" in kwargs:
             self.setInitialModel(kwargs.pop("initialModel"))
         if "threshold" in kwargs and "thresholds" not in kwargs:
@@ -450,8 +152,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             raise InputError(f"maxBlockSizeInMB must be ≥ 0, got {self.getOrDefault(self.maxBlockSizeInMB)}")
         if self.getFamily() not in FAMILIES:
             raise InputError(f"family must be one of {', '.join(FAMILIES)}, got {self.getFamily()!r}")
-        solvers = dataclasses.fields(TrainConfig)
-        choices = next(f for f in solvers if f.name == "optimizer").metadata.get("choices")
+        choices = option_params()["optimizer"].metadata.get("choices")
         if choices and self.getSolver() not in choices:
             raise InputError(f"solver must be one of {', '.join(choices)}, got {self.getSolver()!r}")
         if self.isDefined(self.validationIndicatorCol) and self.getValidationIndicatorCol() \
@@ -515,28 +216,18 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
 
     def _train_config(self, classes, lam: float, init_model: str | None, l1: float = 0.0,
                       bounds: dict | None = None) -> TrainConfig:
-        weight_col = self._value(self.weightCol) or None
-        cfg = TrainConfig(
-            input="<DataFrame>", model_dir="<not written>", features_col=self.getFeaturesCol(),
-            label_col=self.getLabelCol(), weight_col=weight_col, classes=list(classes),
-            aggregation_depth=self.getAggregationDepth(), optimizer=self.getSolver(), l2=lam,
-            fit_intercept=self.getFitIntercept(), standardize=self.getStandardization(),
-            class_weight=self._value(self.classWeight), init_model=init_model, seed=self.getSeed(),
-            max_iter=self.getMaxIter(), tol=self.getTol(), gtol=self.getOrDefault(self.gtol),
-            lbfgs_memory=self.getOrDefault(self.lbfgsMemory), batch_fraction=self.getOrDefault(self.batchFraction),
-            learning_rate=self._value(self.learningRate), schedule=self.getOrDefault(self.schedule),
-            power_t=self.getOrDefault(self.powerT), decay_rate=self.getOrDefault(self.decayRate),
-            decay_every=self.getOrDefault(self.decayEvery), momentum=self.getOrDefault(self.momentum),
-            nesterov=self.getOrDefault(self.nesterov), average=self.getOrDefault(self.average),
-            n_iter_no_change=self.getOrDefault(self.nIterNoChange),
-            validation_fraction=self.getOrDefault(self.validationFraction),
-            patience=self.getOrDefault(self.patience), checkpoint_dir=self._value(self.checkpointDir),
-            checkpoint_every=max(1, self.getCheckpointInterval()),
-            num_partitions=self._value(self.numPartitions), write_mllib=False,
-            resident_tasks=self.getOrDefault(self.residentTasks),
-            l1=l1, mllib_tol=self.getTol(), **(bounds or {}),
+        """The ``TrainConfig`` of this fit: every option declared with a Param (``fit.config``'s
+        ``param=``) from its Param, then what the Estimator computes itself — the penalty (λ, λ₁ from
+        regParam / elasticNetParam and the family), the classes, the warm start it wrote
+        (``initModelClasses`` already applied), the bounds, ``mllib_tol`` = tol — and no files."""
+        values = options_from_params(self)
+        values.update(
+            input="<DataFrame>", model_dir="<not written>", write_mllib=False, classes=list(classes),
+            weight_col=values["weight_col"] or None, checkpoint_every=max(1, values["checkpoint_every"]),
+            l2=lam, l1=l1, init_model=init_model, init_model_classes=None, mllib_tol=self.getTol(),
+            **(bounds or {}),
         )
-        return cfg.validate()
+        return TrainConfig(**values).validate()
 
     def _fit(self, dataset) -> "SoftmaxRegressionModel":
         import time
@@ -731,354 +422,6 @@ def _training_summary(model, dataset, fitted, train_df):
 
     return training_summary(model, dataset, fitted.history, fitted.metadata.get("stop_reason"),
                             certificate=fitted.metadata.get("certificate"), inference=inference)
-
-
-def _metadata_class(spark, path: str) -> str | None:
-    """The ``class`` in ``<path>/metadata`` (DefaultParamsWriter JSON), or None when there is none."""
-    try:
-        return DefaultParamsReader.loadMetadata(path, spark).get("class")
-    except Exception:  # no metadata directory: not an ML-persistence directory
-        return None
-
-
-# -- the Model ----------------------------------------------------------------------------------
-# the summary classes (MLlib's fields, ours on top) live in ``summary.py``
-from softmax_spark.sparkml.summary import SoftmaxRegressionTrainingSummary  # noqa: E402  (a public name of this module)
-
-
-class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLReadable):
-    """A fitted softmax model as a Spark ML Model (see the module docstring).
-
-    ``transform(df)`` appends rawPrediction, probability (ml Vectors) and prediction (double =
-    class index), and ``predictedLabelCol`` when set, through ``scoring.score_dataframe``.
-    """
-
-    def __init__(self, model: SoftmaxModel | None = None, binomial: bool = False):
-        super().__init__()
-        self._model = model
-        self._binomial = bool(binomial)
-        self._summary = None
-
-    # -- MLlib's attributes --------------------------------------------------------------------
-    @property
-    def softmaxModel(self) -> SoftmaxModel:
-        """The fitted ``softmax_spark.SoftmaxModel`` (coef (C, D), intercept (C,), classes, history)."""
-        if self._model is None:
-            raise RuntimeError("this SoftmaxRegressionModel holds no fitted model")
-        return self._model
-
-    @property
-    def classes(self) -> list:
-        """Label values; class index c (``prediction``) is ``classes[c]``."""
-        return list(self.softmaxModel.classes)
-
-    @property
-    def numClasses(self) -> int:
-        return self.softmaxModel.n_classes
-
-    @property
-    def numFeatures(self) -> int:
-        return self.softmaxModel.n_features
-
-    @property
-    def isBinomial(self) -> bool:
-        return self._binomial
-
-    def _mllib_coef(self):
-        m = self.softmaxModel
-        if self._binomial:
-            v, c = m.log_odds(1, 0)
-            return v.reshape(1, -1), np.array([c])
-        return m.coef, m.intercept
-
-    @property
-    def coefficientMatrix(self):
-        """pyspark.ml.linalg.DenseMatrix: C × D (binomial: 1 × D, the row v = w_1 − w_0)."""
-        from pyspark.ml.linalg import DenseMatrix
-
-        coef, _ = self._mllib_coef()
-        return DenseMatrix(coef.shape[0], coef.shape[1], coef.ravel(order="F").tolist())
-
-    @property
-    def interceptVector(self):
-        """pyspark.ml.linalg.DenseVector of size C (binomial: 1)."""
-        from pyspark.ml.linalg import DenseVector
-
-        return DenseVector(self._mllib_coef()[1])
-
-    @property
-    def coefficients(self):
-        """Binomial models only (as MLlib): the coefficient vector v."""
-        from pyspark.ml.linalg import DenseVector
-
-        if not self._binomial:
-            raise RuntimeError("multinomial models have a matrix of coefficients; use coefficientMatrix")
-        return DenseVector(self._mllib_coef()[0][0])
-
-    @property
-    def intercept(self) -> float:
-        """Binomial models only (as MLlib): the intercept c."""
-        if not self._binomial:
-            raise RuntimeError("multinomial models have a vector of intercepts; use interceptVector")
-        return float(self._mllib_coef()[1][0])
-
-    @property
-    def hasSummary(self) -> bool:
-        """True after ``fit`` and after a load (a loaded summary holds the saved fields only; see
-        ``summary.py``)."""
-        return self._summary is not None
-
-    @property
-    def summary(self) -> SoftmaxRegressionTrainingSummary:
-        """MLlib's (Binary)LogisticRegressionTrainingSummary fields and ours (``summary.py``)."""
-        if self._summary is None:
-            raise RuntimeError("no training summary available for this SoftmaxRegressionModel")
-        return self._summary
-
-    def evaluate(self, dataset):
-        """MLlib's ``evaluate``: the (Binary)LogisticRegressionSummary of this model on ``dataset``
-        (lazy; see ``summary.py``)."""
-        from softmax_spark.sparkml.summary import make_summary
-
-        return make_summary(self, dataset, training=False, certificate=self.softmaxModel.metadata.get("certificate"))
-
-    # -- prediction ----------------------------------------------------------------------------
-    def _thresholds(self):
-        if self._binomial:
-            if self.isSet(self.thresholds) or self.isSet(self.threshold):
-                return self.getThresholds()
-            return None
-        return self.getOrDefault(self.thresholds) if self.isSet(self.thresholds) else None
-
-    def _score_one(self, value):
-        from softmax_spark.spark.scoring import check_thresholds, score_arrays
-
-        x = np.asarray(value.toArray() if hasattr(value, "toArray") else value, dtype=np.float64).reshape(1, -1)
-        if x.shape[1] != self.numFeatures:
-            raise InputError(f"the vector has {x.shape[1]} features, the model expects {self.numFeatures}")
-        m = self.softmaxModel
-        t = check_thresholds(self._thresholds(), self.numClasses)
-        return score_arrays(x, m.coef, m.intercept, t, self._binomial)
-
-    def predictRaw(self, value):
-        """rawPrediction (DenseVector) for one feature vector, as MLlib's ``predictRaw``."""
-        from pyspark.ml.linalg import DenseVector
-
-        return DenseVector(self._score_one(value)[0][0])
-
-    def predictProbability(self, value):
-        """probability (DenseVector) for one feature vector."""
-        from pyspark.ml.linalg import DenseVector
-
-        return DenseVector(self._score_one(value)[1][0])
-
-    def predict(self, value) -> float:
-        """prediction (class index, float) for one feature vector."""
-        return float(self._score_one(value)[2][0])
-
-    def _transform(self, dataset):
-        from softmax_spark.sparkml.diagnostics import prediction_metadata
-        from softmax_spark.spark.scoring import score_dataframe
-        from softmax_spark.spark.shipping import ensure_workers, workers_python
-
-        ensure_workers(dataset.sparkSession)  # the scoring function is wrapped now, run later
-        with workers_python(dataset.sparkSession):
-            scored = score_dataframe(
-                dataset, self.softmaxModel, featuresCol=self.getFeaturesCol(),
-                rawPredictionCol=self.getRawPredictionCol(), probabilityCol=self.getProbabilityCol(),
-                predictionCol=self.getPredictionCol(), predictedLabelCol=self._value(self.predictedLabelCol),
-                thresholds=self._thresholds(), binomial=self._binomial,
-            )
-        if self.getPredictionCol():  # MLlib's nominal attribute (num_vals = number of classes)
-            scored = scored.withMetadata(self.getPredictionCol(), prediction_metadata(self.numClasses))
-        return scored
-
-    # -- persistence ---------------------------------------------------------------------------
-    def write(self) -> MLWriter:
-        return _ModelWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return _ModelReader(cls)
-
-
-# -- persistence ----------------------------------------------------------------------------------
-def _hadoop_exists(spark, path: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return bool(hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hpath))
-
-
-def _prepare_target(writer: MLWriter, path: str) -> None:
-    """Before a save: refuse an existing ``path`` (``InputError``) unless the writer overwrites,
-    in which case delete it. Classic session: Hadoop's FileSystem in the driver JVM. Spark
-    Connect (no JVM on the client): the server's ``FileSystemOverwrite`` through pyspark's ML
-    Connect helper, as pyspark's own Connect writers do (``RemoteMLWriter.handleOverwrite``)."""
-    from softmax_spark.spark.connect_backend import is_connect
-
-    spark = writer.sparkSession
-    refused = InputError(f"{path} already exists; use .write().overwrite().save(path) to replace it")
-    if is_connect(spark):
-        from pyspark.ml.util import invoke_helper_attr
-
-        try:  # overwrite: deletes path; else raises (IOException "Path … already exists") when it exists
-            invoke_helper_attr("handleOverwrite", path, bool(writer.shouldOverwrite))
-        except Exception as exc:
-            if not writer.shouldOverwrite and "already exists" in str(exc):
-                raise refused from None
-            raise
-        return
-    if not writer.shouldOverwrite and _hadoop_exists(spark, path):
-        raise refused
-    if writer.shouldOverwrite:
-        writer._handleOverwrite(path)
-
-
-class _PreparedSave:
-    """A writer mixin: ``save`` = ``_prepare_target`` (existing path refused or overwritten, on a
-    classic or a Spark Connect session) then ``saveImpl``."""
-
-    def save(self, path: str) -> None:
-        _prepare_target(self, path)
-        self.saveImpl(path)
-
-
-class _EstimatorWriter(_PreparedSave, DefaultParamsWriter):
-    """``DefaultParamsWriter`` (``<path>/metadata``, written by Spark) with ``_PreparedSave``."""
-
-    def saveImpl(self, path: str) -> None:
-        DefaultParamsWriter.saveMetadata(_jsonable_params(self.instance), path, self.sparkSession)
-
-
-class _ModelWriter(_PreparedSave, MLWriter):
-    """``<path>/metadata`` (DefaultParamsWriter) + ``<path>/data`` (one-row Parquet), both by Spark
-    (DataFrame writes: the same on a classic and a Spark Connect session)."""
-
-    def __init__(self, instance: SoftmaxRegressionModel):
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        import pyarrow as pa
-
-        spark = self.sparkSession
-        m = self.instance.softmaxModel
-        summary = self.instance._summary
-        DefaultParamsWriter.saveMetadata(_jsonable_params(self.instance), path, spark,
-                                         extraMetadata={"softmaxSparkFormat": FORMAT_NAME,
-                                                        "softmaxSparkFormatVersion": FORMAT_VERSION})
-        table = pa.table({
-            "numClasses": pa.array([m.n_classes], pa.int32()),
-            "numFeatures": pa.array([m.n_features], pa.int32()),
-            "isBinomial": pa.array([self.instance.isBinomial]),
-            "coefficients": pa.array([m.coef.ravel()], pa.list_(pa.float64())),
-            "intercept": pa.array([m.intercept], pa.list_(pa.float64())),
-            "classes": pa.array([json.dumps(list(m.classes))]),
-            "history": pa.array([json.dumps(summary.history if summary else m.history)]),
-            "stopReason": pa.array([summary.stopReason if summary else m.metadata.get("stop_reason")], pa.string()),
-            "certificate": pa.array([json.dumps(summary.certificate if summary else m.metadata.get("certificate"))]),
-        })
-        spark.createDataFrame(table).coalesce(1).write.parquet(os.path.join(path, "data"))
-
-
-class _ModelReader(MLReader):
-    def __init__(self, cls):
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> SoftmaxRegressionModel:
-        metadata, row = _read_saved(path, self.sparkSession)
-        model = self.cls(_softmax_model(metadata, row, path), binomial=bool(row["isBinomial"]))
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        history = json.loads(row["history"] or "[]")
-        if history:
-            from softmax_spark.sparkml.summary import loaded_summary
-
-            model._summary = loaded_summary(model.numClasses, history, row["stopReason"],
-                                            model.softmaxModel.metadata.get("certificate"))
-        return model
-
-
-def _read_saved(path: str, spark) -> tuple[dict, dict]:
-    """(metadata dict, data row dict) of a saved SoftmaxRegressionModel, read by Spark."""
-    try:
-        metadata = DefaultParamsReader.loadMetadata(path, spark)
-    except Exception as exc:
-        raise ModelFormatError(f"{path} is not a saved SoftmaxRegressionModel (no readable metadata: "
-                               f"{str(exc).splitlines()[0][:200]})") from None
-    _check_metadata(metadata, path)
-    rows = spark.read.parquet(os.path.join(path, "data")).collect()
-    if len(rows) != 1:
-        raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
-    return metadata, rows[0].asDict()
-
-
-def _check_metadata(metadata: dict, path: str) -> None:
-    if metadata.get("class") != MODEL_CLASS or metadata.get("softmaxSparkFormat") != FORMAT_NAME:
-        raise ModelFormatError(f"{path} holds {metadata.get('class')!r}, expected a saved {MODEL_CLASS}")
-    if metadata.get("softmaxSparkFormatVersion") != FORMAT_VERSION:
-        raise ModelFormatError(f"{path}: format version {metadata.get('softmaxSparkFormatVersion')!r}, "
-                               f"this softmax_spark reads version {FORMAT_VERSION}")
-
-
-def _softmax_model(metadata: dict, row: dict, path: str) -> SoftmaxModel:
-    """SoftmaxModel from the data row, its shapes and values checked."""
-    try:
-        n_classes, n_features = int(row["numClasses"]), int(row["numFeatures"])
-        coef = np.asarray(row["coefficients"], dtype=np.float64)
-        intercept = np.asarray(row["intercept"], dtype=np.float64)
-        classes = json.loads(row["classes"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{path}/data: unreadable model data ({exc})") from None
-    if coef.shape != (n_classes * n_features,) or intercept.shape != (n_classes,) or len(classes) != n_classes:
-        raise ModelFormatError(f"{path}/data: shapes do not match {n_classes} classes × {n_features} features")
-    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
-        raise ModelFormatError(f"{path}/data: non-finite coefficients")
-    meta = {"ml_params": {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})},
-            "binomial": bool(row["isBinomial"]), "stop_reason": row.get("stopReason"),
-            "certificate": json.loads(row.get("certificate") or "null")}
-    return SoftmaxModel(coef.reshape(n_classes, n_features), intercept, classes,
-                        history=json.loads(row.get("history") or "[]"), metadata=meta)
-
-
-def read_model_dir(path: str, spark=None) -> SoftmaxModel:
-    """A saved ``SoftmaxRegressionModel`` directory → ``softmax_spark.SoftmaxModel``.
-
-    Reads through ``spark`` (or the active SparkSession), so any Hadoop URI works; with no
-    session, a local path is read with pyarrow. A binomial model comes back as its 2-row centred
-    form (the same probabilities). Raises ``ModelFormatError`` for anything else.
-    """
-    if spark is None:
-        from pyspark.sql import SparkSession
-
-        spark = SparkSession.getActiveSession()
-    if spark is not None:
-        metadata, row = _read_saved(path, spark)
-    else:
-        metadata, row = _read_saved_local(path)
-    return _softmax_model(metadata, row, path)
-
-
-def _read_saved_local(path: str) -> tuple[dict, dict]:
-    import glob
-
-    import pyarrow.parquet as pq
-
-    local = path[len("file://"):] if path.startswith("file://") else path
-    if "://" in local or local.startswith("file:"):
-        raise ModelFormatError(f"{path}: reading a non-local model directory needs a SparkSession")
-    parts = sorted(glob.glob(os.path.join(local, "metadata", "part-*")))
-    text = next((open(p).read().strip() for p in parts if os.path.getsize(p) > 0), None)
-    if text is None:
-        raise ModelFormatError(f"{path} is not a saved SoftmaxRegressionModel (no metadata)")
-    metadata = json.loads(text.splitlines()[0])
-    _check_metadata(metadata, path)
-    files = sorted(glob.glob(os.path.join(local, "data", "*.parquet")))
-    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
-    if len(rows) != 1:
-        raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
-    return metadata, rows[0]
 
 
 def _document() -> None:

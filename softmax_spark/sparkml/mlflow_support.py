@@ -42,15 +42,19 @@ import json
 import logging
 from importlib import metadata as importlib_metadata
 
+from softmax_spark.fit.config import option_params, solver_options
+
 __all__ = ["autolog", "requirement", "pip_requirements", "inapplicable_params", "MODEL_CLASS"]
 
 log = logging.getLogger("softmax_spark")
 
 MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"
 DISTRIBUTION = "softmax_spark"
-SGD_PARAMS = ("batchFraction", "learningRate", "schedule", "powerT", "decayRate", "decayEvery", "momentum",
-              "nesterov", "average", "nIterNoChange")
-LBFGS_PARAMS = ("lbfgsMemory", "gtol")
+# the Params of the options declared as read by that solver (``solvers=`` in softmax_spark.fit.config)
+SGD_PARAMS = tuple(option_params()[name].metadata["param"] for name in solver_options("sgd")
+                   if name in option_params())
+LBFGS_PARAMS = tuple(option_params()[name].metadata["param"] for name in solver_options("lbfgs")
+                     if name in option_params())
 
 _state = {"installed": False, "pip_requirement": None, "orig_param_map": None, "orig_log_model": None}
 
