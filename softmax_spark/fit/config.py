@@ -54,6 +54,16 @@ def _check_finite(cfg) -> None:
             raise InputError(f"{_flag(f.name)} must be a finite number, got {value}")
 
 
+def _check_at_least(cfg) -> None:
+    """Every option declared with ``at_least=k`` is ≥ k (or None, when None is allowed): an
+    ``InputError`` naming the flag otherwise, in declaration order."""
+    for f in _option_fields(type(cfg)):
+        bound = f.metadata.get("at_least")
+        value = getattr(cfg, f.name)
+        if bound is not None and value is not None and not value >= bound:
+            raise InputError(f"{_flag(f.name)} must be ≥ {bound}, got {value}")
+
+
 # How an option enters the resume fingerprint (``training.fingerprint_options``): a checkpoint
 # resumes only a run whose fingerprinted options equal its own.
 RESUME_ALWAYS = "always"    # changes the model: hashed with its value
@@ -83,7 +93,8 @@ def _opt(default, help, resume: str = RESUME_ALWAYS, *, param: str | None = None
     doc when it is not ``help``; ``param_kind``: ``PARAM_OURS`` (generated) or ``PARAM_MLLIB``
     (MLlib's own Param, its name, doc and default kept); ``param_default``: "option" to give an
     MLlib Param this option's default. ``solvers``: the ``--optimizer`` values that read the option
-    (None: not solver-specific; MLflow autolog logs a solver's options only when it runs)."""
+    (None: not solver-specific; MLflow autolog logs a solver's options only when it runs).
+    ``at_least``: the smallest valid value (``validate`` refuses a smaller one, naming the flag)."""
     meta = {"help": help, "resume": resume, **kw}
     if param is not None:
         meta.update(param=param, param_doc=param_doc or help, param_kind=param_kind,
@@ -120,8 +131,8 @@ class TrainConfig(_FeatureSource):
     dtype: str = _opt("auto", "storage dtype of the cached features: auto (float32 for array<float> or float "
                       "feature columns, else float64), float64 or float32 (sums are float64)",
                       choices=("auto", "float64", "float32"))
-    num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)", param="numPartitions", param_doc="coalesce the input to at most this many partitions (unset: Spark's default parallelism)")
-    aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)", param="aggregationDepth", param_kind=PARAM_MLLIB)
+    num_partitions: int | None = _opt(None, "coalesce the input to at most this many partitions (default: Spark's default parallelism)", param="numPartitions", param_doc="coalesce the input to at most this many partitions (unset: Spark's default parallelism)", at_least=1)
+    aggregation_depth: int = _opt(2, "treeAggregate depth (≥ 1)", param="aggregationDepth", param_kind=PARAM_MLLIB, at_least=1)
     resident_tasks: bool = _opt(True, "under a local master, keep one task per core "
                                 "running for the whole fit and send it every pass (the same sums; see "
                                 "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job", param="residentTasks", param_doc="under a local master, one task per core stays for the whole fit and runs every pass (the same sums); false: a Spark job per pass")
@@ -131,7 +142,7 @@ class TrainConfig(_FeatureSource):
                           "= gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate descent) or owlqn "
                           "(L1/bounds: orthant-wise L-BFGS)",
                           choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"), param="solver", param_kind=PARAM_MLLIB, param_default="option")
-    l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)", param="regParam", param_kind=PARAM_MLLIB)
+    l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)", param="regParam", param_kind=PARAM_MLLIB, at_least=0)
     l1: float = _opt(0.0, "λ₁ in J = mean weighted log-loss + λ₁ Σ ω_j|w_cj| + λ₂‖W‖² (λ₁ ≥ 0; ω_j = 1, or σ_j "
                      "with --standardize; intercept not penalised; see docs/elastic-net-and-bounds.md)", resume=RESUME_IF_SET)
     lower_bounds: typing.Any = _opt(None, "lower bound on every coefficient w_cj: a number, or in the config file a "
@@ -154,32 +165,32 @@ class TrainConfig(_FeatureSource):
     init_model: str | None = _opt(None, "warm start from a softmax_spark model dir or a Spark MLlib LogisticRegressionModel dir", param="initialModel", param_doc="warm start: a saved SoftmaxRegressionModel, softmax_spark model or MLlib LogisticRegressionModel directory")
     init_model_classes: list | None = _opt(None, "an MLlib --init-model's class labels in its label-index order 0, 1, …, comma-separated (MLlib models carry no label names)", param="initModelClasses", param_doc="an MLlib initialModel's class labels in its label-index order 0, 1, …, K−1 (MLlib models carry no label names; unset: the identity when the training classes are MLlib's 0..K−1)")
     seed: int = _opt(0, "seed of the minibatch sampling and the validation split", param="seed", param_kind=PARAM_MLLIB, param_default="option")
-    max_iter: int = _opt(1000, "maximum iterations (≥ 1)", resume=RESUME_IGNORE, param="maxIter", param_kind=PARAM_MLLIB)
-    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables", param="tol", param_kind=PARAM_MLLIB)
-    gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol", param="gtol", param_doc="lbfgs also stops when the largest gradient component is ≤ gtol", solvers=("lbfgs",))
-    lbfgs_memory: int = _opt(10, "L-BFGS history size", param="lbfgsMemory", solvers=("lbfgs", "owlqn"))
+    max_iter: int = _opt(1000, "maximum iterations (≥ 1)", resume=RESUME_IGNORE, param="maxIter", param_kind=PARAM_MLLIB, at_least=1)
+    tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables", param="tol", param_kind=PARAM_MLLIB, at_least=0)
+    gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol", param="gtol", param_doc="lbfgs also stops when the largest gradient component is ≤ gtol", solvers=("lbfgs",), at_least=0)
+    lbfgs_memory: int = _opt(10, "L-BFGS history size", param="lbfgsMemory", solvers=("lbfgs", "owlqn"), at_least=1)
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]", param="batchFraction", solvers=("sgd",))
     learning_rate: float | None = _opt(None, "sgd: step size η (default: 1/L, L Böhning's curvature bound: from the covariance when D ≤ 512, else by power iteration)", param="learningRate", param_doc="sgd: step size η (unset: 1/L, L the curvature bound computed at ingest)", solvers=("sgd",))
     schedule: str = _opt("constant", "sgd: constant, invscaling (η/(t+1)^power_t) or step (η·decay_rate^⌊t/decay_every⌋)",
                          choices=("constant", "invscaling", "step"), param="schedule", param_doc="sgd learning-rate schedule: constant, invscaling or step", solvers=("sgd",))
     power_t: float = _opt(0.5, "sgd: invscaling exponent", param="powerT", solvers=("sgd",))
     decay_rate: float = _opt(0.5, "sgd: step-schedule factor", param="decayRate", solvers=("sgd",))
-    decay_every: int = _opt(100, "sgd: step-schedule period (iterations)", param="decayEvery", solvers=("sgd",))
+    decay_every: int = _opt(100, "sgd: step-schedule period (iterations)", param="decayEvery", solvers=("sgd",), at_least=1)
     momentum: float = _opt(0.0, "sgd: momentum in [0, 1)", param="momentum", solvers=("sgd",))
     nesterov: bool = _opt(False, "sgd: Nesterov momentum", param="nesterov", solvers=("sgd",))
     average: bool = _opt(True, "sgd with --batch-fraction < 1: return the polynomial-decay average of the iterates (weights ∝ t^8, Shamir & Zhang 2013), which averages out minibatch noise; --no-average returns the last iterate", param="average", param_doc="sgd: return the Polyak–Ruppert average of the iterates", solvers=("sgd",))
-    n_iter_no_change: int = _opt(5, "sgd: full-data checks (every ⌈1/batch-fraction⌉ iterations; every iteration at batch fraction 1) without improvement by tol before stopping", param="nIterNoChange", param_doc="sgd: iterations without improvement (by tol) before stopping", solvers=("sgd",))
+    n_iter_no_change: int = _opt(5, "sgd: full-data checks (every ⌈1/batch-fraction⌉ iterations; every iteration at batch fraction 1) without improvement by tol before stopping", param="nIterNoChange", param_doc="sgd: iterations without improvement (by tol) before stopping", solvers=("sgd",), at_least=1)
     validation_input: str | None = _opt(None, "validation Parquet for early stopping on validation log-loss")
     validation_fraction: float = _opt(0.0, "hold out this fraction of the training rows for validation instead", param="validationFraction", param_doc="hold out this fraction of the rows for early stopping on validation log-loss")
-    patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping", resume=RESUME_IGNORE, param="patience")
+    patience: int = _opt(10, "early stopping: iterations without a better validation loss before stopping", resume=RESUME_IGNORE, param="patience", at_least=1)
     checkpoint_dir: str | None = _opt(None, "checkpoint directory (local path or URI); rerunning the same command resumes from it", resume=RESUME_IGNORE, param="checkpointDir", param_doc="checkpoint directory; fitting again with the same data and Params resumes from it")
-    checkpoint_every: int = _opt(10, "checkpoint every K iterations", resume=RESUME_IGNORE, param="checkpointInterval", param_kind=PARAM_MLLIB, param_default="option")
+    checkpoint_every: int = _opt(10, "checkpoint every K iterations", resume=RESUME_IGNORE, param="checkpointInterval", param_kind=PARAM_MLLIB, param_default="option", at_least=1)
     write_mllib: bool = _opt(True, "also write <model-dir>/mllib in Spark MLlib's LogisticRegressionModel layout", resume=RESUME_IGNORE)
     inference: bool = _opt(False, "also write coefficient inference (std errors, z, p-values, Wald intervals; see docs/summary-and-inference.md) to <model-dir>/inference.parquet and inference.txt: one extra data pass, C·D̃ ≤ 4096", resume=RESUME_IGNORE)
     # K-fold cross-validation along an L2 path (softmax_spark.cli.cv_job; docs/model-selection.md)
-    cv_folds: int | None = _opt(None, "choose --l2 by K-fold cross-validation (K ≥ 2) along a warm-started path: one ingest, every pass computing all K folds; writes the refit model with the path table (cv_path.csv/.parquet/.txt) and cv_curve.png", resume=RESUME_IF_SET)
+    cv_folds: int | None = _opt(None, "choose --l2 by K-fold cross-validation (K ≥ 2) along a warm-started path: one ingest, every pass computing all K folds; writes the refit model with the path table (cv_path.csv/.parquet/.txt) and cv_curve.png", resume=RESUME_IF_SET, at_least=2)
     l2_path: list[float] | None = _opt(None, "with --cv-folds: comma-separated λ values (--l2 units); default --cv-num-l2 values from a documented start (glmnet's λ_max for α = 0) down by --cv-l2-ratio", resume=RESUME_IF_SET)
-    cv_num_l2: int = _opt(20, "with --cv-folds and no --l2-path: number of λ values", resume=RESUME_IF_SET)
+    cv_num_l2: int = _opt(20, "with --cv-folds and no --l2-path: number of λ values", resume=RESUME_IF_SET, at_least=1)
     cv_l2_ratio: float = _opt(1e-4, "with --cv-folds and no --l2-path: smallest / largest λ", resume=RESUME_IF_SET)
     cv_fold_col: str | None = _opt(None, "with --cv-folds: integer column in [0, K) giving each row's fold (default: a hash of the row seeded by --seed)", resume=RESUME_IF_SET)
     cv_metric: str = _opt("logLoss", "with --cv-folds: validation metric, logLoss, accuracy or f1 (as MLlib's MulticlassClassificationEvaluator)", resume=RESUME_IF_SET)
@@ -191,25 +202,13 @@ class TrainConfig(_FeatureSource):
         if not self.model_dir:
             raise InputError("--model-dir is required")
         _check_finite(self)
+        _check_at_least(self)
         checks = [
-            (self.l2 >= 0, f"--l2 must be ≥ 0, got {self.l2}"),
             (0 < self.batch_fraction <= 1, f"--batch-fraction must be in (0, 1], got {self.batch_fraction}"),
             (self.learning_rate is None or self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
-            (self.max_iter >= 1, f"--max-iter must be ≥ 1, got {self.max_iter}"),
-            (self.tol is None or self.tol >= 0, f"--tol must be ≥ 0, got {self.tol}"),
-            (self.gtol >= 0, f"--gtol must be ≥ 0, got {self.gtol}"),
-            (self.aggregation_depth >= 1, f"--aggregation-depth must be ≥ 1, got {self.aggregation_depth}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
             (0 <= self.validation_fraction < 1, f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"),
             (not (self.validation_input and self.validation_fraction), "give --validation-input or --validation-fraction, not both"),
-            (self.patience >= 1, f"--patience must be ≥ 1, got {self.patience}"),
-            (self.checkpoint_every >= 1, f"--checkpoint-every must be ≥ 1, got {self.checkpoint_every}"),
-            (self.n_iter_no_change >= 1, f"--n-iter-no-change must be ≥ 1, got {self.n_iter_no_change}"),
-            (self.lbfgs_memory >= 1, f"--lbfgs-memory must be ≥ 1, got {self.lbfgs_memory}"),
-            (self.num_partitions is None or self.num_partitions >= 1, f"--num-partitions must be ≥ 1, got {self.num_partitions}"),
-            (self.decay_every >= 1, f"--decay-every must be ≥ 1, got {self.decay_every}"),
-            (self.cv_folds is None or self.cv_folds >= 2, f"--cv-folds must be ≥ 2, got {self.cv_folds}"),
-            (self.cv_num_l2 >= 1, f"--cv-num-l2 must be ≥ 1, got {self.cv_num_l2}"),
             (0 < self.cv_l2_ratio <= 1, f"--cv-l2-ratio must be in (0, 1], got {self.cv_l2_ratio}"),
             (self.cv_metric in ("logLoss", "accuracy", "f1"), f"--cv-metric must be logLoss, accuracy or f1, got {self.cv_metric!r}"),
             (not self.l2_path or all(v >= 0 for v in self.l2_path), f"--l2-path values must be ≥ 0, got {self.l2_path}"),
@@ -317,20 +316,23 @@ class EvaluateConfig(_FeatureSource):
         """The label column was given explicitly: an input without it is an error."""
         return self.label_col is not None and not self.label_col_from_model
 
-    def inherit_from_model(self, options: dict) -> list[str]:
-        """Fill what was not given from the training options recorded in the model's metadata
-        (``metadata.json`` → ``options``): the feature columns (``feature_cols``, else
-        ``features_col``) when neither ``features_col`` nor ``feature_cols`` is set, and
-        ``label_col`` when unset. Returns one phrase per setting taken (for the log)."""
-        from softmax_spark.core.features import FeatureSpec
+    def inherit_from_model(self, metadata: dict) -> list[str]:
+        """Fill what was not given from what the model records about its training data
+        (``model_record.model_columns``: the metadata's ``"columns"`` section, or for an older
+        model its training ``options``; a plain options mapping is read as such): the feature
+        columns (``feature_cols``, else ``features``) when neither ``features_col`` nor
+        ``feature_cols`` is set, and ``label_col`` when unset. Returns one phrase per setting taken
+        (for the log)."""
+        from softmax_spark.core.model_record import model_columns, model_feature_spec
 
         taken = []
-        spec = FeatureSpec.of_model_options(options)
+        spec = model_feature_spec(metadata)
         if self.features_col is None and self.feature_cols is None and spec is not None:
             self.features_col, self.feature_cols = spec.features_col, spec.feature_cols
             taken.append(f"{'feature_cols' if spec.feature_cols else 'features_col'} {spec.describe()}")
-        if self.label_col is None and options.get("label_col"):
-            self.label_col, self.label_col_from_model = str(options["label_col"]), True
+        label = model_columns(metadata)["label"]
+        if self.label_col is None and label:
+            self.label_col, self.label_col_from_model = str(label), True
             taken.append(f"label_col {self.label_col}")
         return taken
 

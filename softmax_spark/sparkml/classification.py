@@ -253,13 +253,32 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
                 len(model.softmaxModel.history or ()), meta.get("stop_reason", "?"), seconds)
 
     def _fit_dataframe(self, dataset) -> "SoftmaxRegressionModel":
-        from pyspark.sql import functions as F
-
-        from softmax_spark.sparkml.diagnostics import one_class_problem, to_params
-        from softmax_spark.fit.training import fit_dataframe
-
+        """The fit, step by step: classes and family (``_classes``), the penalty
+        (``_penalty``), the validation split (``_split``), training (``_train``: the shared
+        ``fit.training.fit_dataframe``), MLlib's centring (``_mllib_centred``), the Model."""
         self._check_params()
         table = self._collect_small(dataset)  # small data: read once, classes from it (driver_data)
+        classes, mllib_labels, binomial = self._classes(dataset, table)
+        lam, l1 = self._penalty(binomial)
+        bounds = self._bounds_config(len(classes), self._num_features(dataset), binomial)
+        train_df, validation_df = self._split(dataset)
+        fitted = self._train(dataset, train_df, validation_df, table, classes, mllib_labels, lam, l1, bounds)
+        fitted = _mllib_centred(fitted, l1, bounds)
+        model = SoftmaxRegressionModel(fitted, binomial=binomial)
+        model._resetUid(self.uid)  # MLlib: the model has its estimator's uid
+        self._copyValues(model)
+        model._summary = _training_summary(model, dataset, fitted, train_df)
+        for listener in list(FIT_LISTENERS):  # e.g. softmax_spark.sparkml.mlflow_support's autolog metrics
+            listener(self, model)
+        return model
+
+    def _classes(self, dataset, table=None) -> tuple:
+        """(classes, whether they follow MLlib's 0..K−1 convention, binomial) of ``dataset``'s
+        labels (``table``: its columns already collected to the driver, else one Spark job).
+        ``InputError`` for a one-class problem, family="binomial" with more than 2 classes, or
+        ``thresholds`` of the wrong length (before training, as in MLlib)."""
+        from softmax_spark.sparkml.diagnostics import one_class_problem
+
         values = None
         if table is not None:
             from softmax_spark.spark.driver_data import table_classes
@@ -278,23 +297,38 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
                              f"{n_classes}; use family='multinomial'")
         binomial = family == "binomial" or (family == "auto" and n_classes <= 2)
         self._model_thresholds(n_classes, binomial)  # a wrong length fails before training, as in MLlib
-        # MLlib: ½·regParam·‖W‖² (multinomial) = λ‖W‖² → λ = regParam/2; binomial ½·regParam·‖v‖² on
-        # our centred 2-row model (‖W‖² = ‖v‖²/2) → λ = regParam
-        lam = self.getRegParam() if binomial else self.getRegParam() / 2.0
-        # elastic net: regParam·(α‖W‖₁ + (1−α)/2‖W‖²) → λ₁ = α·regParam, λ₂ = (1−α)·(the λ above); binomial:
-        # the centred 2-row optimum has |w_0j| + |w_1j| = |v_j|, so λ₁ = α·regParam there too
-        alpha = self.getElasticNetParam() if self.getRegParam() > 0 else 0.0
-        l1, lam = alpha * self.getRegParam(), (1.0 - alpha) * lam
-        bounds = self._bounds_config(n_classes, self._num_features(dataset), binomial)
+        return classes, mllib_labels, binomial
 
-        train_df, validation_df = dataset, None
+    def _penalty(self, binomial: bool) -> tuple:
+        """(λ₂, λ₁) of our objective for MLlib's regParam and elasticNetParam.
+
+        MLlib: ½·regParam·‖W‖² (multinomial) = λ‖W‖² → λ = regParam/2; binomial ½·regParam·‖v‖² on
+        our centred 2-row model (‖W‖² = ‖v‖²/2) → λ = regParam. Elastic net: regParam·(α‖W‖₁ +
+        (1−α)/2‖W‖²) → λ₁ = α·regParam, λ₂ = (1−α)·(the λ above); binomial: the centred 2-row
+        optimum has |w_0j| + |w_1j| = |v_j|, so λ₁ = α·regParam there too."""
+        lam = self.getRegParam() if binomial else self.getRegParam() / 2.0
+        alpha = self.getElasticNetParam() if self.getRegParam() > 0 else 0.0
+        return (1.0 - alpha) * lam, alpha * self.getRegParam()
+
+    def _split(self, dataset) -> tuple:
+        """(training rows, validation rows or None): ``validationIndicatorCol`` true → validation
+        (null counts as false), as MLlib."""
+        from pyspark.sql import functions as F
+
         indicator = self._value(self.validationIndicatorCol)
-        if indicator:
-            if indicator not in dataset.columns:
-                raise InputError(f"validationIndicatorCol '{indicator}' not found; the input has columns: "
-                                 f"{', '.join(dataset.columns)}")
-            flag = F.coalesce(F.col(indicator).cast("boolean"), F.lit(False))
-            train_df, validation_df = dataset.filter(~flag), dataset.filter(flag)
+        if not indicator:
+            return dataset, None
+        if indicator not in dataset.columns:
+            raise InputError(f"validationIndicatorCol '{indicator}' not found; the input has columns: "
+                             f"{', '.join(dataset.columns)}")
+        flag = F.coalesce(F.col(indicator).cast("boolean"), F.lit(False))
+        return dataset.filter(~flag), dataset.filter(flag)
+
+    def _train(self, dataset, train_df, validation_df, table, classes, mllib_labels, lam, l1, bounds) -> SoftmaxModel:
+        """The fitted ``SoftmaxModel`` (``fit.training.fit_dataframe`` with ``_train_config``); its
+        errors and stop reason reworded in the Params' names (``diagnostics.to_params``)."""
+        from softmax_spark.fit.training import fit_dataframe
+        from softmax_spark.sparkml.diagnostics import to_params
 
         try:
             with tempfile.TemporaryDirectory(prefix="softmax_spark-init-") as tmp:
@@ -307,19 +341,7 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
             raise type(exc)(to_params(str(exc))) from None
         if fitted.metadata.get("stop_reason"):
             fitted.metadata["stop_reason"] = to_params(str(fitted.metadata["stop_reason"]))
-        # MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
-        # the probabilities do not change. Under bounds MLlib centres nothing; with an L1 part only
-        # the (unpenalised) intercepts, as shifting W would change the L1 term and the zeros
-        if not bounds:
-            centred = fitted.centered()
-            fitted = centred if l1 == 0 else fitted._with(fitted.coef, centred.intercept)
-        model = SoftmaxRegressionModel(fitted, binomial=binomial)
-        model._resetUid(self.uid)  # MLlib: the model has its estimator's uid
-        self._copyValues(model)
-        model._summary = _training_summary(model, dataset, fitted, train_df)
-        for listener in list(FIT_LISTENERS):  # e.g. softmax_spark.sparkml.mlflow_support's autolog metrics
-            listener(self, model)
-        return model
+        return fitted
 
     def fitMultiple(self, dataset, paramMaps):
         """One model per param map, as ``Estimator.fitMultiple`` (what CrossValidator calls per fold):
@@ -407,6 +429,16 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         that = super().copy(extra)
         that._initial_model_instance = self._initial_model_instance
         return that
+
+
+def _mllib_centred(fitted: SoftmaxModel, l1: float, bounds: dict) -> SoftmaxModel:
+    """MLlib returns centred multinomial coefficients and intercepts (Σ_c w_c = 0, Σ_c b_c = 0);
+    the probabilities do not change. Under bounds MLlib centres nothing; with an L1 part only the
+    (unpenalised) intercepts, as shifting W would change the L1 term and the zeros."""
+    if bounds:
+        return fitted
+    centred = fitted.centered()
+    return centred if l1 == 0 else fitted._with(fitted.coef, centred.intercept)
 
 
 def _training_summary(model, dataset, fitted, train_df):

@@ -55,6 +55,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 
 from softmax_spark.core import cv
 from softmax_spark.core.errors import InputError
+from softmax_spark.core.model_record import COLUMNS, columns_record
 from softmax_spark.sparkml.params import _SharedParams, param_names
 
 __all__ = ["SoftmaxRegressionCV", "SoftmaxRegressionCVModel"]
@@ -336,6 +337,7 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
                    "solver": solver_name, "path_passes": int(path_passes), "passes": int(lockstep.passes),
                    "seconds": seconds, "path": path}
         metadata = {"l2": lam, "fit_intercept": cfg.fit_intercept, "stop_reason": refit.reason,
+                    COLUMNS: columns_record(cfg.feature_spec, cfg.label_col, cfg.weight_col),
                     "solver": solver_name, "passes": problem.passes, "penalty": problem.penalty.to_dict(),
                     "options": {**dataclasses.asdict(cfg), "l2": lam, "stop_reason": refit.reason},
                     "cross_validation": meta_cv}
