@@ -1,6 +1,6 @@
 """``SoftmaxRegressionCV``: choose regParam by K-fold cross-validation in one job (Spark ML Estimator).
 
-    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
+    from softmax_spark.ml import SoftmaxRegressionCV
     cv = SoftmaxRegressionCV(regParams=[1e-1, 1e-2, 1e-3], numFolds=5, foldCol="fold", metric="logLoss")
     model = cv.fit(df)
     model.bestRegParam, model.cvMetrics, model.stdMetrics, model.path   # the choice and the path table
