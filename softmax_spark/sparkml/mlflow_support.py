@@ -13,9 +13,9 @@ named by the Spark conf ``spark.mlflow.pysparkml.autolog.logModelAllowlistFile``
 - ``log_model_allowlist``: the caller's list (else MLflow's built-in or conf list) plus
   ``softmax_spark.ml.SoftmaxRegressionModel`` — the model is logged (``mlflow.spark`` flavor, a
   ``model`` artifact) and ``mlflow.spark.load_model`` reloads it;
-- Params: only those that apply to the solver used — the SGD Params (batchFraction,
-  learningRate, schedule, powerT, decayRate, decayEvery, momentum, nesterov, average,
-  nIterNoChange) only for ``solver="sgd"``, lbfgsMemory/gtol only for lbfgs (for
+- Params: only those that apply to the solver used — the Params of the options declared as read
+  by sgd (``solvers=`` in ``softmax_spark.fit.config``: batchFraction, learningRate, schedule, …)
+  only for ``solver="sgd"``, those read by lbfgs only for lbfgs (for
   ``solver="auto"``, logged after the fit if auto chose lbfgs), patience only with a validation
   set, checkpointInterval only with checkpointDir. After the fit: the param ``resolvedSolver``;
 - metrics: ``objective`` (the training objective J, step = iteration 1, 2, …; MLlib's
