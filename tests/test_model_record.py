@@ -53,3 +53,40 @@ def test_evaluate_config_inherits_from_the_section():
     taken = cfg.inherit_from_model({"columns": columns_record(FeatureSpec("vec"), "y", None),
                                     "options": {"features_col": "renamed_flag_value", "label_col": "z"}})
     assert (cfg.features_col, cfg.label_col) == ("vec", "y") and taken == ["features_col vec", "label_col y"]
+
+
+def _job(name):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "jobs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"softmax_spark_{name}_job_record", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_evaluate_reads_the_feature_columns_from_the_section_not_the_options(spark, tmp_path):
+    """Train on feature columns; garble the recorded *options* (the job's flag names): evaluate
+    still finds the columns, from ``"columns"``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1).astype(np.int64)
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}), data)
+    model_dir = tmp_path / "model"
+    assert _job("train")(["--input", str(data), "--model-dir", str(model_dir), "--feature-cols", "a,b,c",
+                          "--label-col", "y", "--no-write-mllib", "--max-iter", "5"], spark=spark) == 0
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["columns"] == {"features": None, "feature_cols": ["a", "b", "c"], "label": "y", "weight": None}
+    meta["options"].update(features_col="gone", feature_cols=["gone"], label_col="gone")
+    meta_path.write_text(json.dumps(meta))
+    out = tmp_path / "scored"
+    assert _job("evaluate")(["--model-dir", str(model_dir), "--input", str(data), "--output", str(out),
+                             "--no-plots"], spark=spark) == 0
+    metrics = json.loads((tmp_path / "scored.metrics.json").read_text())
+    # scored with labels: the label column came from the section too
+    assert metrics["label_col"] == "y" and metrics["rows_scored"] == 60 and metrics.get("note") is None
