@@ -30,10 +30,10 @@ from softmax_spark.cli.jobs_common import run_job  # noqa: E402
 
 
 def _inherit(cfg, model) -> None:
-    """Unset feature and label settings come from the model's training options."""
+    """Unset feature and label settings come from the model's record of its training columns."""
     import logging
 
-    taken = cfg.inherit_from_model(model.metadata.get("options") or {})
+    taken = cfg.inherit_from_model(model.metadata or {})
     if taken:
         logging.getLogger("softmax_spark").info("from the model's training options: %s", "; ".join(taken))
 

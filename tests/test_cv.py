@@ -121,7 +121,7 @@ def frame(spark):
 
 @pytest.fixture(scope="module")
 def fitted(frame):
-    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
+    from softmax_spark.ml import SoftmaxRegressionCV
 
     df, _, _ = frame
     return SoftmaxRegressionCV(regParams=GRID, foldCol="fold", numFolds=K, standardization=False).fit(df)
@@ -186,7 +186,7 @@ def test_chosen_regparam_equals_sklearn_logistic_regression_cv(frame, fitted):
 
 
 def test_hash_folds_default_grid_accuracy_and_1se(frame):
-    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
+    from softmax_spark.ml import SoftmaxRegressionCV
 
     df, _, _ = frame
     m = SoftmaxRegressionCV(numRegParams=4, numFolds=3, metric="accuracy", oneStandardErrorRule=True,
@@ -200,7 +200,7 @@ def test_hash_folds_default_grid_accuracy_and_1se(frame):
 
 def test_bad_params(frame):
     from softmax_spark.core.errors import InputError
-    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
+    from softmax_spark.ml import SoftmaxRegressionCV
 
     df, _, _ = frame
     with pytest.raises(InputError, match="elasticNetParams"):

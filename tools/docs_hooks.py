@@ -1,9 +1,11 @@
 """MkDocs hooks (``mkdocs.yml`` → ``hooks:``): the pages generated from the code at build time.
 
 - ``reference/cli.md``: every flag of ``jobs/train.py`` and ``jobs/evaluate.py``, from the option
-  declarations in ``softmax_spark/fit/config.py`` (``TrainConfig``, ``EvaluateConfig``) — never hand-written.
+  declarations in ``softmax_spark/fit/config.py`` (``TrainConfig``, ``EvaluateConfig``) — never
+  hand-written — with the Estimator Param each option is (its ``param=``) and the solvers that read it.
 - ``<!-- params-table -->`` in a page: the Params of ``softmax_spark.ml.SoftmaxRegression`` (name,
-  default, meaning, MLlib's or ours), and the MLlib ``LogisticRegression`` Params it does not have.
+  default, meaning, MLlib's or ours, the job flag it is — from the same declarations), and the MLlib
+  ``LogisticRegression`` Params it does not have.
 
 Run ``python tools/docs_hooks.py`` to print the CLI page without building the site.
 """
@@ -39,8 +41,8 @@ def _flag_rows(cls) -> list[str]:
     from softmax_spark.fit import config
 
     hints = typing.get_type_hints(cls)
-    rows = ["| flag | config key | type | default | meaning |", "|---|---|---|---|---|",
-            "| `--config FILE` | — | path | — | YAML mapping with the keys below; flags given on the command line override it |"]
+    rows = ["| flag | config key | type | default | Spark ML Param | meaning |", "|---|---|---|---|---|---|",
+            "| `--config FILE` | — | path | — | — | YAML mapping with the keys below; flags given on the command line override it |"]
     for f in config._option_fields(cls):
         members = config._members(hints[f.name])
         flag = config._flag(f.name)
@@ -52,8 +54,11 @@ def _flag_rows(cls) -> list[str]:
         meaning = f.metadata.get("help", "")
         if f.metadata.get("choices"):
             meaning += " (one of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + ")"
+        if f.metadata.get("solvers"):
+            meaning += " [read by: " + ", ".join(f"`{v}`" for v in f.metadata["solvers"]) + "]"
+        param = f"`{f.metadata['param']}`" if f.metadata.get("param") else "—"
         rows.append(f"| `{_cell(flag)}` | `{f.name}` | {_cell(_type_name(hints[f.name]))} | "
-                    f"`{_cell(repr(default) if isinstance(default, str) else default)}` | {_cell(meaning)} |")
+                    f"`{_cell(repr(default) if isinstance(default, str) else default)}` | {param} | {_cell(meaning)} |")
     return rows
 
 
@@ -95,12 +100,19 @@ def params_markdown() -> str:
 
     from softmax_spark.sparkml.classification import SoftmaxRegression
 
+    from softmax_spark.fit.config import param_to_option
+
     est = SoftmaxRegression()
     mllib = {n for n in dir(LogisticRegression) if isinstance(getattr(LogisticRegression, n, None), Param)}
-    rows = ["| Param | default | MLlib's | meaning |", "|---|---|---|---|"]
+    options = param_to_option()
+    rows = ["| Param | default | MLlib's | job flag | meaning |", "|---|---|---|---|---|"]
     for p in sorted(est.params, key=lambda p: p.name.lower()):
         default = f"`{est.getOrDefault(p)!r}`" if est.hasDefault(p) else "not set"
-        rows.append(f"| `{p.name}` | {_cell(default)} | {'yes' if p.name in mllib else 'ours'} | {_cell(p.doc)} |")
+        flag = f"`--{options[p.name].replace('_', '-')}`" if p.name in options else "—"
+        rows.append(f"| `{p.name}` | {_cell(default)} | {'yes' if p.name in mllib else 'ours'} | {flag} | "
+                    f"{_cell(p.doc)} |")
+    rows += ["", "The job flag is the option the Param sets (one declaration in `softmax_spark/fit/config.py`); "
+             "regParam is `--l2` rescaled: λ = regParam / 2 for a multinomial model, regParam for a binomial one."]
     missing = sorted(mllib - {p.name for p in est.params})
     rows += ["", "MLlib `LogisticRegression` Params that `SoftmaxRegression` does not have: "
              + (", ".join(f"`{n}`" for n in missing) if missing else "none") + "."]

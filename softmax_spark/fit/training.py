@@ -43,13 +43,14 @@ from softmax_spark.spark.schema import check_columns, storage_dtype
 from softmax_spark.fit.loop import TrainingLoop, use_console
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.core import penalties
+from softmax_spark.core.model_record import COLUMNS, columns_record
 from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import Problem
 from softmax_spark.solvers import make_solver, resolve_optimizer
 
 log = logging.getLogger("softmax_spark")
 
-__all__ = ["train", "fit_dataframe", "TrainingData", "build_problem"]
+__all__ = ["train", "fit_dataframe", "TrainingData", "build_problem", "model_metadata"]
 
 CHECKPOINT_STATE_FORMAT = 2  # checkpoints hold solver state by field name (solvers.base)
 
@@ -316,16 +317,35 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
                           "nonsmooth_penalty": term.model.to_dict()}
         log.info("KKT residual %s; non-zero coefficients per class %s (of %d)",
                  "n/a" if kkt is None else f"{kkt:.3g}", nonzeros, coef.shape[1])
-    metadata = {
+    metadata = model_metadata(cfg, summary, result, solver_name, solver_reason, problem, class_weight,
+                              data_extra={"ingest_seconds": ingest_seconds, "cached_bytes": summary.cached_bytes},
+                              **nonsmooth_info, certificate=certificate)
+    model = SoftmaxModel(coef, intercept, classes, history=result.history, metadata=metadata)
+    if write and cfg.model_dir:
+        _write(model, cfg, inference_table)
+    if cfg.checkpoint_dir:  # a converged run's checkpoints go; one stopped by max_iter stays resumable
+        finish_run(cfg.checkpoint_dir, run_fingerprint, converged=not result.reason.startswith("max_iter"))
+    return model
+
+
+def model_metadata(cfg: TrainConfig, summary, result, solver_name: str, solver_reason: str, problem,
+                   class_weight=None, data_extra: dict | None = None, **extra) -> dict:
+    """The metadata of a model fitted with ``cfg`` (``fit_dataframe``'s, and each model of
+    ``sparkml.fit_multiple``'s path): λ and fit_intercept; ``"columns"``, the training columns under
+    the model's own names (``core.model_record``: what scoring and evaluation read); ``"options"``,
+    every option as the job spelt it (a record of the run, read back only by coefficient inference
+    and by models written before ``"columns"``); the data summary (``data_extra`` added); how the
+    solver ended (``result``: a ``loop`` result); the penalty; then ``extra``."""
+    return {
         "l2": cfg.l2,
         "fit_intercept": cfg.fit_intercept,
+        COLUMNS: columns_record(cfg.feature_spec, cfg.label_col, cfg.weight_col),
         "options": {**dataclasses.asdict(cfg), "stop_reason": result.reason},
         "data_summary": {
             **summary.to_dict(),
-            "ingest_seconds": ingest_seconds,
+            **(data_extra or {}),
             "dtype": cfg.dtype,
-            "cached_bytes": summary.cached_bytes,
-            "class_weight": None if class_weight is None else class_weight.tolist(),
+            "class_weight": None if class_weight is None else np.asarray(class_weight).tolist(),
         },
         "stop_reason": result.reason,
         "solver": solver_name,
@@ -333,15 +353,8 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         "passes": problem.passes,
         "returned_iteration": result.returned_iteration,
         "penalty": problem.penalty.to_dict(),
-        **nonsmooth_info,
-        "certificate": certificate,
+        **extra,
     }
-    model = SoftmaxModel(coef, intercept, classes, history=result.history, metadata=metadata)
-    if write and cfg.model_dir:
-        _write(model, cfg, inference_table)
-    if cfg.checkpoint_dir:  # a converged run's checkpoints go; one stopped by max_iter stays resumable
-        finish_run(cfg.checkpoint_dir, run_fingerprint, converged=not result.reason.startswith("max_iter"))
-    return model
 
 
 def _certificate(problem, theta) -> dict:

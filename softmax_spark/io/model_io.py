@@ -4,13 +4,15 @@ Layout of ``<model-dir>``::
 
     metadata.json     {"format": "softmax_spark.model", "format_version": 1, "classes": [...],
                        "n_classes": C, "n_features": D, "l2": λ, "fit_intercept": bool,
-                       "options": {...}, "data_summary": {...}, "extra": {...}}
+                       "columns": {...}, "options": {...}, "data_summary": {...}, "extra": {...}}
     coef.npy          float64 array of shape (C, D)
     intercept.npy     float64 array of shape (C,)
     history.json      list of per-iteration records
     mllib/            (optional) the same model in Spark MLlib's LogisticRegressionModel layout
 
-``extra`` holds any other top-level keys of ``model.metadata`` (e.g. ``stop_reason``), so a
+``columns`` (written since it exists; ``core.model_record``) names the training columns under the
+model's own names; ``options`` records the job's options as it spelt them. ``extra`` holds any
+other top-level keys of ``model.metadata`` (e.g. ``stop_reason``), so a
 save/load round trip restores the metadata exactly.
 
 ``<model-dir>`` is any URI of ``softmax_spark.io.storage`` (a local path, ``file:``, ``hdfs://``,
@@ -39,6 +41,8 @@ FORMAT = "softmax_spark.model"
 FORMAT_VERSION = 1
 
 _METADATA_KEYS = ("l2", "fit_intercept", "options", "data_summary")
+# top-level sections under the model's own names, written when the model has them (``core.model_record``)
+_OWN_SECTIONS = ("columns",)
 
 __all__ = ["save_model", "load_model", "load_any_model", "load_scoring_model", "model_dir_kind", "write_model_files", "FORMAT", "FORMAT_VERSION"]
 
@@ -59,8 +63,9 @@ def write_model_files(model: SoftmaxModel, directory: str) -> None:
         "fit_intercept": model.metadata.get("fit_intercept", True),
         "options": model.metadata.get("options", {}),
         "data_summary": model.metadata.get("data_summary", {}),
-        "extra": {k: v for k, v in model.metadata.items() if k not in _METADATA_KEYS},
+        "extra": {k: v for k, v in model.metadata.items() if k not in _METADATA_KEYS + _OWN_SECTIONS},
     }
+    meta.update({k: model.metadata[k] for k in _OWN_SECTIONS if k in model.metadata})
     with open(os.path.join(directory, "metadata.json"), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=True, default=_json_default)
     np.save(os.path.join(directory, "coef.npy"), model.coef, allow_pickle=False)
@@ -209,6 +214,7 @@ def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
     if not isinstance(extra, dict):
         raise ModelFormatError(f"{what}: metadata.json 'extra' is not an object")
     metadata = {**extra, **{k: meta.get(k) for k in _METADATA_KEYS}}
+    metadata.update({k: meta[k] for k in _OWN_SECTIONS if k in meta})
     try:
         return SoftmaxModel(coef, intercept, classes, history=history, metadata=metadata)
     except (ValueError, TypeError) as exc:

@@ -38,6 +38,7 @@ from softmax_spark.core.errors import InputError
 from softmax_spark.core.labels import arrow_type, class_kind, class_values, spark_type
 from softmax_spark.spark.schema import check_columns
 from softmax_spark.core.features import FeatureSpec, features_to_numpy
+from softmax_spark.core.model_record import model_feature_spec
 from softmax_spark.core.loss import softmax
 
 __all__ = ["score_dataframe", "score_arrays", "check_thresholds"]
@@ -160,10 +161,9 @@ class _Scorer:
 
 def _feature_spec(featuresCol, model=None) -> FeatureSpec:
     """``featuresCol`` as a ``FeatureSpec``; None: the feature columns ``model`` was trained on
-    (its metadata's ``options``: ``feature_cols``, else ``features_col``), else "features"."""
+    (its metadata's ``"columns"``, or an older model's ``options``; ``core.model_record``), else "features"."""
     if featuresCol is None:
-        options = (getattr(model, "metadata", None) or {}).get("options") or {}
-        return FeatureSpec.of_model_options(options) or FeatureSpec()
+        return model_feature_spec(getattr(model, "metadata", None)) or FeatureSpec()
     if isinstance(featuresCol, FeatureSpec):
         return featuresCol
     if isinstance(featuresCol, (list, tuple)):

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import re
 
+from softmax_spark.fit.config import param_to_option
+
 __all__ = ["FLAG_TO_PARAM", "PARAM_TO_OPTION", "to_params", "one_class_problem", "prediction_metadata"]
 
-# TrainConfig field → the Estimator's Param (fields without a Param are left as they are)
-FLAG_TO_PARAM = {
-    "features_col": "featuresCol", "label_col": "labelCol", "weight_col": "weightCol",
-    "num_partitions": "numPartitions", "aggregation_depth": "aggregationDepth", "resident_tasks": "residentTasks",
-    "optimizer": "solver", "l2": "regParam", "fit_intercept": "fitIntercept", "standardize": "standardization",
-    "class_weight": "classWeight", "init_model": "initialModel", "init_model_classes": "initModelClasses",
-    "seed": "seed", "max_iter": "maxIter", "tol": "tol", "gtol": "gtol", "lbfgs_memory": "lbfgsMemory",
-    "batch_fraction": "batchFraction", "learning_rate": "learningRate", "schedule": "schedule",
-    "power_t": "powerT", "decay_rate": "decayRate", "decay_every": "decayEvery", "momentum": "momentum",
-    "nesterov": "nesterov", "average": "average", "n_iter_no_change": "nIterNoChange",
-    "validation_fraction": "validationFraction", "patience": "patience", "checkpoint_dir": "checkpointDir",
-    "checkpoint_every": "checkpointInterval",
-}
+# TrainConfig field → the Estimator's Param (fields without a Param are left as they are): the
+# declarations' ``param=`` (softmax_spark.fit.config)
+FLAG_TO_PARAM = {option: param for param, option in param_to_option().items()}
 # the other way, for a wrong-style call (a Param given to the plain Python API)
 PARAM_TO_OPTION = {param: option for option, param in FLAG_TO_PARAM.items()}
 

@@ -121,7 +121,8 @@ def _fit_path(ests, dataset) -> list:
     from softmax_spark.sparkml.summary import training_summary
     from softmax_spark.core.model import SoftmaxModel
     from softmax_spark.solvers import make_solver, resolve_optimizer
-    from softmax_spark.fit.training import TrainingData, _class_weights, _read, build_problem, class_weight_sums
+    from softmax_spark.fit.training import (TrainingData, _class_weights, _read, build_problem, class_weight_sums,
+                                            model_metadata)
     from softmax_spark.spark.distributed import make_loss
     from softmax_spark.core.errors import InputError
 
@@ -182,16 +183,8 @@ def _fit_path(ests, dataset) -> list:
             for record in result.history:
                 record.setdefault("solver", solver_name)
             coef, intercept = problem.to_model(result.theta)
-            metadata = {
-                "l2": cfg.l2, "fit_intercept": cfg.fit_intercept,
-                "options": {**dataclasses.asdict(cfg), "stop_reason": result.reason},
-                "data_summary": {**summary.to_dict(), "dtype": cfg.dtype,
-                                 "class_weight": None if class_weight is None else class_weight.tolist()},
-                "stop_reason": result.reason, "solver": solver_name, "solver_reason": solver_reason,
-                "passes": problem.passes, "returned_iteration": result.returned_iteration,
-                "penalty": problem.penalty.to_dict(), "fit_multiple": {"path_position": order.index(i),
-                                                                       "warm_start": order.index(i) > 0},
-            }
+            metadata = model_metadata(cfg, summary, result, solver_name, solver_reason, problem, class_weight,
+                                      fit_multiple={"path_position": order.index(i), "warm_start": order.index(i) > 0})
             fitted = SoftmaxModel(coef.copy(), intercept.copy(), classes, history=result.history,
                                   metadata=metadata).centered()
             est = ests[i]

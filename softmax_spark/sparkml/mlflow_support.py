@@ -13,9 +13,9 @@ named by the Spark conf ``spark.mlflow.pysparkml.autolog.logModelAllowlistFile``
 - ``log_model_allowlist``: the caller's list (else MLflow's built-in or conf list) plus
   ``softmax_spark.ml.SoftmaxRegressionModel`` — the model is logged (``mlflow.spark`` flavor, a
   ``model`` artifact) and ``mlflow.spark.load_model`` reloads it;
-- Params: only those that apply to the solver used — the SGD Params (batchFraction,
-  learningRate, schedule, powerT, decayRate, decayEvery, momentum, nesterov, average,
-  nIterNoChange) only for ``solver="sgd"``, lbfgsMemory/gtol only for lbfgs (for
+- Params: only those that apply to the solver used — the Params of the options declared as read
+  by sgd (``solvers=`` in ``softmax_spark.fit.config``: batchFraction, learningRate, schedule, …)
+  only for ``solver="sgd"``, those read by lbfgs only for lbfgs (for
   ``solver="auto"``, logged after the fit if auto chose lbfgs), patience only with a validation
   set, checkpointInterval only with checkpointDir. After the fit: the param ``resolvedSolver``;
 - metrics: ``objective`` (the training objective J, step = iteration 1, 2, …; MLlib's
@@ -42,15 +42,19 @@ import json
 import logging
 from importlib import metadata as importlib_metadata
 
+from softmax_spark.fit.config import option_params, solver_options
+
 __all__ = ["autolog", "requirement", "pip_requirements", "inapplicable_params", "MODEL_CLASS"]
 
 log = logging.getLogger("softmax_spark")
 
 MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"
 DISTRIBUTION = "softmax_spark"
-SGD_PARAMS = ("batchFraction", "learningRate", "schedule", "powerT", "decayRate", "decayEvery", "momentum",
-              "nesterov", "average", "nIterNoChange")
-LBFGS_PARAMS = ("lbfgsMemory", "gtol")
+# the Params of the options declared as read by that solver (``solvers=`` in softmax_spark.fit.config)
+SGD_PARAMS = tuple(option_params()[name].metadata["param"] for name in solver_options("sgd")
+                   if name in option_params())
+LBFGS_PARAMS = tuple(option_params()[name].metadata["param"] for name in solver_options("lbfgs")
+                     if name in option_params())
 
 _state = {"installed": False, "pip_requirement": None, "orig_param_map": None, "orig_log_model": None}
 

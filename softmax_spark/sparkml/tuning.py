@@ -1,6 +1,6 @@
 """``SoftmaxRegressionCV``: choose regParam by K-fold cross-validation in one job (Spark ML Estimator).
 
-    from softmax_spark.sparkml.classification import SoftmaxRegressionCV
+    from softmax_spark.ml import SoftmaxRegressionCV
     cv = SoftmaxRegressionCV(regParams=[1e-1, 1e-2, 1e-3], numFolds=5, foldCol="fold", metric="logLoss")
     model = cv.fit(df)
     model.bestRegParam, model.cvMetrics, model.stdMetrics, model.path   # the choice and the path table
@@ -52,29 +52,25 @@ import time
 import numpy as np
 from pyspark.ml.base import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import (
-    HasAggregationDepth, HasFeaturesCol, HasFitIntercept, HasLabelCol, HasMaxIter, HasPredictionCol,
-    HasProbabilityCol, HasRawPredictionCol, HasSeed, HasSolver, HasStandardization, HasTol, HasWeightCol,
-)
 
 from softmax_spark.core import cv
 from softmax_spark.core.errors import InputError
+from softmax_spark.core.model_record import COLUMNS, columns_record
+from softmax_spark.sparkml.params import _SharedParams, param_names
 
 __all__ = ["SoftmaxRegressionCV", "SoftmaxRegressionCVModel"]
 
 log = logging.getLogger("softmax_spark")
 
-# the single-fit Params passed on to SoftmaxRegression (its names)
-_SHARED = ("featuresCol", "labelCol", "weightCol", "predictionCol", "probabilityCol", "rawPredictionCol",
-           "standardization", "fitIntercept", "maxIter", "tol", "solver", "family", "labelIndexing",
-           "aggregationDepth", "numPartitions", "residentTasks", "seed")
+# the single-fit Params passed on to SoftmaxRegression (its names): those of the shared mixin
+_SHARED = tuple(sorted(param_names(_SharedParams)))
 CV_SOLVERS = ("auto", "newton", "lbfgs")
 
 
-class _SoftmaxRegressionCVParams(
-    HasFeaturesCol, HasLabelCol, HasWeightCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol,
-    HasMaxIter, HasTol, HasFitIntercept, HasStandardization, HasAggregationDepth, HasSeed, HasSolver,
-):
+class _SoftmaxRegressionCVParams(_SharedParams):
+    """The single fit's Params (``params._SharedParams``: the same declarations, docs and defaults as
+    ``SoftmaxRegression``'s, tol unset) and the path's own."""
+
     regParams = Param(Params._dummy(), "regParams", "the regParam grid (MLlib's units), any order; unset: "
                       "numRegParams log-spaced values from regParam_max", typeConverter=TypeConverters.toListFloat)
     numRegParams = Param(Params._dummy(), "numRegParams", "grid size when regParams is unset",
@@ -91,23 +87,11 @@ class _SoftmaxRegressionCVParams(
     oneStandardErrorRule = Param(Params._dummy(), "oneStandardErrorRule",
                                  "choose the largest regParam within one standard error of the best mean metric",
                                  typeConverter=TypeConverters.toBoolean)
-    family = Param(Params._dummy(), "family", "auto, binomial or multinomial (as SoftmaxRegression)",
-                   typeConverter=TypeConverters.toString)
-    labelIndexing = Param(Params._dummy(), "labelIndexing", "auto, mllib or sorted (as SoftmaxRegression)",
-                          typeConverter=TypeConverters.toString)
-    numPartitions = Param(Params._dummy(), "numPartitions", "coalesce the input to at most this many partitions",
-                          typeConverter=TypeConverters.toInt)
-    residentTasks = Param(Params._dummy(), "residentTasks", "under a local master, resident tasks run the passes",
-                          typeConverter=TypeConverters.toBoolean)
 
     def __init__(self, *args):
         super().__init__(*args)
-        self._setDefault(maxIter=100, solver="auto", seed=0, numRegParams=20, regParamRatio=1e-4,
-                         elasticNetParams=[0.0], numFolds=3, foldCol="", metric="logLoss",
-                         oneStandardErrorRule=False, family="auto", labelIndexing="auto", residentTasks=True)
-
-    def _value(self, param):
-        return self.getOrDefault(param) if self.isDefined(param) else None
+        self._setDefault(numRegParams=20, regParamRatio=1e-4, elasticNetParams=[0.0], numFolds=3, foldCol="",
+                         metric="logLoss", oneStandardErrorRule=False)
 
 
 class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
@@ -353,6 +337,7 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
                    "solver": solver_name, "path_passes": int(path_passes), "passes": int(lockstep.passes),
                    "seconds": seconds, "path": path}
         metadata = {"l2": lam, "fit_intercept": cfg.fit_intercept, "stop_reason": refit.reason,
+                    COLUMNS: columns_record(cfg.feature_spec, cfg.label_col, cfg.weight_col),
                     "solver": solver_name, "passes": problem.passes, "penalty": problem.penalty.to_dict(),
                     "options": {**dataclasses.asdict(cfg), "l2": lam, "stop_reason": refit.reason},
                     "cross_validation": meta_cv}
