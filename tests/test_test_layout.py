@@ -14,6 +14,8 @@ TESTS = os.path.join(ROOT, "tests")
 # or the feature they implement): module → that file
 TEST_HOMES = {
     "softmax_spark.cli.jobs_common": "test_failures.py",
+    "softmax_spark.fit.parsing": "test_config.py",
+    "softmax_spark.sparkml.persistence": "test_ml.py",
     "softmax_spark.core.penalties.base": "test_penalties.py",
     "softmax_spark.core.penalties.bounds": "test_penalties.py",
     "softmax_spark.core.penalties.l1": "test_penalties.py",
