@@ -231,7 +231,7 @@ def sparse_frame(spark, X, y, partitions=2, dense_every=0):
 
 def test_sparse_ingest_on_spark(spark):
     from softmax_spark.spark.distributed import DistributedLoss
-    from softmax_spark.core.loss import objective_and_gradient
+    from core_helpers import objective_and_gradient
 
     rng = np.random.default_rng(4)
     X = sp.random(300, 2000, density=0.004, random_state=4).toarray() * 3
@@ -267,7 +267,7 @@ def test_one_block_format_per_run_from_the_runs_density(spark, tmp_path, densiti
     place, the summary's cached bytes are the files', the sums are unchanged, and a block rebuilt
     after its files went (``BlockDescriptor.local`` from the input) comes back in the run's format."""
     from softmax_spark.spark.distributed import DistributedLoss
-    from softmax_spark.core.loss import objective_and_gradient
+    from core_helpers import objective_and_gradient
 
     rng = np.random.default_rng(11)
     D, n = 64, 200

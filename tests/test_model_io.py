@@ -98,7 +98,7 @@ def test_round_trip_numpy_typed_inputs(tmp_path):
         metadata={"l2": np.float64(0.1), "fit_intercept": True, "options": {}, "data_summary": {"x": np.int32(4)}},
     )
     path = str(tmp_path / "m")
-    model.save(path)
+    save_model(model, path)
     loaded = load_model(path)
     assert loaded.classes == [3, 8] and all(type(c) is int for c in loaded.classes)
     assert loaded.history == [{"iteration": 1, "objective": 0.5, "arr": [1.0, 2.0]}]
@@ -305,8 +305,6 @@ def test_save_to_existing_directory_needs_overwrite(tmp_path):
 
     with pytest.raises(InputError, match="already exists"):
         save_model(new, str(path))
-    with pytest.raises(InputError):
-        new.save(str(path))
     assert_same_model(load_model(str(path)), old)
     assert (path / "stale.txt").exists()
 
@@ -318,7 +316,7 @@ def test_save_to_existing_directory_needs_overwrite(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model"]  # no temporary or old siblings left
 
     new2 = make_model(("p", "q"), seed=3)
-    new2.save(str(path), overwrite=True)
+    save_model(new2, str(path), overwrite=True)
     assert load_model(str(path)).classes == ["p", "q"]
 
 
