@@ -331,14 +331,14 @@ def test_classes_from_local_files_equal_spark_distinct(spark, tmp_path, label):
     pq.write_table(pa.table({"label": label}), tmp_path / "part-0.parquet")
     df = spark.read.parquet(str(tmp_path))
     files = sorted(df.inputFiles())
-    assert labels_mod._classes_from_files(files, "label") is not None  # the shortcut applies here
+    assert labels_mod.classes_from_files(files, "label") is not None  # the shortcut applies here
     assert ing.discover_classes(df, "label", files) == ing.discover_classes(df, "label")
 
 
 def test_classes_from_files_leaves_other_cases_to_spark(tmp_path):
     pq.write_table(pa.table({"label": pa.array([1.0, float("nan")])}), tmp_path / "nan.parquet")
     pq.write_table(pa.table({"label": pa.array([1, 2], pa.decimal128(5, 0))}), tmp_path / "dec.parquet")
-    assert labels_mod._classes_from_files([f"file://{tmp_path}/nan.parquet"], "label") is None
-    assert labels_mod._classes_from_files([f"file://{tmp_path}/dec.parquet"], "label") is None
-    assert labels_mod._classes_from_files([f"file://{tmp_path}/dec.parquet"], "other") is None
-    assert labels_mod._classes_from_files([f"hdfs://nn{tmp_path}/dec.parquet"], "label") is None
+    assert labels_mod.classes_from_files([f"file://{tmp_path}/nan.parquet"], "label") is None
+    assert labels_mod.classes_from_files([f"file://{tmp_path}/dec.parquet"], "label") is None
+    assert labels_mod.classes_from_files([f"file://{tmp_path}/dec.parquet"], "other") is None
+    assert labels_mod.classes_from_files([f"hdfs://nn{tmp_path}/dec.parquet"], "label") is None

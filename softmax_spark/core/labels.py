@@ -26,7 +26,7 @@ from softmax_spark.core.errors import InputError, ModelFormatError
 
 __all__ = ["plain", "class_key", "value_family", "format_classes", "sorted_classes", "discover_classes",
            "class_kind", "arrow_type", "spark_type_names", "class_values", "label_family", "label_positions",
-           "unknown_label_error", "check_known", "coerce_classes", "SHOWN_CLASSES"]
+           "unknown_label_error", "check_known", "coerce_classes", "classes_from_files", "SHOWN_CLASSES"]
 
 SHOWN_CLASSES = 20  # an error message lists at most this many classes, then "…"
 
@@ -72,9 +72,9 @@ def discover_classes(df, label_col: str, files: list[str] | None = None) -> list
 
     ``files``: the local Parquet files behind ``df`` (``df.inputFiles()``), when ``df`` is
     exactly their rows: the label column is then read with pyarrow on the driver (small inputs
-    only, see ``_classes_from_files``) instead of a Spark job — on small data that job, the
+    only, see ``classes_from_files``) instead of a Spark job — on small data that job, the
     first SQL job of the process, costs seconds."""
-    values = _classes_from_files(files, label_col) if files else None
+    values = classes_from_files(files, label_col) if files else None
     if values is None:
         values = [row[0] for row in df.select(label_col).distinct().collect() if row[0] is not None]
     try:
@@ -86,7 +86,7 @@ def discover_classes(df, label_col: str, files: list[str] | None = None) -> list
 CLASSES_FROM_FILES_MAX_ROWS = 4_000_000  # above this the label column is read by Spark
 
 
-def _classes_from_files(files: list[str], label_col: str) -> list | None:
+def classes_from_files(files: list[str], label_col: str) -> list | None:
     """Distinct non-null labels of local Parquet ``files`` (``file:`` URIs), read with pyarrow;
     None (Spark decides) when a file is not local, the label is not a physical column of every
     file (a hive partition column), its type is not an integer, bool, string or float type, the
