@@ -283,8 +283,6 @@ class Evaluator:
     def __call__(self, coef, intercept) -> dict:
         import numpy as np
 
-        from softmax_spark.core.loss import objective_and_gradient
-
         if self._xy is None:
             t0 = time.perf_counter()
             self._xy = make_data.load_numpy(self.data_dir, self.manifest, np.float64)
@@ -292,7 +290,7 @@ class Evaluator:
         X, y = self._xy
         coef = np.asarray(coef, dtype=np.float64)
         intercept = np.asarray(intercept, dtype=np.float64)
-        J, g_coef, g_int = objective_and_gradient(coef, intercept, X, y, l2=self.l2)
+        J, g_coef, g_int = solvers.reference_objective()(coef, intercept, X, y, l2=self.l2)
         J += self.l1 * float(np.abs(coef).sum())  # elastic-net workloads (grad_norm: the smooth part's)
         gnorm = float(np.sqrt(np.vdot(g_coef, g_coef) + np.vdot(g_int, g_int)))
         return {"objective": float(J), "grad_norm": gnorm}

@@ -8,7 +8,7 @@ inside it, ``read_seconds`` (pyarrow → numpy, ``make_data.load_numpy``) and ``
 (``LogisticRegression.fit``) are reported separately. The objective is the bench's J: mean
 log-loss + λ‖W‖²_F, which scikit-learn's multinomial LogisticRegression minimises with
 C = 1/(2λN) (its objective is C·Σ loss + ½‖W‖²; README "Equivalent peers"); J of the solution is
-computed here with ``softmax_spark.core.loss.objective_and_gradient`` on the same rows, so it compares
+computed here with ``objective_and_gradient`` of tests/core_helpers.py on the same rows, so it compares
 with ours and MLlib's. newton-cholesky materialises the (C·(D+1))² Hessian: refused above
 ``--newton-max-params`` (default 4096, ``solvers.auto.NEWTON_MAX_PARAMS``).
 
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     import make_data
     from sklearn.linear_model import LogisticRegression
 
-    from softmax_spark.core.loss import objective_and_gradient
+    from solvers import reference_objective
 
     t_read = time.perf_counter()
     X, y = make_data.load_numpy(a.input)
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
             coef = np.vstack([-coef[0] / 2, coef[0] / 2])
             intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
         y_index = np.searchsorted(classes, y)
-        J, _, _ = objective_and_gradient(coef, intercept, X, y_index, l2=a.l2)
+        J, _, _ = reference_objective()(coef, intercept, X, y_index, l2=a.l2)
         result.update(read_seconds=read_seconds, fit_seconds=fit_seconds, objective=float(J),
                       n_iter=int(np.max(est.n_iter_)))
     result["process_seconds"] = time.perf_counter() - T0

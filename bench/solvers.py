@@ -27,7 +27,7 @@ Two roles in one file:
 
   Recorded per fit: wall seconds of ``fit``, iterations, passes, max |Δp| of the test-set
   probabilities against the exact optimum's, and the relative objective gap (J − J*)/|J*| on the
-  train split (J computed in numpy with ``softmax_spark.core.loss.objective_and_gradient``). Medians
+  train split (J computed in numpy with ``objective_and_gradient`` of tests/core_helpers.py). Medians
   over repeats for the times; the other figures are deterministic up to summation order.
 
 The synthetic data sets are the generators behind tests/test_newton_spark.py (issue 13's table
@@ -58,14 +58,27 @@ TEST_FRACTION = 0.25
 TARGET_DP, TARGET_PASSES, TARGET_CD = 1e-6, 50, 4096  # issue 13's targets
 
 
-def _test_generators():
-    """The synthetic generators of tests/test_newton_spark.py (one definition of the data)."""
+def _tests_on_path() -> None:
     tests_dir = os.path.join(REPO, "tests")
     if tests_dir not in sys.path:
         sys.path.insert(0, tests_dir)
+
+
+def _test_generators():
+    """The synthetic generators of tests/test_newton_spark.py (one definition of the data)."""
+    _tests_on_path()
     import test_newton_spark as t
 
     return t
+
+
+def reference_objective():
+    """``objective_and_gradient`` of tests/core_helpers.py: J and ∇J in numpy, the reference
+    the tests compare the library with (one definition)."""
+    _tests_on_path()
+    from core_helpers import objective_and_gradient
+
+    return objective_and_gradient
 
 
 def datasets() -> dict:
@@ -113,9 +126,7 @@ def proba(coef, intercept, X):
 
 
 def objective(coef, intercept, X, y, l2: float) -> float:
-    from softmax_spark.core.loss import objective_and_gradient
-
-    return float(objective_and_gradient(coef, intercept, X, y, l2=l2)[0])
+    return float(reference_objective()(coef, intercept, X, y, l2=l2)[0])
 
 
 def reference(Xtr, ytr, Xte, l2: float) -> dict:

@@ -34,20 +34,13 @@ def precheck(cfg) -> None:
 
 
 def _read_init_model(path: str) -> None:
-    """Read --init-model as training will (ours, or an MLlib directory): a bad one fails now."""
+    """Read a local --init-model as training will (any format of ``model_io.FORMATS``): a bad one
+    fails now."""
     from softmax_spark.cli.jobs_common import local_path
+    from softmax_spark.io.model_io import read_model
 
-    local = local_path(path)
-    if local is None:
-        return
-    if os.path.isdir(os.path.join(local, "metadata")) and not os.path.exists(os.path.join(local, "metadata.json")):
-        from softmax_spark.io.mllib_io import read_mllib_model
-
-        read_mllib_model(path)
-    else:
-        from softmax_spark.io.model_io import load_model
-
-        load_model(path)
+    if local_path(path) is not None:
+        read_model(path)
 
 
 def postcheck(spark, cfg) -> None:

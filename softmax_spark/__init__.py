@@ -1,17 +1,18 @@
 """softmax_spark: distributed softmax (multinomial logistic) regression on Apache Spark.
 
-The numpy core (``model``, ``loss``, ``model_io``, ``optim``) imports no Spark. Every public name
-but the errors is imported on first use, so ``import softmax_spark`` loads nothing else —
+The package is layered (``docs/reference/api/layers.md``, checked by ``.importlinter``): the numpy
+core (``softmax_spark.core``: model, loss, curvature, …) and ``softmax_spark.solvers`` import no
+Spark. This module is the facade on top. Every public name but the errors is imported on first
+use, so ``import softmax_spark`` loads nothing else —
 ``python -m softmax_spark.worker_daemon`` runs before PySpark's daemon forks its workers, where
 numpy's and pyarrow's threads must not exist yet.
 """
 
 from softmax_spark.core.errors import InputError, ModelFormatError
+from softmax_spark.version import __version__
 
-__version__ = "0.1.0"
-
-__all__ = ["SoftmaxModel", "load_model", "save_model", "InputError", "ModelFormatError", "SoftmaxTrainer", "train",
-           "SoftmaxRegression", "score_dataframe"]
+__all__ = ["SoftmaxModel", "load_model", "save_model", "read_model", "InputError", "ModelFormatError", "SoftmaxTrainer",
+           "train", "SoftmaxRegression", "score_dataframe", "coefficient_table"]
 
 
 def __getattr__(name):
@@ -19,7 +20,7 @@ def __getattr__(name):
         from softmax_spark.core.model import SoftmaxModel
 
         return SoftmaxModel
-    if name in ("load_model", "save_model"):
+    if name in ("load_model", "save_model", "read_model"):
         from softmax_spark.io import model_io
 
         return getattr(model_io, name)
@@ -27,6 +28,10 @@ def __getattr__(name):
         from softmax_spark.fit import trainer
 
         return getattr(trainer, name)
+    if name == "coefficient_table":  # SoftmaxModel.coefficient_table before the layers
+        from softmax_spark.fit.coefficients import coefficient_table
+
+        return coefficient_table
     if name == "score_dataframe":  # the Spark ML classes live in softmax_spark.sparkml.classification
         from softmax_spark.spark.scoring import score_dataframe
 

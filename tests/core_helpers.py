@@ -1,11 +1,14 @@
-"""Pure-numpy helpers shared by the core tests (loss, penalty, problem, solvers, preconditioner)."""
+"""Pure-numpy helpers shared by the core tests (loss, penalty, problem, solvers, preconditioner), and
+the references the tests (and bench/) compare the library with: ``objective_and_gradient`` (J and
+∇J in one process), the seed's per-example SGD step written out per class, and the L2 penalty's
+curvature in θ. They lived in softmax_spark.core.loss / curvature, which only the tests used."""
 
 import warnings
 
 import numpy as np
 from scipy.optimize import minimize
 
-from softmax_spark.core.loss import objective_and_gradient
+from softmax_spark.core.loss import LossAccumulator
 from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
 
@@ -13,6 +16,72 @@ from softmax_spark.solvers.lbfgs import lbfgs_init, lbfgs_step
 # --------------------------------------------------------------------------- data
 # Every synthetic data set of the tests is drawn here, once (the draws' order is part of each
 # generator's contract: tests compare against numbers computed from them).
+def objective_and_gradient(
+    coef, intercept, X, y_index, sample_weight=None, l2: float = 0.0, block_rows: int = 65536
+):
+    """J(W, b) and (∇_W J, ∇_b J) over all rows in one process (blocks of ``block_rows``), with
+    the plain penalty λ‖W‖²_F (``penalty.L2Penalty(l2)``).
+
+    ``intercept=None`` fits no intercept (b ≡ 0) and returns ``None`` for its gradient.
+    """
+    coef = np.asarray(coef, dtype=np.float64)
+    acc = LossAccumulator(*coef.shape)
+    for start in range(0, X.shape[0], block_rows):
+        stop = start + block_rows
+        sw = None if sample_weight is None else sample_weight[start:stop]
+        acc.add(coef, intercept, X[start:stop], y_index[start:stop], sw)
+    loss, grad_coef, grad_intercept = acc.result()
+    if l2:
+        penalty = L2Penalty(l2)
+        loss, grad_coef = loss + penalty.value(coef), grad_coef + penalty.gradient(coef)
+    return loss, grad_coef, (grad_intercept if intercept is not None else None)
+
+
+def textbook_sgd_step(coef, x, y_index: int, learning_rate: float, l2: float) -> np.ndarray:
+    """One per-example SGD step written out per class, no intercept (the textbook derivation).
+
+    For the true class i:  w_i ← w_i − η(−x + p_i x + 2λ w_i);
+    for every other j:     w_j ← w_j − η(p_j x + 2λ w_j),
+    with p_j = exp(w_j·x) / Σ_k exp(w_k·x). A reference for tests; loops over classes on purpose.
+    """
+    coef = np.asarray(coef, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    scores = [float(coef[k] @ x) for k in range(coef.shape[0])]
+    top = max(scores)
+    denom = sum(np.exp(s - top) for s in scores)
+    new = coef.copy()
+    for j in range(coef.shape[0]):
+        p_j = np.exp(scores[j] - top) / denom
+        if j == y_index:
+            new[j] = coef[j] - learning_rate * (-x + p_j * x + 2.0 * l2 * coef[j])
+        else:
+            new[j] = coef[j] - learning_rate * (p_j * x + 2.0 * l2 * coef[j])
+    return new
+
+
+def minibatch_sgd_step(
+    coef, intercept, X, y_index, learning_rate: float, l2: float, sample_weight=None
+):
+    """W ← W − η ∇J_batch (and b likewise when ``intercept`` is not None), vectorised.
+
+    With a batch of one row and no intercept this is ``textbook_sgd_step``.
+    """
+    _, grad_coef, grad_intercept = objective_and_gradient(
+        coef, intercept, X, y_index, sample_weight, l2
+    )
+    new_coef = coef - learning_rate * grad_coef
+    new_intercept = None if intercept is None else intercept - learning_rate * grad_intercept
+    return new_coef, new_intercept
+
+
+def l2_curvature_in_theta(precond, l2: float, l2_weights=None) -> np.ndarray:
+    """The penalty's Hessian in θ, which is diagonal: 2λ p_j / s_j² on Θ_cj, 0 on β. Shape (size,)."""
+    D = precond.n_features
+    weights = np.ones(D) if l2_weights is None else np.asarray(l2_weights, dtype=np.float64)
+    coef_part = np.tile(2.0 * l2 * weights / precond.scale**2, precond.rows)
+    if precond.fit_intercept:
+        return np.concatenate([coef_part, np.zeros(precond.rows)])
+    return coef_part
 
 
 def make_data(rng, n=40, d=4, c=3, dtype=np.float64, weights=False):

@@ -11,10 +11,9 @@ from softmax_spark.core.curvature import (
     HvpKernel,
     hessian_diag_in_theta,
     hessian_in_theta,
-    l2_curvature_in_theta,
     null_directions,
 )
-from softmax_spark.core.loss import objective_and_gradient
+from core_helpers import l2_curvature_in_theta, objective_and_gradient
 from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.core.precondition import Preconditioner
 

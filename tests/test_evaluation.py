@@ -29,6 +29,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from softmax_spark.io.model_io import save_model
 from softmax_spark import InputError, SoftmaxModel, load_model
 from softmax_spark.fit.config import EvaluateConfig, config_from_dict, parse_config
 from softmax_spark.evaluate.evaluation import (
@@ -73,7 +74,7 @@ def int_case(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate_int")
     rng = np.random.default_rng(2024)
     model = SoftmaxModel(rng.normal(scale=1.5, size=(3, N_FEATURES)), rng.normal(size=3), INT_CLASSES, history=HISTORY)
-    model.save(str(root / "model"))
+    save_model(model, str(root / "model"))
     X = rng.normal(size=(N_ROWS, N_FEATURES))  # (N_ROWS, N_FEATURES)
     labels = rng.choice(INT_CLASSES, N_ROWS)  # (N_ROWS,)
     unknown_rows = [5, 17]
@@ -242,7 +243,7 @@ def test_unknown_labels_ignored_are_scored_and_counted_apart(spark, int_case, tm
 
 def test_feature_count_mismatch_is_an_input_error(spark, int_case, tmp_path):
     wide = SoftmaxModel(np.ones((3, 5)), None, INT_CLASSES)
-    wide.save(str(tmp_path / "wide_model"))
+    save_model(wide, str(tmp_path / "wide_model"))
     cfg = settings(int_case, **{"model-dir": str(tmp_path / "wide_model"), "output": str(tmp_path / "out")})
     with pytest.raises(InputError, match=r"column 'features': 4 features at partition \d+ row \d+, expected 5"):
         run(spark, cfg)
@@ -256,7 +257,7 @@ def test_string_labels_feature_columns_names_and_partitioning(spark, tmp_path):
     classes = ["a-b", "a_b", "c d"]
     rng = np.random.default_rng(5)
     model = SoftmaxModel(rng.normal(scale=2.0, size=(3, 2)), rng.normal(size=3), classes)
-    model.save(str(tmp_path / "model"))
+    save_model(model, str(tmp_path / "model"))
     X = rng.normal(size=(40, 2))
     labels = rng.choice(classes, 40)
     table = pa.table({

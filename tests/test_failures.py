@@ -468,7 +468,7 @@ def test_extreme_logits_give_finite_loss_and_gradient(spark, extreme):
     from softmax_spark.spark.distributed import DistributedLoss
     from softmax_spark.core.features import FeatureSpec
     from softmax_spark.spark.ingest import ingest
-    from softmax_spark.core.loss import objective_and_gradient
+    from core_helpers import objective_and_gradient
 
     X, y, coef, intercept = extreme
     logits = X @ coef.T + intercept

@@ -1,6 +1,6 @@
 """Coefficient inference (issue 27): standard errors and p-values equal statsmodels' MNLogit / Logit
 on unpenalised fits where the MLE exists; separable data is refused with a message; the Spark
-paths (summary.coefficientTable, SoftmaxModel.coefficient_table, train --inference)."""
+paths (summary.coefficientTable, fit.coefficients.coefficient_table, train --inference)."""
 
 from __future__ import annotations
 
@@ -172,7 +172,9 @@ def test_summary_coefficient_table_and_loaded_model(spark, tmp_path):
     assert rel(np.sort(pdf["std_error"].to_numpy()), np.sort(np.asarray(ref.bse).ravel())) <= 1e-6
     assert rel(np.sort(pdf["p_value"].to_numpy()), np.sort(np.asarray(ref.pvalues).ravel())) <= 1e-6
     # the notebook method on the SoftmaxModel: the same table, as pandas
-    nb = model.softmaxModel.coefficient_table(df, reference_class=0)
+    from softmax_spark.fit.coefficients import coefficient_table as table_on_dataframe
+
+    nb = table_on_dataframe(model.softmaxModel, df, reference_class=0)
     assert rel(nb["std_error"], pdf["std_error"]) <= 1e-9
     path = str(tmp_path / "m")
     model.write().save(path)

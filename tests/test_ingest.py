@@ -231,7 +231,7 @@ def sparse_frame(spark, X, y, partitions=2, dense_every=0):
 
 def test_sparse_ingest_on_spark(spark):
     from softmax_spark.spark.distributed import DistributedLoss
-    from softmax_spark.core.loss import objective_and_gradient
+    from core_helpers import objective_and_gradient
 
     rng = np.random.default_rng(4)
     X = sp.random(300, 2000, density=0.004, random_state=4).toarray() * 3
@@ -267,7 +267,7 @@ def test_one_block_format_per_run_from_the_runs_density(spark, tmp_path, densiti
     place, the summary's cached bytes are the files', the sums are unchanged, and a block rebuilt
     after its files went (``BlockDescriptor.local`` from the input) comes back in the run's format."""
     from softmax_spark.spark.distributed import DistributedLoss
-    from softmax_spark.core.loss import objective_and_gradient
+    from core_helpers import objective_and_gradient
 
     rng = np.random.default_rng(11)
     D, n = 64, 200
@@ -331,14 +331,14 @@ def test_classes_from_local_files_equal_spark_distinct(spark, tmp_path, label):
     pq.write_table(pa.table({"label": label}), tmp_path / "part-0.parquet")
     df = spark.read.parquet(str(tmp_path))
     files = sorted(df.inputFiles())
-    assert labels_mod._classes_from_files(files, "label") is not None  # the shortcut applies here
+    assert labels_mod.classes_from_files(files, "label") is not None  # the shortcut applies here
     assert ing.discover_classes(df, "label", files) == ing.discover_classes(df, "label")
 
 
 def test_classes_from_files_leaves_other_cases_to_spark(tmp_path):
     pq.write_table(pa.table({"label": pa.array([1.0, float("nan")])}), tmp_path / "nan.parquet")
     pq.write_table(pa.table({"label": pa.array([1, 2], pa.decimal128(5, 0))}), tmp_path / "dec.parquet")
-    assert labels_mod._classes_from_files([f"file://{tmp_path}/nan.parquet"], "label") is None
-    assert labels_mod._classes_from_files([f"file://{tmp_path}/dec.parquet"], "label") is None
-    assert labels_mod._classes_from_files([f"file://{tmp_path}/dec.parquet"], "other") is None
-    assert labels_mod._classes_from_files([f"hdfs://nn{tmp_path}/dec.parquet"], "label") is None
+    assert labels_mod.classes_from_files([f"file://{tmp_path}/nan.parquet"], "label") is None
+    assert labels_mod.classes_from_files([f"file://{tmp_path}/dec.parquet"], "label") is None
+    assert labels_mod.classes_from_files([f"file://{tmp_path}/dec.parquet"], "other") is None
+    assert labels_mod.classes_from_files([f"hdfs://nn{tmp_path}/dec.parquet"], "label") is None

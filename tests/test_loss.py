@@ -13,19 +13,19 @@ from core_helpers import (
     classification_data,
     flat_objective,
     make_data,
+    minibatch_sgd_step,
+    objective_and_gradient,
     pack,
     rel_err,
     scipy_fit,
     sklearn_probs,
     small_problem_data,
+    textbook_sgd_step,
     unpack,
 )
 from softmax_spark.core.loss import (
     LossAccumulator,
     loss_and_gradient_sums,
-    minibatch_sgd_step,
-    objective_and_gradient,
-    textbook_sgd_step,
 )
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.core.penalty import L2Penalty

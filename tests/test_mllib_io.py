@@ -314,13 +314,13 @@ def _declaring_model(path, n_features, binomial=True):
     write_mllib_model(_random_model(np.random.default_rng(0), 2, 3, True), path)
     coefficients = pa.StructArray.from_arrays(
         [pa.array([0], type=pa.int8()), pa.array([1], type=pa.int32()), pa.array([n_features], type=pa.int32()),
-         mio._list_array(np.array([0, 1], dtype=np.int32), mio.INT_LIST),
-         mio._list_array(np.array([0], dtype=np.int32), mio.INT_LIST),
-         mio._list_array(np.array([1.0]), mio.DOUBLE_LIST), pa.array([True])],
+         mio.list_array(np.array([0, 1], dtype=np.int32), mio.INT_LIST),
+         mio.list_array(np.array([0], dtype=np.int32), mio.INT_LIST),
+         mio.list_array(np.array([1.0]), mio.DOUBLE_LIST), pa.array([True])],
         fields=mio.MATRIX_FIELDS)
     intercept = pa.StructArray.from_arrays(
         [pa.array([1], type=pa.int8()), pa.nulls(1, type=pa.int32()), pa.nulls(1, type=mio.INT_LIST),
-         mio._list_array(np.array([0.5]), mio.DOUBLE_LIST)], fields=mio.VECTOR_FIELDS)
+         mio.list_array(np.array([0.5]), mio.DOUBLE_LIST)], fields=mio.VECTOR_FIELDS)
     table = pa.Table.from_arrays([pa.array([2], type=pa.int32()), pa.array([n_features], type=pa.int32()),
                                   intercept, coefficients, pa.array([not binomial])], schema=mio.DATA_SCHEMA)
     _replace_data(path, lambda f: pq.write_table(table, f))

@@ -284,7 +284,8 @@ CORE = ("__init__", "core/__init__", "io/__init__", "core/model", "core/loss", "
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
         "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "core/curvature",
         "io/storage",  # storage imports pyspark only inside its Hadoop-backend functions
-        "core/labels")  # labels imports pyspark only inside its Spark-schema / DataFrame functions
+        "core/labels", "version",
+        "io/mllib_io", "io/spark_ml_io")  # the format registry's readers (model_io.FORMATS): pyarrow, no Spark
 
 
 def _module_level_imports(tree):

@@ -98,7 +98,7 @@ def test_round_trip_numpy_typed_inputs(tmp_path):
         metadata={"l2": np.float64(0.1), "fit_intercept": True, "options": {}, "data_summary": {"x": np.int32(4)}},
     )
     path = str(tmp_path / "m")
-    model.save(path)
+    save_model(model, path)
     loaded = load_model(path)
     assert loaded.classes == [3, 8] and all(type(c) is int for c in loaded.classes)
     assert loaded.history == [{"iteration": 1, "objective": 0.5, "arr": [1.0, 2.0]}]
@@ -305,8 +305,6 @@ def test_save_to_existing_directory_needs_overwrite(tmp_path):
 
     with pytest.raises(InputError, match="already exists"):
         save_model(new, str(path))
-    with pytest.raises(InputError):
-        new.save(str(path))
     assert_same_model(load_model(str(path)), old)
     assert (path / "stale.txt").exists()
 
@@ -318,7 +316,7 @@ def test_save_to_existing_directory_needs_overwrite(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model"]  # no temporary or old siblings left
 
     new2 = make_model(("p", "q"), seed=3)
-    new2.save(str(path), overwrite=True)
+    save_model(new2, str(path), overwrite=True)
     assert load_model(str(path)).classes == ["p", "q"]
 
 
@@ -363,3 +361,64 @@ def test_extra_writer_files_are_published(tmp_path):
     save_model(make_model(), str(path), extra_writer=extra)
     assert (path / "mllib").is_dir()
     load_model(str(path))
+
+
+# -- the format registry (model_io.FORMATS) -----------------------------------------------------
+def _spark_ml_dir(path, model: SoftmaxModel, cls="softmax_spark.ml.SoftmaxRegressionModel", version=1):
+    """A saved SoftmaxRegressionModel directory as DefaultParamsWriter + the Model's writer lay it
+    out (io.spark_ml_io's docstring), written with pyarrow: no Spark needed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(path / "metadata")
+    os.makedirs(path / "data")
+    meta = {"class": cls, "uid": "SoftmaxRegression_x", "paramMap": {"labelCol": "name"},
+            "defaultParamMap": {"featuresCol": "features", "labelCol": "label"},
+            "softmaxSparkFormat": "softmax_spark.ml.SoftmaxRegressionModel", "softmaxSparkFormatVersion": version}
+    (path / "metadata" / "part-00000").write_text(json.dumps(meta) + "\n")
+    (path / "metadata" / "_SUCCESS").write_text("")
+    pq.write_table(pa.table({
+        "numClasses": pa.array([model.n_classes], pa.int32()), "numFeatures": pa.array([model.n_features], pa.int32()),
+        "isBinomial": pa.array([False]), "coefficients": pa.array([model.coef.ravel()], pa.list_(pa.float64())),
+        "intercept": pa.array([model.intercept], pa.list_(pa.float64())),
+        "classes": pa.array([json.dumps(list(model.classes))]), "history": pa.array([json.dumps(HISTORY)]),
+        "stopReason": pa.array(["gtol"]), "certificate": pa.array(["null"])}), path / "data" / "part-00000.parquet")
+
+
+def test_the_registry_detects_reads_and_warm_starts_every_format(tmp_path):
+    """One registry tells ours, a saved Spark ML model and an MLlib model apart, reads each, and a
+    warm start accepts all three (a Spark ML model's rows matched to the data's class order)."""
+    from softmax_spark.io import model_io
+    from softmax_spark.io.mllib_io import write_mllib_model
+
+    assert list(model_io.FORMATS) == ["softmax_spark", "ml", "mllib"]
+    model = make_model(("a", "b", "c"))
+    save_model(model, str(tmp_path / "ours"))
+    _spark_ml_dir(tmp_path / "ml", model)
+    write_mllib_model(make_model((0, 1, 2)), str(tmp_path / "mllib"))
+    assert [model_io.model_dir_kind(str(tmp_path / d)) for d in ("ours", "ml", "mllib")] == ["softmax_spark", "ml", "mllib"]
+    assert model_io.is_mllib_model_dir(str(tmp_path / "mllib")) and not model_io.is_mllib_model_dir(str(tmp_path / "ml"))
+    spark_ml = model_io.read_model(str(tmp_path / "ml"))
+    np.testing.assert_array_equal(spark_ml.coef, model.coef)
+    assert spark_ml.classes == ["a", "b", "c"] and spark_ml.history == HISTORY and spark_ml.metadata["stop_reason"] == "gtol"
+    warm = model_io.load_any_model(str(tmp_path / "ml"), classes=["c", "a", "b"], n_features=4)
+    np.testing.assert_array_equal(warm.coef, model.coef[[2, 0, 1]])
+    scoring = model_io.load_scoring_model(str(tmp_path / "ml"))
+    assert scoring.metadata["options"]["label_col"] == "name"  # the saved Param, so evaluate defaults to it
+    with pytest.raises(InputError, match="--model-classes is for an MLlib model"):
+        model_io.load_scoring_model(str(tmp_path / "ml"), model_classes=["x", "y", "z"])
+
+
+def test_the_registry_refuses_other_spark_ml_classes_and_versions(tmp_path):
+    from softmax_spark.io import model_io
+
+    _spark_ml_dir(tmp_path / "other", make_model(), cls="org.apache.spark.ml.classification.NaiveBayesModel")
+    with pytest.raises(ModelFormatError, match="holds a saved org.apache.spark.ml.classification.NaiveBayesModel"):
+        model_io.read_model(str(tmp_path / "other"))
+    assert not model_io.is_mllib_model_dir(str(tmp_path / "other"))
+    _spark_ml_dir(tmp_path / "v2", make_model(), version=2)
+    with pytest.raises(ModelFormatError, match="format version 2"):
+        model_io.read_model(str(tmp_path / "v2"))
+    with pytest.raises(ValueError, match="clashes"):
+        model_io.register(model_io.ModelFormat("copy", "a copy", read=load_model, marker="metadata.json"))
+    assert list(model_io.FORMATS) == ["softmax_spark", "ml", "mllib"]

@@ -17,7 +17,8 @@ from sklearn import datasets
 from helpers import to_df
 from softmax_spark import SoftmaxTrainer
 from softmax_spark.core.errors import NoProgressError
-from softmax_spark.core.loss import objective_and_gradient, softmax
+from core_helpers import objective_and_gradient
+from softmax_spark.core.loss import softmax
 from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import NumpyProblem

@@ -6,7 +6,7 @@ import pytest
 
 from core_helpers import central_fd, make_data, rel_err
 from helpers import make_data as softmax_data
-from softmax_spark.core.loss import objective_and_gradient
+from core_helpers import objective_and_gradient
 from softmax_spark.core.penalty import L2Penalty
 from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import NumpyProblem, power_iteration_bound

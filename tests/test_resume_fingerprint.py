@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from softmax_spark.fit.config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
-from softmax_spark.fit.training import _fingerprint_options
+from softmax_spark.fit.training import fingerprint_options
 
 SUMMARY = types.SimpleNamespace(to_dict=lambda: {"rows": 10, "classes": [0, 1, 2]},
                                 col_mean=np.arange(3.0), col_var=np.ones(3))
@@ -21,7 +21,7 @@ SUMMARY = types.SimpleNamespace(to_dict=lambda: {"rows": 10, "classes": [0, 1, 2
 ])
 def test_fingerprints_of_5c32a57_runs_are_unchanged(options, expected):
     cfg = TrainConfig(input="data/train.parquet", model_dir="out/m", **options)
-    assert _fingerprint_options(cfg, SUMMARY) == expected
+    assert fingerprint_options(cfg, SUMMARY) == expected
 
 
 def test_every_option_declares_how_it_enters_the_fingerprint():
@@ -33,7 +33,7 @@ def test_every_option_declares_how_it_enters_the_fingerprint():
 
 def test_a_new_option_counts_once_set_and_paths_never():
     base = TrainConfig(input="data/train.parquet", model_dir="out/m")
-    assert _fingerprint_options(TrainConfig(input="data/train.parquet", model_dir="elsewhere", max_iter=3,
-                                            checkpoint_every=2), SUMMARY) == _fingerprint_options(base, SUMMARY)
-    assert _fingerprint_options(TrainConfig(input="data/train.parquet", model_dir="out/m", cv_folds=5),
-                                SUMMARY) != _fingerprint_options(base, SUMMARY)
+    assert fingerprint_options(TrainConfig(input="data/train.parquet", model_dir="elsewhere", max_iter=3,
+                                            checkpoint_every=2), SUMMARY) == fingerprint_options(base, SUMMARY)
+    assert fingerprint_options(TrainConfig(input="data/train.parquet", model_dir="out/m", cv_folds=5),
+                                SUMMARY) != fingerprint_options(base, SUMMARY)

@@ -10,7 +10,7 @@ from softmax_spark import SoftmaxTrainer
 from softmax_spark.spark.distributed import DistributedLoss
 from softmax_spark.core.features import FeatureSpec
 from softmax_spark.spark.ingest import ingest
-from softmax_spark.core.loss import objective_and_gradient
+from core_helpers import objective_and_gradient
 
 
 @pytest.fixture(scope="module")

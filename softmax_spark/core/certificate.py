@@ -44,7 +44,8 @@ import math
 
 import numpy as np
 
-from softmax_spark.core.curvature import HessianAccumulator, HessianKernel
+from softmax_spark.core.curvature import HessianAccumulator, HessianKernel, hessian_in_theta
+from softmax_spark.core.loss import is_sparse
 
 __all__ = ["CertificateKernel", "gap_bound", "certify", "MAX_PARAMS", "describe"]
 
@@ -83,9 +84,7 @@ class CertificateKernel:
             return acc
         coef, intercept, mean, scale = payload
         self._hessian.add(acc, (coef, intercept), X, y_index, sample_weight)
-        from softmax_spark.core.model import _is_sparse
-
-        Z = X.toarray() if _is_sparse(X) else np.asarray(X, dtype=np.float64)
+        Z = X.toarray() if is_sparse(X) else np.asarray(X, dtype=np.float64)
         Z = (Z - mean) / scale
         sq = np.einsum("ij,ij->i", Z, Z) + (1.0 if self.fit_intercept else 0.0)
         if sample_weight is not None:
@@ -110,9 +109,7 @@ class LeverageKernel:
         if X.shape[0] == 0:
             return acc
         mean, scale, N = payload
-        from softmax_spark.core.model import _is_sparse
-
-        Z = X.toarray() if _is_sparse(X) else np.asarray(X, dtype=np.float64)
+        Z = X.toarray() if is_sparse(X) else np.asarray(X, dtype=np.float64)
         Z = (Z - mean) / scale
         if self.fit_intercept:
             Z = np.hstack([Z, np.ones((Z.shape[0], 1))])
@@ -211,8 +208,6 @@ def certify(problem, theta) -> dict:
     """The certificate of ``theta`` for ``problem`` (``problem.Problem`` / ``NumpyProblem``): one
     data pass (Hessian + row norms), then ``gap_bound``. Adds objective (J at θ). P above
     ``MAX_PARAMS``: status "not computed", no pass."""
-    from softmax_spark.core.curvature import hessian_in_theta
-
     precond = problem.precond
     C, D = precond.n_classes, precond.n_features
     width = D + (1 if problem.fit_intercept else 0)

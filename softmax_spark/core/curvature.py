@@ -32,8 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from softmax_spark.core.loss import BlockSums, LossAccumulator, softmax, softmax_nll_
-from softmax_spark.core.model import _is_sparse
-from softmax_spark.core.penalties.l2 import L2Penalty
+from softmax_spark.core.loss import is_sparse as _is_sparse
 
 __all__ = [
     "BUFFER_BYTES",
@@ -46,7 +45,6 @@ __all__ = [
     "DiagSums",
     "hessian_in_theta",
     "hessian_diag_in_theta",
-    "l2_curvature_in_theta",
     "null_directions",
 ]
 
@@ -421,7 +419,7 @@ def hessian_in_theta(precond, H_wb: np.ndarray) -> np.ndarray:
 def hessian_diag_in_theta(precond, diag: DiagSums) -> np.ndarray:
     """diag(Tᵀ ∇²ℓ T) from ``DiagSums``: (E[q x²] − 2 μ E[q x] + μ² E[q]) / s² on Θ, E[q] on β.
 
-    Data term only (add ``l2_curvature_in_theta`` for the penalty). Shape (precond.size,).
+    Data term only (the penalty's diagonal is added by the caller). Shape (precond.size,).
     """
     rows = precond.rows
     qxx, qx, q = diag.qxx[:rows], diag.qx[:rows], diag.q[:rows]
@@ -431,12 +429,6 @@ def hessian_diag_in_theta(precond, diag: DiagSums) -> np.ndarray:
     if precond.fit_intercept:
         parts.append(q)
     return np.concatenate(parts)
-
-
-def l2_curvature_in_theta(precond, l2: float, l2_weights=None) -> np.ndarray:
-    """The L2 penalty's Hessian in θ, which is diagonal: 2λ p_j / s_j² on Θ_cj, 0 on β. Shape (size,).
-    (``L2Penalty(l2, l2_weights).curvature_in_theta(precond)``; kept for the tests that use it.)"""
-    return L2Penalty(l2, l2_weights).curvature_in_theta(precond)
 
 
 def _feature_curvature(penalty, n_features: int, l2_weights=None) -> np.ndarray:

@@ -47,7 +47,7 @@ from softmax_spark.core.kernels import LossGradKernel
 from softmax_spark.core.loss import softmax
 from softmax_spark.core.penalty import L2Penalty, feature_weights
 from softmax_spark.core.precondition import Preconditioner
-from softmax_spark.core.problem import _ProblemBase
+from softmax_spark.core.problem import ProblemBase
 
 __all__ = ["SlotsKernel", "MomentsKernel", "MetricKernel", "FoldProblem", "LockstepPasses", "FoldMoments",
            "metric_value", "regparam_max", "regparam_grid", "one_standard_error_index", "FOLD_HESSIAN_MAX_DOUBLES",
@@ -294,7 +294,7 @@ def build_fold_problem(passes, slot, moments: FoldMoments, n_classes, lam, stand
     return FoldProblem(passes, slot, precond, penalty, seed)
 
 
-class FoldProblem(_ProblemBase):
+class FoldProblem(ProblemBase):
     """J of one slot (a fold's training rows, or all rows): its passes are requests to a
     ``LockstepPasses``, run together with the other folds' (see the module docstring).
     ``slot`` = (mode, fold), as ``SlotsKernel``'s."""

@@ -36,8 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from softmax_spark.core.errors import InputError
-from softmax_spark.spark.schema import NUMERIC_EXPECTED, VECTOR_EXPECTED, WEIGHT_EXPECTED, type_error
+from softmax_spark.core.errors import NUMERIC_EXPECTED, VECTOR_EXPECTED, WEIGHT_EXPECTED, InputError, type_error
 
 __all__ = ["FeatureSpec", "features_to_numpy", "weights_to_numpy"]
 

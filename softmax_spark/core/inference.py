@@ -42,7 +42,7 @@ import numpy as np
 from softmax_spark.core.curvature import HessianAccumulator, _add_hessian_dense, _add_hessian_sparse, _forward_into, _rows_per_chunk, \
     _syrk, _with_ones
 from softmax_spark.core.errors import InputError
-from softmax_spark.core.model import _is_sparse
+from softmax_spark.core.loss import is_sparse
 
 __all__ = ["InferenceError", "InferenceKernel", "InferenceSums", "coefficient_table", "MAX_PARAMS",
            "PERFECT_PROBABILITY", "MAX_LOGIT_STEP", "MAX_CONDITION"]
@@ -118,7 +118,7 @@ class InferenceKernel:
             return acc
         X, proba, s = _forward_into(acc, payload, X, y_index, sample_weight, self.fit_intercept)
         Xt = _with_ones(X) if self.fit_intercept else X
-        if _is_sparse(Xt):
+        if is_sparse(Xt):
             _add_hessian_sparse(acc.hessian_sum, Xt, proba, s)
             Xt = Xt.toarray()
         else:

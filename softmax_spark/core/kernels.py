@@ -41,7 +41,7 @@ from typing import Protocol
 
 import numpy as np
 
-from softmax_spark.core.loss import BlockSums, LossAccumulator, column_sums, softmax_nll_
+from softmax_spark.core.loss import BlockSums, LossAccumulator, column_sums, loss_and_gradient_sums, softmax_nll_
 
 __all__ = ["BlockKernel", "LossGradKernel", "loss_and_gradient_sums_any"]
 
@@ -66,8 +66,6 @@ def loss_and_gradient_sums_any(coef, intercept, X, y_index, sample_weight=None) 
     view, no copy); only the chunk's values are up-cast to float64.
     """
     if isinstance(X, np.ndarray):  # dense (memmaps included); no scipy needed on the executors
-        from softmax_spark.core.loss import loss_and_gradient_sums
-
         return loss_and_gradient_sums(coef, intercept, X, y_index, sample_weight)
     coef = np.asarray(coef, dtype=np.float64)
     n_classes = coef.shape[0]

@@ -10,7 +10,7 @@ Positions are int64, −1 for a null or unknown label; ``check_known`` turns the
 one ``InputError`` form (column, partition/row, the classes). ``coerce_classes`` casts class
 labels given as text (``--classes 0,1,2``) to a label column's Spark type.
 
-Pure numpy + pyarrow; pyspark is imported only by the functions that take a Spark DataFrame or type.
+Pure numpy + pyarrow; pyspark is never imported: Spark types are told apart by class name (``spark_type_names``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 from softmax_spark.core.errors import InputError, ModelFormatError
 
 __all__ = ["plain", "class_key", "value_family", "format_classes", "sorted_classes", "discover_classes",
-           "class_kind", "arrow_type", "spark_type", "class_values", "label_family", "label_positions",
-           "unknown_label_error", "check_known", "coerce_classes", "SHOWN_CLASSES"]
+           "class_kind", "arrow_type", "spark_type_names", "class_values", "label_family", "label_positions",
+           "unknown_label_error", "check_known", "coerce_classes", "classes_from_files", "SHOWN_CLASSES"]
 
 SHOWN_CLASSES = 20  # an error message lists at most this many classes, then "…"
 
@@ -72,9 +72,9 @@ def discover_classes(df, label_col: str, files: list[str] | None = None) -> list
 
     ``files``: the local Parquet files behind ``df`` (``df.inputFiles()``), when ``df`` is
     exactly their rows: the label column is then read with pyarrow on the driver (small inputs
-    only, see ``_classes_from_files``) instead of a Spark job — on small data that job, the
+    only, see ``classes_from_files``) instead of a Spark job — on small data that job, the
     first SQL job of the process, costs seconds."""
-    values = _classes_from_files(files, label_col) if files else None
+    values = classes_from_files(files, label_col) if files else None
     if values is None:
         values = [row[0] for row in df.select(label_col).distinct().collect() if row[0] is not None]
     try:
@@ -86,7 +86,7 @@ def discover_classes(df, label_col: str, files: list[str] | None = None) -> list
 CLASSES_FROM_FILES_MAX_ROWS = 4_000_000  # above this the label column is read by Spark
 
 
-def _classes_from_files(files: list[str], label_col: str) -> list | None:
+def classes_from_files(files: list[str], label_col: str) -> list | None:
     """Distinct non-null labels of local Parquet ``files`` (``file:`` URIs), read with pyarrow;
     None (Spark decides) when a file is not local, the label is not a physical column of every
     file (a hive partition column), its type is not an integer, bool, string or float type, the
@@ -157,13 +157,6 @@ def arrow_type(kind: str) -> pa.DataType:
     return {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "string": pa.string()}[kind]
 
 
-def spark_type(kind: str):
-    """The Spark type of a column of ``class_kind`` values."""
-    from pyspark.sql import types as T
-
-    return {"bool": T.BooleanType(), "int": T.LongType(), "float": T.DoubleType(), "string": T.StringType()}[kind]
-
-
 def class_values(classes: Sequence, kind: str | None = None) -> pa.Array:
     """The classes as one Arrow array of ``arrow_type(kind)`` (default ``class_kind(classes, strict=False)``)."""
     kind = kind or class_kind(classes, strict=False)
@@ -186,15 +179,22 @@ def label_family(dtype) -> str:
         if pa.types.is_boolean(dtype):
             return "bool"
         return "other"
-    from pyspark.sql import types as T
-
-    if isinstance(dtype, T.NumericType):
+    kinds = spark_type_names(dtype)
+    if "NumericType" in kinds:
         return "numeric"
-    if isinstance(dtype, (T.StringType, T.VarcharType, T.CharType)):
+    if kinds & {"StringType", "VarcharType", "CharType"}:
         return "string"
-    if isinstance(dtype, T.BooleanType):
+    if "BooleanType" in kinds:
         return "bool"
     return "other"
+
+
+def spark_type_names(dtype) -> set[str]:
+    """The class names of a Spark ``DataType`` and its bases (``IntegerType`` → {"IntegerType",
+    "IntegralType", "NumericType", "AtomicType", "DataType", …}): this numpy layer tells Spark types
+    apart by name and never imports pyspark (``pyspark.sql.types`` of classic and of Spark Connect
+    sessions alike)."""
+    return {cls.__name__ for cls in type(dtype).__mro__}
 
 
 def _python_positions(labels, classes: Sequence) -> np.ndarray:
@@ -298,8 +298,6 @@ def coerce_classes(given: Sequence, dtype, column: str, flag: str = "--classes")
     """Class labels given as text (``--classes 0,1,2``) in a label column's Spark type ``dtype``:
     integral → int, floating/decimal → float, boolean → True/False (from "true"/"false", any case),
     else str. Returns them sorted. Raises ``InputError`` for a value of another type or duplicates."""
-    from pyspark.sql import types as T
-
     def to_bool(v):
         if isinstance(v, bool):
             return v
@@ -307,11 +305,12 @@ def coerce_classes(given: Sequence, dtype, column: str, flag: str = "--classes")
             raise ValueError(v)
         return str(v).lower() == "true"
 
-    if isinstance(dtype, T.IntegralType):
+    kinds = spark_type_names(dtype)
+    if "IntegralType" in kinds:
         convert = int
-    elif isinstance(dtype, (T.FloatType, T.DoubleType, T.DecimalType)):
+    elif kinds & {"FloatType", "DoubleType", "DecimalType"}:
         convert = float
-    elif isinstance(dtype, T.BooleanType):
+    elif "BooleanType" in kinds:
         convert = to_bool
     else:
         convert = str

@@ -30,8 +30,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from softmax_spark.core.penalty import L2Penalty
-
 __all__ = [
     "BlockSums",
     "LossAccumulator",
@@ -41,10 +39,14 @@ __all__ = [
     "row_sums",
     "column_sums",
     "loss_and_gradient_sums",
-    "objective_and_gradient",
-    "textbook_sgd_step",
-    "minibatch_sgd_step",
+    "is_sparse",
 ]
+
+
+def is_sparse(X) -> bool:
+    """Is ``X`` a scipy.sparse matrix or array? Checked by the type's module, without importing
+    scipy (the executors' dense path never loads it)."""
+    return type(X).__module__.startswith("scipy.sparse")
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -207,61 +209,3 @@ class LossAccumulator:
             raise ValueError("the total sample weight is zero: no rows (or only zero-weight rows)")
         w = self.weight_sum
         return self.loss_sum / w, self.grad_coef_sum / w, self.grad_intercept_sum / w
-
-
-def objective_and_gradient(
-    coef, intercept, X, y_index, sample_weight=None, l2: float = 0.0, block_rows: int = 65536
-):
-    """J(W, b) and (∇_W J, ∇_b J) over all rows in one process (blocks of ``block_rows``), with
-    the plain penalty λ‖W‖²_F (``penalty.L2Penalty(l2)``).
-
-    ``intercept=None`` fits no intercept (b ≡ 0) and returns ``None`` for its gradient.
-    """
-    coef = np.asarray(coef, dtype=np.float64)
-    acc = LossAccumulator(*coef.shape)
-    for start in range(0, X.shape[0], block_rows):
-        stop = start + block_rows
-        sw = None if sample_weight is None else sample_weight[start:stop]
-        acc.add(coef, intercept, X[start:stop], y_index[start:stop], sw)
-    loss, grad_coef, grad_intercept = acc.result()
-    if l2:
-        penalty = L2Penalty(l2)
-        loss, grad_coef = loss + penalty.value(coef), grad_coef + penalty.gradient(coef)
-    return loss, grad_coef, (grad_intercept if intercept is not None else None)
-
-
-def textbook_sgd_step(coef, x, y_index: int, learning_rate: float, l2: float) -> np.ndarray:
-    """One per-example SGD step written out per class, no intercept (the textbook derivation).
-
-    For the true class i:  w_i ← w_i − η(−x + p_i x + 2λ w_i);
-    for every other j:     w_j ← w_j − η(p_j x + 2λ w_j),
-    with p_j = exp(w_j·x) / Σ_k exp(w_k·x). A reference for tests; loops over classes on purpose.
-    """
-    coef = np.asarray(coef, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    scores = [float(coef[k] @ x) for k in range(coef.shape[0])]
-    top = max(scores)
-    denom = sum(np.exp(s - top) for s in scores)
-    new = coef.copy()
-    for j in range(coef.shape[0]):
-        p_j = np.exp(scores[j] - top) / denom
-        if j == y_index:
-            new[j] = coef[j] - learning_rate * (-x + p_j * x + 2.0 * l2 * coef[j])
-        else:
-            new[j] = coef[j] - learning_rate * (p_j * x + 2.0 * l2 * coef[j])
-    return new
-
-
-def minibatch_sgd_step(
-    coef, intercept, X, y_index, learning_rate: float, l2: float, sample_weight=None
-):
-    """W ← W − η ∇J_batch (and b likewise when ``intercept`` is not None), vectorised.
-
-    With a batch of one row and no intercept this is ``textbook_sgd_step``.
-    """
-    _, grad_coef, grad_intercept = objective_and_gradient(
-        coef, intercept, X, y_index, sample_weight, l2
-    )
-    new_coef = coef - learning_rate * grad_coef
-    new_intercept = None if intercept is None else intercept - learning_rate * grad_intercept
-    return new_coef, new_intercept

@@ -14,6 +14,12 @@ Properties the API exposes (the seed derivation, corrected):
   free rows suffice: ``reference(k)`` pins row k to zero; ``centered()`` gives Σ_c w_c = 0 and
   Σ_c b_c = 0, which is where an L2-regularised optimum lies.
 
+This module is the numpy core's model and nothing above it: writing and reading model directories
+is ``softmax_spark.io.model_io`` (``save_model(model, path)``, ``load_model(path)``, also
+``softmax_spark.save_model`` / ``softmax_spark.load_model``), coefficient inference on a Spark
+DataFrame is ``softmax_spark.spark.inference_pass.coefficient_table_for(spark, model, df)``
+(``softmax_spark.coefficient_table(model, df)``).
+
 Conventions
 -----------
 - ``coef``: ndarray of shape (n_classes, n_features), row c = w_c.
@@ -31,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from softmax_spark.core.labels import check_known, plain as _plain, sorted_classes
-from softmax_spark.core.loss import log_softmax, softmax
+from softmax_spark.core.loss import is_sparse, log_softmax, softmax
 
 __all__ = ["SoftmaxModel", "LogisticModel", "sorted_classes", "labels_to_index"]
 
@@ -44,11 +50,6 @@ def labels_to_index(labels: Sequence[Any], classes: Sequence[Any]) -> np.ndarray
     Returns ndarray of shape (n_samples,) of int64.
     """
     return check_known(labels, classes, None, where=None, owner="the model's")
-
-
-def _is_sparse(X) -> bool:
-    """A scipy.sparse matrix or array (checked without importing scipy)."""
-    return type(X).__module__.startswith("scipy.sparse")
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class SoftmaxModel:
 
     # -- prediction -------------------------------------------------------------------------
     def _check_X(self, X):
-        if _is_sparse(X):  # scipy.sparse: kept sparse, X @ Wᵀ is a sparse × dense product
+        if is_sparse(X):  # scipy.sparse: kept sparse, X @ Wᵀ is a sparse × dense product
             if X.ndim != 2 or X.shape[1] != self.n_features:
                 raise ValueError(f"X has shape {X.shape}; the model expects (n_samples, {self.n_features})")
             return X.tocsr()
@@ -170,17 +171,6 @@ class SoftmaxModel:
         """The same probabilities with row k of W (and b_k) pinned to zero: C−1 free rows."""
         return self._with(self.coef - self.coef[k], self.intercept - self.intercept[k])
 
-    def coefficient_table(self, df, reference_class=None, parameterization: str = "reference", alpha: float = 0.05,
-                          covariance: str = "auto", spark=None):
-        """Coefficient inference (pandas DataFrame: class, feature, coefficient, std_error, z, p_value,
-        ci_low, ci_high) on this model's training DataFrame ``df``, read with the options the model
-        was trained with; one ingest and one data pass. See ``inference.coefficient_table`` for the
-        meaning and the errors (``InferenceError`` when the estimate does not exist)."""
-        from softmax_spark.spark.inference_pass import coefficient_table_for
-
-        return coefficient_table_for(spark or df.sparkSession, self, df, reference_class=reference_class,
-                                     parameterization=parameterization, alpha=alpha, covariance=covariance)
-
     @property
     def optimality_gap_bound(self) -> float | None:
         """The certificate's upper bound on J − J* (``metadata["certificate"]``), or None."""
@@ -210,9 +200,3 @@ class SoftmaxModel:
         est.n_features_in_ = self.n_features
         est.n_iter_ = np.array([len(self.history)])
         return est
-
-    def save(self, path: str, overwrite: bool = False) -> None:
-        """Write the model directory (see ``softmax_spark.io.model_io``)."""
-        from softmax_spark.io.model_io import save_model
-
-        save_model(self, path, overwrite=overwrite)

@@ -20,12 +20,14 @@ import math
 
 import numpy as np
 
+from softmax_spark.core.curvature import (HessianDiagKernel, HessianKernel, HvpKernel, hessian_diag_in_theta,
+                                          hessian_in_theta, null_directions)
 from softmax_spark.core.loss import LossAccumulator
 
-__all__ = ["Problem", "NumpyProblem", "curvature_bound", "power_iteration_bound"]
+__all__ = ["ProblemBase", "Problem", "NumpyProblem", "curvature_bound", "power_iteration_bound"]
 
 
-class _ProblemBase:
+class ProblemBase:
     """The penalty and the θ ↔ (W, b) map around a data term ``_data_term``."""
 
     def __init__(self, precond, penalty, seed: int = 0):
@@ -94,8 +96,6 @@ class _ProblemBase:
         """Orthonormal basis (n_params, k) of the directions J is constant along in θ (the class-sum
         shifts of the intercept, and of a feature's coefficients when it is unpenalised): the
         Hessian is singular there and Newton steps are taken in the complement."""
-        from softmax_spark.core.curvature import null_directions
-
         return null_directions(self.precond, self.penalty)
 
     def hessian(self, theta, iteration: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
@@ -104,8 +104,6 @@ class _ProblemBase:
         The data term's exact Hessian Σ_i s_i (diag(p_i) − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ / Σ s_i comes from
         ``curvature.HessianKernel`` in (W, b) coordinates; the penalty's (``L2Penalty.hessian``) is
         added there and the sum mapped to θ by ``curvature.hessian_in_theta`` (θ → (W, b) is linear)."""
-        from softmax_spark.core.curvature import HessianKernel, hessian_in_theta
-
         coef, intercept = self.precond.to_model(theta)
         loss, grad_coef, grad_intercept, H = self._curvature_pass(HessianKernel(self.fit_intercept), (coef, intercept), iteration)
         C, D = coef.shape
@@ -121,8 +119,6 @@ class _ProblemBase:
         """∇²J(θ)·v of shape (n_params,); one pass (``curvature.HvpKernel``). θ → (W, b) is linear,
         so the direction in model coordinates is ``to_model(v)`` and the product maps back with
         the gradient's map (its transpose)."""
-        from softmax_spark.core.curvature import HvpKernel
-
         coef, intercept = self.precond.to_model(theta)
         V, c = self.precond.to_model(v)
         hv_coef, hv_intercept = self._curvature_pass(HvpKernel(self.fit_intercept), (coef, intercept, V, c), iteration)
@@ -133,8 +129,6 @@ class _ProblemBase:
     def hessian_diag(self, theta, iteration: int = 0) -> np.ndarray:
         """diag ∇²J(θ) of shape (n_params,), for a Jacobi preconditioner of CG; one pass
         (``curvature.HessianDiagKernel``)."""
-        from softmax_spark.core.curvature import HessianDiagKernel, hessian_diag_in_theta
-
         coef, intercept = self.precond.to_model(theta)
         *_, sums = self._curvature_pass(HessianDiagKernel(self.fit_intercept), (coef, intercept), iteration)
         pen = self.penalty.hessian_diag(self.precond.n_classes, self.precond.n_features)[: self.precond.rows]
@@ -144,7 +138,7 @@ class _ProblemBase:
         return hessian_diag_in_theta(self.precond, sums) + np.concatenate(parts)
 
 
-class Problem(_ProblemBase):
+class Problem(ProblemBase):
     """J over the ingested blocks: one ``DistributedLoss`` pass per evaluation.
 
     Parameters
@@ -173,7 +167,7 @@ class Problem(_ProblemBase):
         return acc.result()
 
 
-class NumpyProblem(_ProblemBase):
+class NumpyProblem(ProblemBase):
     """The same J over in-memory arrays (tests, benchmarks, small data); no Spark.
 
     Parameters

@@ -41,13 +41,16 @@ import numpy as np
 import pyarrow as pa
 
 from softmax_spark.io import storage
+from softmax_spark.io.model_io import load_scoring_model
 from softmax_spark.fit.config import EvaluateConfig
 from softmax_spark.spark.connect_backend import ClosurePayload, is_connect
+from softmax_spark.spark.distributed import limit_task_blas_threads, raise_task_error
+from softmax_spark.spark.ingest import read_parquet
 from softmax_spark.core.errors import InputError
 from softmax_spark.core.features import FeatureSpec, features_to_numpy
-from softmax_spark.core.labels import arrow_type, check_known, class_kind, label_positions, spark_type
+from softmax_spark.core.labels import arrow_type, check_known, class_kind, label_positions
 from softmax_spark.core.loss import softmax
-from softmax_spark.spark.schema import check_columns
+from softmax_spark.spark.schema import check_columns, spark_type
 from softmax_spark.core.metrics import DEFAULT_CALIBRATION_BINS, MetricsAccumulator, default_top_k, format_metrics_table
 
 __all__ = ["EvaluateConfig", "EvaluationResult", "probability_column_names", "run", "read", "score", "write",
@@ -121,8 +124,6 @@ class _ScoringKernel:
         return self.coef, self.intercept
 
     def __call__(self, batches):
-        from softmax_spark.spark.distributed import limit_task_blas_threads
-
         limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
         coef, intercept = self._weights()  # (C, D), (C,)
         n_classes = coef.shape[0]
@@ -295,6 +296,7 @@ def _with_class_metadata(scored, cfg: EvaluateConfig, prob_names, classes):
 
 def _write_plots(directory: str, model, metrics: dict | None, classes: list) -> list[str]:
     """Write the PNGs into the local ``directory``; returns their file names."""
+    # lazy: plots imports matplotlib, which only the driver's plot step needs
     from softmax_spark.evaluate.plots import plot_confusion_matrix, plot_reliability_diagram, plot_training_curve
 
     written = []
@@ -338,9 +340,6 @@ class _Plan:
 def read(spark, cfg: EvaluateConfig) -> _Plan:
     """Load the model, read the input's schema and check every column and output path (no
     Spark job runs: an existing output is refused before any work)."""
-    from softmax_spark.spark.ingest import read_parquet
-    from softmax_spark.io.model_io import load_scoring_model
-
     model = load_scoring_model(cfg.model_dir, spark=spark, model_classes=getattr(cfg, "model_classes", None))
     classes = list(model.classes)
     class_kind(classes)  # refuses mixed-type classes early
@@ -431,8 +430,6 @@ def score(spark, cfg: EvaluateConfig, plan: _Plan, weights):
 
 def write(scored, staged: str, partition_by=None) -> None:
     """Write the scored rows as Parquet to ``staged`` (a URI that must not exist)."""
-    from softmax_spark.spark.distributed import raise_task_error
-
     writer = scored.write.mode("error")  # = errorifexists; Spark Connect knows only this spelling
     if partition_by:
         writer = writer.partitionBy(*partition_by)

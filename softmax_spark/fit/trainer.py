@@ -78,6 +78,7 @@ class SoftmaxTrainer:
         ``weight_col``); ``validation_df``: early stopping on its log-loss. Returns a
         ``SoftmaxModel`` (coef (C, D), intercept (C,), classes, history); writes ``model_dir``
         when given. Raises ``InputError`` (one line) for bad options or data."""
+        # lazy: building a trainer, its config and help() need no Spark (training imports pyspark)
         from softmax_spark.spark.shipping import our_tasks
         from softmax_spark.fit.training import fit_dataframe
 

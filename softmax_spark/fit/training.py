@@ -30,11 +30,16 @@ import time
 
 import numpy as np
 
+from softmax_spark.core.certificate import certify, describe
 from softmax_spark.io.checkpoint import finish_run, fingerprint
+from softmax_spark.io.mllib_io import write_mllib_model
+from softmax_spark.io.model_io import load_any_model, save_model
+from softmax_spark.io.storage import check_reachable, check_writable
 from softmax_spark.fit.config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
 from softmax_spark.spark.connect_backend import default_parallelism
 from softmax_spark.spark.distributed import DistributedLoss, injected_failure_dir, make_loss
 from softmax_spark.spark.driver_data import DriverData, ingest_in_driver
+from softmax_spark.spark.inference_pass import inference_sums, table_from_sums, write_inference
 from softmax_spark.core.errors import InputError
 from softmax_spark.spark.ingest import ingest
 from softmax_spark.spark.parquet_input import open_parquet
@@ -50,18 +55,17 @@ from softmax_spark.solvers import make_solver, resolve_optimizer
 
 log = logging.getLogger("softmax_spark")
 
-__all__ = ["train", "fit_dataframe", "TrainingData", "build_problem", "model_metadata"]
+__all__ = ["train", "fit_dataframe", "TrainingData", "build_problem", "model_metadata", "read_inputs", "class_weights",
+           "fingerprint_options", "class_weight_sums"]
 
 CHECKPOINT_STATE_FORMAT = 2  # checkpoints hold solver state by field name (solvers.base)
 
 
 def _initial_model(cfg: TrainConfig, classes, n_features):
     """(coef, intercept) to start from: zeros, or --init-model (ours or MLlib's, at any storage URI;
-    rows matched to ``classes`` by ``model_io.load_any_model``)."""
+    rows matched to ``classes`` by ``model_io.load_any_model``; any registered model directory)."""
     if not cfg.init_model:
         return np.zeros((len(classes), n_features)), np.zeros(len(classes))
-    from softmax_spark.io.model_io import load_any_model
-
     init = load_any_model(cfg.init_model, classes=classes, mllib_classes=cfg.init_model_classes, n_features=n_features)
     return init.coef, init.intercept
 
@@ -76,7 +80,7 @@ def class_weight_sums(dist: DistributedLoss) -> np.ndarray:
     return np.where(sums > 1e-12 * result.weight_sum, sums, 0.0)  # rounding of an absent class
 
 
-def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | None:
+def class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | None:
     """Class weights of shape (C,) or None. ``class_sums``: Σ s_i per class (default: the row
     counts, which they are without a weight column)."""
     cw = cfg.class_weight
@@ -99,7 +103,7 @@ def _class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | N
     return weights
 
 
-def _fingerprint_options(cfg: TrainConfig, summary) -> str:
+def fingerprint_options(cfg: TrainConfig, summary) -> str:
     """The run's identity for resuming: every option as its declaration says (``config.RESUME_*``:
     hashed, ignored, or hashed only when set), the data's summary and moments, and the checkpoint
     state format. No hand-kept list: a new option declares how it counts where it is declared."""
@@ -219,7 +223,7 @@ def l1_penalty_of(cfg: TrainConfig, n_classes: int, n_features: int, col_std):
     return penalties.build(cfg, context)[1]
 
 
-def _read(spark, cfg: TrainConfig, df=None, validation_df=None):
+def read_inputs(spark, cfg: TrainConfig, df=None, validation_df=None):
     """(df, its Parquet files or None, validation_df or None, its files, classes), columns checked.
 
     ``cfg.input`` is read by path so the ingest may read its row groups directly; the files'
@@ -255,14 +259,12 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
 
     Raises ``InputError`` (bad data or options), ``DivergenceError`` / ``NoProgressError`` (the
     solver could not train)."""
-    from softmax_spark.io.storage import check_reachable, check_writable
-
     use_console()
     if write and cfg.model_dir:
         check_writable(cfg.model_dir, cfg.overwrite, "model directory", spark=spark)
     check_reachable(cfg.checkpoint_dir, "--checkpoint-dir", spark)
     check_reachable(cfg.init_model, "--init-model", spark)
-    df, files, validation_df, val_files, classes = _read(spark, cfg, df, validation_df)
+    df, files, validation_df, val_files, classes = read_inputs(spark, cfg, df, validation_df)
     # --dtype auto → float32 for array<float> features (schema.storage_dtype); the model's
     # options record the dtype the blocks were cached in
     cfg = dataclasses.replace(cfg, dtype=storage_dtype(cfg.dtype, df.schema, cfg.feature_spec))
@@ -287,7 +289,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
             plain = make_loss(data.sets["train"].blocks, len(classes), summary.n_features, True,
                               cfg.aggregation_depth, rebuild=data.rebuilder("train"), resident=cfg.resident_tasks)
             class_sums = class_weight_sums(plain)
-        class_weight = _class_weights(cfg, summary, class_sums)
+        class_weight = class_weights(cfg, summary, class_sums)
         problem, validation_loss = build_problem(cfg, data, class_weight)
         coef0, intercept0 = _initial_model(cfg, classes, summary.n_features)
 
@@ -295,7 +297,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         density = getattr(summary, "density", 1.0) or 1.0
         solver_name, solver_reason = resolve_optimizer(cfg, summary.n_rows, len(classes), summary.n_features, density)
         log.info("optimizer %s (%s)", solver_name, solver_reason)
-        run_fingerprint = _fingerprint_options(cfg, summary)
+        run_fingerprint = fingerprint_options(cfg, summary)
         loop = TrainingLoop(make_solver(cfg, solver_name), problem, cfg.max_iter, validation_loss, cfg.patience,
                             cfg.checkpoint_dir, cfg.checkpoint_every, run_fingerprint)
         result = loop.run(problem.from_model(coef0, intercept0))
@@ -360,8 +362,6 @@ def model_metadata(cfg: TrainConfig, summary, result, solver_name: str, solver_r
 def _certificate(problem, theta) -> dict:
     """``certificate.certify`` at the returned θ (one Hessian pass; none above its size limit),
     logged; a failure to certify never fails the fit (the status records it)."""
-    from softmax_spark.core.certificate import certify, describe
-
     try:
         cert = certify(problem, theta)
     except Exception as exc:  # noqa: BLE001 — the model is fine; only its certificate is missing
@@ -372,8 +372,6 @@ def _certificate(problem, theta) -> dict:
 
 def _inference_table(cfg, data, problem, result, classes, class_weight):
     """``--inference``: the coefficient table at the fitted model over the ingested data (one pass)."""
-    from softmax_spark.spark.inference_pass import inference_sums, table_from_sums
-
     coef, intercept = problem.to_model(result.theta)
     probe = SoftmaxModel(coef, intercept, classes, metadata={
         "l2": cfg.l2, "options": dataclasses.asdict(cfg),
@@ -384,17 +382,10 @@ def _inference_table(cfg, data, problem, result, classes, class_weight):
 
 
 def _write(model: SoftmaxModel, cfg: TrainConfig, inference_table=None) -> None:
-    from softmax_spark.core.certificate import describe
-    from softmax_spark.io.model_io import save_model
-
     writers = []
     if cfg.write_mllib:
-        from softmax_spark.io.mllib_io import write_mllib_model
-
         writers.append(lambda tmp: write_mllib_model(model, os.path.join(tmp, "mllib")))
     if inference_table is not None:
-        from softmax_spark.spark.inference_pass import write_inference
-
         writers.append(lambda tmp: write_inference(inference_table, tmp))
     extra = (lambda tmp: [w(tmp) for w in writers]) if writers else None  # noqa: E731
     save_model(model, cfg.model_dir, overwrite=cfg.overwrite, extra_writer=extra)
@@ -405,3 +396,8 @@ def train(spark, cfg: TrainConfig) -> SoftmaxModel:
     """The job's entry: validate the config, train on ``cfg.input``, write ``cfg.model_dir``."""
     cfg.validate()
     return fit_dataframe(spark, cfg)
+
+
+# the old private names, still imported by softmax_spark.sparkml.fit_multiple (remove when it uses the public ones)
+_class_weights = class_weights
+_read = read_inputs

@@ -44,7 +44,7 @@ from softmax_spark.core.errors import InputError, ModelFormatError
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.core.penalty import L2Penalty
 
-__all__ = ["write_mllib_model", "read_mllib_model", "MLLIB_LR_MODEL_CLASS", "SPARK_VERSION"]
+__all__ = ["write_mllib_model", "read_mllib_model", "list_array", "MLLIB_LR_MODEL_CLASS", "SPARK_VERSION"]
 
 MLLIB_LR_MODEL_CLASS = "org.apache.spark.ml.classification.LogisticRegressionModel"
 # The Spark version whose layout we write (MLlib's reader only branches on major.minor < 2.1).
@@ -209,7 +209,7 @@ def _metadata_json(model: SoftmaxModel) -> str:
     return json.dumps(metadata, separators=(",", ":"), allow_nan=False)
 
 
-def _list_array(values: np.ndarray, list_type: pa.DataType) -> pa.Array:
+def list_array(values: np.ndarray, list_type: pa.DataType) -> pa.Array:
     """A one-row list array holding ``values``."""
     element = list_type.value_type
     offsets = pa.array([0, len(values)], type=pa.int32())
@@ -224,7 +224,7 @@ def _data_table(model: SoftmaxModel) -> pa.Table:
             pa.array([1], type=pa.int8()),
             pa.nulls(1, type=pa.int32()),
             pa.nulls(1, type=INT_LIST),
-            _list_array(model.intercept, DOUBLE_LIST),
+            list_array(model.intercept, DOUBLE_LIST),
         ],
         fields=VECTOR_FIELDS,
     )
@@ -235,7 +235,7 @@ def _data_table(model: SoftmaxModel) -> pa.Table:
             pa.array([n_features], type=pa.int32()),
             pa.nulls(1, type=INT_LIST),
             pa.nulls(1, type=INT_LIST),
-            _list_array(np.ascontiguousarray(model.coef).reshape(-1), DOUBLE_LIST),
+            list_array(np.ascontiguousarray(model.coef).reshape(-1), DOUBLE_LIST),
             pa.array([True]),  # values row-major, as MLlib stores its dense multinomial W
         ],
         fields=MATRIX_FIELDS,

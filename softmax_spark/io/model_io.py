@@ -19,8 +19,13 @@ save/load round trip restores the metadata exactly.
 ``s3a://``, ``viewfs://``, …). The files are written into a local temporary directory and
 published atomically (``storage.atomic_directory``); a remote model is read by copying its small
 files to a local temporary directory first. ``load_model`` validates the format, version, shapes
-and finiteness before building the model. ``load_any_model`` also reads an MLlib
-``LogisticRegressionModel`` directory (for warm starts).
+and finiteness before building the model.
+
+The format registry (``FORMATS``: ``ModelFormat`` records) is the one place that tells the model
+directories apart (``detect_format``) and reads or writes them: our own format (this module), a
+saved Spark ML ``SoftmaxRegressionModel`` (``spark_ml_io``) and Spark MLlib's
+``LogisticRegressionModel`` (``mllib_io``). ``load_any_model`` (warm starts), ``load_scoring_model``
+(``jobs/evaluate.py``) and ``read_model`` accept any of them.
 """
 
 from __future__ import annotations
@@ -30,12 +35,16 @@ import logging
 import os
 import stat
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-from softmax_spark.io import storage
 from softmax_spark.core.errors import InputError, ModelFormatError
 from softmax_spark.core.labels import class_key, value_family  # labels compare as everywhere: 1 == 1.0, "1" != 1, True is not 1
 from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.io import spark_ml_io, storage
+from softmax_spark.io.mllib_io import MLLIB_LR_MODEL_CLASS, read_mllib_model, write_mllib_model
 
 FORMAT = "softmax_spark.model"
 FORMAT_VERSION = 1
@@ -44,7 +53,9 @@ _METADATA_KEYS = ("l2", "fit_intercept", "options", "data_summary")
 # top-level sections under the model's own names, written when the model has them (``core.model_record``)
 _OWN_SECTIONS = ("columns",)
 
-__all__ = ["save_model", "load_model", "load_any_model", "load_scoring_model", "model_dir_kind", "write_model_files", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "load_any_model", "load_scoring_model", "model_dir_kind", "write_model_files",
+           "FORMAT", "FORMAT_VERSION", "ModelFormat", "FORMATS", "register", "detect_format", "read_model",
+           "is_mllib_model_dir", "parse_class_labels"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -222,15 +233,120 @@ def _load_local(local: str, path: str, what: str) -> SoftmaxModel:
 
 
 # ---------------------------------------------------------------------------------------------
-# warm starts: our model directory or an MLlib one, matched to the data's classes
+# the format registry: every model directory we read or write, detected in one place
 # ---------------------------------------------------------------------------------------------
+ML_MODEL_CLASS = spark_ml_io.MODEL_CLASS  # a saved softmax_spark.ml.SoftmaxRegressionModel
+MLLIB_MODEL_CLASS = MLLIB_LR_MODEL_CLASS  # Spark MLlib's LogisticRegressionModel
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """One model-directory layout: how to recognise it, read it and (when we can) write it.
+
+    name            : what ``model_dir_kind`` answers ("softmax_spark", "ml", "mllib")
+    description     : for log lines and errors
+    read            : read(path, spark=None) -> SoftmaxModel, from any storage URI
+    write           : write(model, path, spark=None) into a new directory, or None when this layer
+                      cannot write it (a Spark ML model needs its Params: ``SoftmaxRegressionModel.write()``)
+    marker          : a file whose presence identifies the format (``metadata.json``), or None
+    spark_ml_class  : the ``class`` its Spark ML-persistence metadata records, or None
+    records_classes : False when the directory carries no label names (MLlib: label indices only)
+    """
+
+    name: str
+    description: str
+    read: Callable
+    write: Callable | None = None
+    marker: str | None = None
+    spark_ml_class: str | None = None
+    records_classes: bool = True
+
+
+FORMATS: dict[str, ModelFormat] = {}
+
+
+def register(fmt: ModelFormat) -> ModelFormat:
+    """Add ``fmt`` to ``FORMATS`` (a new output format = one module with its reader/writer plus
+    one ``register`` call here). Raises ``ValueError`` for a name or marker already taken."""
+    for other in FORMATS.values():
+        if other.name == fmt.name or (fmt.marker and other.marker == fmt.marker) or (
+                fmt.spark_ml_class and other.spark_ml_class == fmt.spark_ml_class):
+            raise ValueError(f"model format {fmt.name!r} clashes with the registered {other.name!r}")
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+register(ModelFormat("softmax_spark", "softmax_spark model", read=load_model, write=save_model, marker="metadata.json"))
+register(ModelFormat("ml", ML_MODEL_CLASS, read=spark_ml_io.read_spark_ml_model, spark_ml_class=ML_MODEL_CLASS))
+register(ModelFormat("mllib", f"Spark MLlib {MLLIB_MODEL_CLASS}", read=read_mllib_model, write=write_mllib_model,
+                     spark_ml_class=MLLIB_MODEL_CLASS, records_classes=False))
+
+
+def _spark_ml_class(path: str, spark) -> str | None:
+    """The ``class`` in ``<path>/metadata/part-*`` (Spark ML persistence, what
+    ``DefaultParamsWriter`` writes): None when there is no ``metadata/`` directory; raises
+    ``ModelFormatError`` when it holds no readable JSON."""
+    meta_dir = storage.join(path, "metadata")
+    try:
+        parts = sorted(n for n in storage.list_names(meta_dir, spark) if n.startswith("part-"))
+    except FileNotFoundError:
+        return None
+    for name in parts:
+        text = storage.read_bytes(storage.join(meta_dir, name), spark).decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            cls = json.loads(text.splitlines()[0]).get("class")
+        except (json.JSONDecodeError, AttributeError):
+            break
+        return str(cls)
+    raise ModelFormatError(f"model directory {path}: metadata/ holds no readable Spark ML metadata JSON")
+
+
+def detect_format(path: str, spark=None) -> ModelFormat:
+    """Which registered format the directory ``path`` (any storage URI) is: a ``marker`` file
+    first, else the ``class`` in Spark's ML-persistence ``metadata/part-*`` JSON. Reads one small
+    file; needs no SparkSession for a local path. A directory with neither counts as
+    "softmax_spark" (``load_model`` then names the missing file). Raises ``ModelFormatError`` (one
+    line) for a Spark ML directory of another class or unreadable metadata."""
+    for fmt in FORMATS.values():
+        if fmt.marker and storage.exists(storage.join(path, fmt.marker), spark):
+            return fmt
+    cls = _spark_ml_class(path, spark)
+    if cls is None:
+        return FORMATS["softmax_spark"]
+    for fmt in FORMATS.values():
+        if fmt.spark_ml_class == cls:
+            return fmt
+    known = ", ".join(f.spark_ml_class for f in FORMATS.values() if f.spark_ml_class)
+    raise ModelFormatError(f"model directory {path} holds a saved {cls}; expected a softmax_spark model or one of {known}")
+
+
+def model_dir_kind(path: str, spark=None) -> str:
+    """``detect_format(path, spark).name``: "softmax_spark" (``metadata.json``, ``save_model``),
+    "ml" (a saved ``softmax_spark.ml.SoftmaxRegressionModel``) or "mllib" (Spark MLlib's
+    ``LogisticRegressionModel``). Raises ``ModelFormatError`` as ``detect_format``."""
+    return detect_format(path, spark).name
+
+
 def is_mllib_model_dir(path: str, spark=None) -> bool:
-    """An MLlib model directory has ``metadata/`` and no ``metadata.json``."""
-    return not storage.exists(storage.join(path, "metadata.json"), spark) and storage.is_dir(
-        storage.join(path, "metadata"), spark
-    )
+    """Is ``path`` a Spark MLlib ``LogisticRegressionModel`` directory (``detect_format``)? False
+    for any other or unreadable directory."""
+    try:
+        return detect_format(path, spark).name == "mllib"
+    except ModelFormatError:
+        return False
 
 
+def read_model(path: str, spark=None) -> SoftmaxModel:
+    """The model in the directory ``path`` of any registered format, read as it is (an MLlib
+    model's classes are its label indices 0, 1, …, C−1). Raises ``ModelFormatError``."""
+    return detect_format(path, spark).read(os.fspath(path), spark=spark)
+
+
+# ---------------------------------------------------------------------------------------------
+# warm starts: any registered model directory, matched to the data's classes
+# ---------------------------------------------------------------------------------------------
 def _coerce_like(values: list, classes: list, flag: str) -> list:
     """Labels given as text (``--init-model-classes a,b,c``) in the type of the data's ``classes``."""
     kind = value_family(classes[0]) if classes else "string"
@@ -251,8 +367,9 @@ def _coerce_like(values: list, classes: list, flag: str) -> list:
 
 def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_features=None,
                    what: str = "--init-model", class_flag: str = "--init-model-classes") -> SoftmaxModel:
-    """A SoftmaxModel from our model directory or an MLlib ``LogisticRegressionModel`` directory,
-    at any storage URI (for warm starts).
+    """A SoftmaxModel from any registered model directory (ours, a saved Spark ML
+    ``SoftmaxRegressionModel`` or an MLlib ``LogisticRegressionModel``), at any storage URI (for
+    warm starts).
 
     classes       : the class order the caller needs (the training data's, a list of C labels);
                     the returned model's rows are reordered to it. None keeps the model's order.
@@ -265,11 +382,9 @@ def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_fe
     (one line starting with ``what``: other classes, other feature count, no class order for an
     MLlib model). Logs ``warm start from <path> (…): classes matched …``.
     """
-    if is_mllib_model_dir(path, spark):
-        from softmax_spark.io.mllib_io import read_mllib_model
-
-        model = read_mllib_model(path, spark=spark)
-        kind = "MLlib LogisticRegressionModel"
+    fmt = detect_format(path, spark)
+    model = fmt.read(path, spark=spark)
+    if not fmt.records_classes:
         if mllib_classes is None:
             if classes is not None:
                 raise InputError(
@@ -285,9 +400,6 @@ def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_fe
                     f"{model.n_classes} classes (give each label once, in label-index order)"
                 )
             model = SoftmaxModel(model.coef, model.intercept, given, metadata=model.metadata)
-    else:
-        model = load_model(path, spark=spark)
-        kind = "softmax_spark model"
     if n_features is not None and model.n_features != n_features:
         raise InputError(f"{what} {path} has {model.n_features} features, the data has {n_features}")
     if classes is None:
@@ -298,53 +410,16 @@ def load_any_model(path: str, spark=None, classes=None, mllib_classes=None, n_fe
     if len(model.classes) != len(classes) or None in rows:
         raise InputError(f"{what} {path} has classes {list(model.classes)}, the data has {classes}")
     # MLlib: which label index each class came from; ours: which row of the saved model
-    matched = ", ".join(f"{c!r} = {'label index' if kind.startswith('MLlib') else 'row'} {k}"
+    matched = ", ".join(f"{c!r} = {'row' if fmt.records_classes else 'label index'} {k}"
                         for c, k in zip(classes, rows))
-    log.info("warm start from %s (%s): classes matched %s", path, kind, matched)
+    log.info("warm start from %s (%s): classes matched %s", path, fmt.description, matched)
     return SoftmaxModel(model.coef[rows], model.intercept[rows], classes, history=model.history,
                         metadata=model.metadata)
 
 
 # ---------------------------------------------------------------------------------------------
-# scoring: any of the three model directories jobs/evaluate.py accepts
+# scoring: any registered model directory (what jobs/evaluate.py accepts)
 # ---------------------------------------------------------------------------------------------
-ML_MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"  # ml.MODEL_CLASS (not imported: no pyspark.ml here)
-MLLIB_MODEL_CLASS = "org.apache.spark.ml.classification.LogisticRegressionModel"
-
-
-def model_dir_kind(path: str, spark=None) -> str:
-    """Which model directory ``path`` (any storage URI) is: "softmax_spark" (``metadata.json``,
-    ``save_model``), "ml" (a saved ``softmax_spark.ml.SoftmaxRegressionModel``) or "mllib" (Spark
-    MLlib's ``LogisticRegressionModel``) — the last two told apart by the ``class`` in Spark's
-    ML-persistence ``metadata/part-*`` JSON (what ``DefaultParamsWriter`` writes). Reads one small
-    file; needs no SparkSession for a local path. A directory with neither file counts as
-    "softmax_spark" (``load_model`` then names the missing file). Raises ``ModelFormatError`` (one
-    line) for a Spark ML directory of another class.""" 
-    what = f"model directory {path}"
-    if storage.exists(storage.join(path, "metadata.json"), spark):
-        return "softmax_spark"
-    meta_dir = storage.join(path, "metadata")
-    try:
-        parts = sorted(n for n in storage.list_names(meta_dir, spark) if n.startswith("part-"))
-    except FileNotFoundError:  # neither: ``load_model`` names what is missing
-        return "softmax_spark"
-    for name in parts:
-        text = storage.read_bytes(storage.join(meta_dir, name), spark).decode("utf-8", "replace").strip()
-        if not text:
-            continue
-        try:
-            cls = json.loads(text.splitlines()[0]).get("class")
-        except (json.JSONDecodeError, AttributeError):
-            break
-        if cls == ML_MODEL_CLASS:
-            return "ml"
-        if cls == MLLIB_MODEL_CLASS:
-            return "mllib"
-        raise ModelFormatError(f"{what} holds a saved {cls}; expected a softmax_spark model, a "
-                               f"{ML_MODEL_CLASS} or a {MLLIB_MODEL_CLASS}")
-    raise ModelFormatError(f"{what}: metadata/ holds no readable Spark ML metadata JSON")
-
-
 def parse_class_labels(values) -> list:
     """Labels given as text (``--model-classes a,b,c``): all numbers → floats (they match an
     integer or double label column, 1 == 1.0), else the strings as given."""
@@ -356,13 +431,13 @@ def parse_class_labels(values) -> list:
 
 
 def load_scoring_model(path: str, spark=None, model_classes=None) -> SoftmaxModel:
-    """The model to score with, from any of the three directories ``model_dir_kind`` tells apart,
-    at any storage URI (``spark``: the session for a non-local one; a local path needs none).
+    """The model to score with, from any registered format (``detect_format``), at any storage
+    URI (``spark``: the session for a non-local one; a local path needs none).
 
     - a softmax_spark model directory: ``load_model``;
-    - a saved ``softmax_spark.ml.SoftmaxRegressionModel``: ``ml.read_model_dir`` (its classes are
-      recorded); its featuresCol / labelCol become the metadata ``options`` features_col /
-      label_col, so ``jobs/evaluate.py`` defaults to them;
+    - a saved ``softmax_spark.ml.SoftmaxRegressionModel``: ``spark_ml_io.read_spark_ml_model``
+      (its classes are recorded); its featuresCol / labelCol become the metadata ``options``
+      features_col / label_col, so ``jobs/evaluate.py`` defaults to them;
     - an MLlib ``LogisticRegressionModel``: ``mllib_io.read_mllib_model``. MLlib models carry no
       label names: the classes are its label indices 0.0, 1.0, …, K−1 as doubles (MLlib's label
       convention), or ``model_classes`` (K labels in label-index order; text numbers become floats,
@@ -371,21 +446,16 @@ def load_scoring_model(path: str, spark=None, model_classes=None) -> SoftmaxMode
     them). Returns a SoftmaxModel (coef (C, D), intercept (C,)). Raises ``ModelFormatError`` /
     ``InputError`` with one line."""
     path = os.fspath(path)
-    kind = model_dir_kind(path, spark)
-    if model_classes and kind != "mllib":
+    fmt = detect_format(path, spark)
+    if model_classes and fmt.records_classes:
         raise InputError(f"--model-classes is for an MLlib model (which carries no label names); the model "
                          f"{path} records its classes")
-    if kind == "softmax_spark":
-        return load_model(path, spark=spark)
-    if kind == "ml":
-        from softmax_spark.sparkml.classification import read_model_dir
-
-        model = read_model_dir(path, spark)
+    model = fmt.read(path, spark=spark)
+    if fmt.name == "softmax_spark":
+        return model
+    if fmt.records_classes:
         params = model.metadata.get("ml_params") or {}
     else:
-        from softmax_spark.io.mllib_io import read_mllib_model
-
-        model = read_mllib_model(path, spark=spark)
         params = (model.metadata.get("mllib") or {}).get("params") or {}
         if model_classes:
             classes = parse_class_labels(model_classes)
@@ -398,6 +468,6 @@ def load_scoring_model(path: str, spark=None, model_classes=None) -> SoftmaxMode
         model = SoftmaxModel(model.coef, model.intercept, classes, history=model.history, metadata=model.metadata)
     options = {"features_col": params.get("featuresCol", "features"), "label_col": params.get("labelCol", "label")}
     metadata = {**model.metadata, "options": {**options, **(model.metadata.get("options") or {})}}
-    log.info("model %s: a %s", path, {"ml": ML_MODEL_CLASS, "mllib": f"Spark MLlib {MLLIB_MODEL_CLASS} (classes "
-                                       f"{model.classes})"}[kind])
+    log.info("model %s: a %s", path, fmt.description if fmt.records_classes
+             else f"{fmt.description} (classes {model.classes})")
     return SoftmaxModel(model.coef, model.intercept, model.classes, history=model.history, metadata=metadata)

@@ -10,7 +10,7 @@
   text for string classes, booleans for boolean classes).
 
 Every type fault is one ``InputError`` of the form ``column 'x' is <type>, expected <what>``; the
-same ``expected`` phrases are used by ``features`` when it meets an Arrow batch of the wrong type
+same ``expected`` phrases (``core.errors``) are used by ``features`` when it meets an Arrow batch of the wrong type
 (rows that reach the executors without a schema check). Importable without Spark.
 """
 
@@ -18,21 +18,20 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from softmax_spark.core.errors import InputError
+from softmax_spark.core.errors import (LABEL_EXPECTED, NUMERIC_EXPECTED, VECTOR_EXPECTED,  # noqa: F401 (re-exported)
+                                       WEIGHT_EXPECTED, InputError, type_error)
 from softmax_spark.core.labels import format_classes, label_family, value_family
 
 __all__ = ["check_columns", "storage_dtype", "type_error", "VECTOR_EXPECTED", "NUMERIC_EXPECTED", "WEIGHT_EXPECTED",
-           "LABEL_EXPECTED"]
-
-VECTOR_EXPECTED = "expected array<double>, array<float> or an ml Vector (dense or sparse)"
-NUMERIC_EXPECTED = "expected a numeric column (byte, short, int, long, float, double, decimal or boolean)"
-WEIGHT_EXPECTED = "expected numeric sample weights"
-LABEL_EXPECTED = "expected an orderable label (int, string, …)"
+           "LABEL_EXPECTED", "spark_type"]
 
 
-def type_error(name: str, type_name, expected: str) -> InputError:
-    """``column '<name>' is <type_name>, <expected>`` as an InputError."""
-    return InputError(f"column '{name}' is {type_name}, {expected}")
+def spark_type(kind: str):
+    """The Spark type of a column of ``labels.class_kind`` values ("bool", "int", "float", "string"):
+    BooleanType, LongType, DoubleType or StringType (the Spark side of ``labels.arrow_type``)."""
+    from pyspark.sql import types as T
+
+    return {"bool": T.BooleanType(), "int": T.LongType(), "float": T.DoubleType(), "string": T.StringType()}[kind]
 
 
 def _is_vector(dtype) -> bool:

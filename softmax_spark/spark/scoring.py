@@ -35,8 +35,8 @@ import numpy as np
 import pyarrow as pa
 
 from softmax_spark.core.errors import InputError
-from softmax_spark.core.labels import arrow_type, class_kind, class_values, spark_type
-from softmax_spark.spark.schema import check_columns
+from softmax_spark.core.labels import arrow_type, class_kind, class_values
+from softmax_spark.spark.schema import check_columns, spark_type
 from softmax_spark.core.features import FeatureSpec, features_to_numpy
 from softmax_spark.core.model_record import model_feature_spec
 from softmax_spark.core.loss import softmax
