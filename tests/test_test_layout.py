@@ -15,6 +15,9 @@ TESTS = os.path.join(ROOT, "tests")
 TEST_HOMES = {
     "softmax_spark.cli.jobs_common": "test_failures.py",
     "softmax_spark.fit.parsing": "test_config.py",
+    "softmax_spark.fit.coefficients": "test_inference.py",
+    "softmax_spark.io.spark_ml_io": "test_model_io.py",
+    "softmax_spark.version": "test_api_naming.py",
     "softmax_spark.sparkml.persistence": "test_ml.py",
     "softmax_spark.core.penalties.base": "test_penalties.py",
     "softmax_spark.core.penalties.bounds": "test_penalties.py",
