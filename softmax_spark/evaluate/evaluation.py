@@ -42,7 +42,8 @@ import pyarrow as pa
 
 from softmax_spark.io import storage
 from softmax_spark.fit.config import EvaluateConfig
-from softmax_spark.spark.connect_backend import ClosurePayload, is_connect
+from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.tasks import limit_task_blas_threads, raise_task_error
 from softmax_spark.core.errors import InputError
 from softmax_spark.core.features import FeatureSpec, features_to_numpy
 from softmax_spark.core.labels import arrow_type, check_known, class_kind, label_positions, spark_type
@@ -121,8 +122,6 @@ class _ScoringKernel:
         return self.coef, self.intercept
 
     def __call__(self, batches):
-        from softmax_spark.spark.distributed import limit_task_blas_threads
-
         limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
         coef, intercept = self._weights()  # (C, D), (C,)
         n_classes = coef.shape[0]
@@ -338,7 +337,7 @@ class _Plan:
 def read(spark, cfg: EvaluateConfig) -> _Plan:
     """Load the model, read the input's schema and check every column and output path (no
     Spark job runs: an existing output is refused before any work)."""
-    from softmax_spark.spark.ingest import read_parquet
+    from softmax_spark.spark.input_files import read_parquet
     from softmax_spark.io.model_io import load_scoring_model
 
     model = load_scoring_model(cfg.model_dir, spark=spark, model_classes=getattr(cfg, "model_classes", None))
@@ -431,8 +430,6 @@ def score(spark, cfg: EvaluateConfig, plan: _Plan, weights):
 
 def write(scored, staged: str, partition_by=None) -> None:
     """Write the scored rows as Parquet to ``staged`` (a URI that must not exist)."""
-    from softmax_spark.spark.distributed import raise_task_error
-
     writer = scored.write.mode("error")  # = errorifexists; Spark Connect knows only this spelling
     if partition_by:
         writer = writer.partitionBy(*partition_by)
@@ -461,7 +458,7 @@ def compute_metrics(spark, cfg: EvaluateConfig, plan: _Plan, staged: str, schema
         .mapInArrow(_MetricsKernel(plan.classes, plan.top_k), "state binary")
     )
     empty = MetricsAccumulator(plan.model.n_classes, top_k=plan.top_k).to_bytes()
-    if is_connect(spark):  # no RDD API: the per-partition states merge on the driver
+    if not backend_for(spark).has_rdd:  # Spark Connect: the per-partition states merge on the driver
         state = functools.reduce(_merge_states, (bytes(row[0]) for row in states.collect()), empty)
     else:
         state = states.rdd.map(lambda row: bytes(row[0])).treeAggregate(empty, _merge_states, _merge_states, depth=2)
@@ -500,10 +497,8 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
     write → metrics → plots → publish (module docstring)."""
     plan = read(spark, cfg)
     schema = _scored_schema(plan.frame.schema, plan.passthrough, cfg, plan.prob_names, plan.classes)
-    if is_connect(spark):  # no broadcast on Spark Connect: the coefficients travel in the closure
-        weights = ClosurePayload((plan.model.coef, plan.model.intercept))
-    else:
-        weights = spark.sparkContext.broadcast((plan.model.coef, plan.model.intercept))
+    # in the closure up to ``tasks.SHIP_INLINE_BYTES`` (always on Spark Connect), else a broadcast
+    weights = backend_for(spark).ship((plan.model.coef, plan.model.intercept))
     # the staged output's own name is visible, so Spark's reader does not skip it (module docstring)
     stage_root = storage.hidden_sibling(plan.output, "tmp")
     staged = storage.join(stage_root, storage.basename(plan.output))

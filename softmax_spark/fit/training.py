@@ -32,8 +32,9 @@ import numpy as np
 
 from softmax_spark.io.checkpoint import finish_run, fingerprint
 from softmax_spark.fit.config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
-from softmax_spark.spark.connect_backend import default_parallelism
-from softmax_spark.spark.distributed import DistributedLoss, injected_failure_dir, make_loss
+from softmax_spark.spark.backend import default_parallelism
+from softmax_spark.spark.losses import make_loss
+from softmax_spark.spark.distributed import DistributedLoss, injected_failure_dir
 from softmax_spark.spark.driver_data import DriverData, ingest_in_driver
 from softmax_spark.core.errors import InputError
 from softmax_spark.spark.ingest import ingest

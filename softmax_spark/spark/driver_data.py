@@ -28,8 +28,11 @@ import logging
 
 import numpy as np
 
-from softmax_spark.spark.distributed import loss_and_gradient, merge_in_order, minibatch_rows, row_chunks
-from softmax_spark.spark.ingest import DataSummary, batch_moments, merge_moments
+from softmax_spark.spark.data_summary import DataSummary
+from softmax_spark.spark.distributed import loss_and_gradient
+from softmax_spark.spark.moments import batch_moments, merge_moments
+from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.tasks import merge_in_order, minibatch_rows, row_chunks
 
 __all__ = ["ingest_in_driver", "collect_small", "table_classes", "DriverData", "DriverLoss", "DRIVER_MAX_BYTES", "DRIVER_MAX_ROWS"]
 
@@ -91,9 +94,7 @@ class DriverData:
 def collect_small(df, spec, label_col, weight_col=None, max_bytes: int = DRIVER_MAX_BYTES):
     """The selected columns of ``df`` as an Arrow table when they are small (the rule in the
     module docstring), else None. One JVM job; no Python worker."""
-    from softmax_spark.spark.connect_backend import is_connect
-
-    if is_connect(df) or max_bytes <= 0:
+    if not backend_for(df).has_rdd or max_bytes <= 0:  # Spark Connect: no driver-side path
         return None
     columns = spec.columns + [label_col] + ([weight_col] if weight_col else [])
     selected = df.select(*columns)

@@ -36,7 +36,10 @@ import pyarrow as pa
 
 from softmax_spark.core.errors import InputError
 from softmax_spark.core.labels import arrow_type, class_kind, class_values, spark_type
+from softmax_spark.spark.backend import backend_for
 from softmax_spark.spark.schema import check_columns
+from softmax_spark.spark.shipping import our_tasks
+from softmax_spark.spark.tasks import limit_task_blas_threads
 from softmax_spark.core.features import FeatureSpec, features_to_numpy
 from softmax_spark.core.loss import softmax
 
@@ -44,7 +47,6 @@ __all__ = ["score_dataframe", "score_arrays", "check_thresholds"]
 
 # SparseVector rows as a csr_matrix (X @ Wᵀ stays sparse × dense) once features_to_numpy offers it
 _SPARSE = {"sparse": "auto"} if "sparse" in inspect.signature(features_to_numpy).parameters else {}
-BROADCAST_BYTES = 1 << 20  # coefficients larger than this travel as a broadcast, not in the closure
 
 
 def check_thresholds(thresholds, n_classes: int) -> np.ndarray | None:
@@ -126,9 +128,7 @@ class _Scorer:
         self.thresholds, self.binomial, self.label_values = thresholds, binomial, label_values
 
     def __call__(self, batches):
-        from pyspark import TaskContext
-
-        from softmax_spark.spark.distributed import limit_task_blas_threads
+        from pyspark import TaskContext  # inside the task: pyspark is loaded there already
 
         limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
         coef, intercept = self.weights.value if self.weights is not None else (self.coef, self.intercept)
@@ -229,18 +229,9 @@ def score_dataframe(df, model, featuresCol=None, rawPredictionCol="rawPrediction
     schema = T.StructType(list(df.schema.fields) + [T.StructField(name, out_types[kind], nullable=kind == "label")
                                                     for kind, name in outputs])
 
-    weights = None
-    from softmax_spark.spark.connect_backend import is_connect
-
-    # Spark Connect has no broadcast: the coefficients always travel in the closure (the plan)
-    if coef.nbytes > BROADCAST_BYTES and not is_connect(df):
-        weights = df.sparkSession.sparkContext.broadcast((coef, intercept))
-        coef_arg = intercept_arg = None
-    else:
-        coef_arg, intercept_arg = coef, intercept
-    scorer = _Scorer(spec, list(df.columns), outputs, n_features, coef_arg, intercept_arg, weights, t,
-                     binomial, label_values)
-    from softmax_spark.spark.shipping import our_tasks
+    # in the closure up to ``tasks.SHIP_INLINE_BYTES`` (always on Spark Connect), else a broadcast
+    weights = backend_for(df).ship((coef, intercept))
+    scorer = _Scorer(spec, list(df.columns), outputs, n_features, None, None, weights, t, binomial, label_values)
 
     with our_tasks(df.sparkSession):  # the scorer keeps the workers' Python it is wrapped with
         return df.mapInArrow(scorer, schema)
