@@ -176,12 +176,13 @@ def _weakrefable(obj) -> bool:
 
 
 def _session_key(obj):
-    """(key object, session) for a SparkSession, a ``session.LazySession``, a DataFrame, an RDD
-    or a SparkContext: classic ones are keyed by their SparkContext (one backend per context).
+    """(key object, session) for a SparkSession, a ``session.LazySession``, a DataFrame (or a
+    ``parquet_input.ParquetFiles``), an RDD or a SparkContext: classic ones are keyed by their SparkContext (one backend per context).
     Asked of the type, never of the object: a ``LazySession`` answers any other attribute by
     starting its session, and a DataFrame any attribute name with a Column."""
     kind = type(obj)
-    if hasattr(kind, "sparkSession"):  # a DataFrame (classic or Connect)
+    if hasattr(kind, "sparkSession") or "sparkSession" in getattr(obj, "__dict__", {}):
+        # a DataFrame (classic or Connect), or a stand-in for one (``parquet_input.ParquetFiles``)
         obj = obj.sparkSession
         kind = type(obj)
     if is_connect(obj):
