@@ -35,9 +35,9 @@ def precheck(cfg) -> None:
 
 def _read_init_model(path: str) -> None:
     """Read --init-model as training will (ours, or an MLlib directory): a bad one fails now."""
-    from softmax_spark.cli.jobs_common import local_path
+    from softmax_spark.io.driver_paths import spark_local_path
 
-    local = local_path(path)
+    local = spark_local_path(path)
     if local is None:
         return
     if os.path.isdir(os.path.join(local, "metadata")) and not os.path.exists(os.path.join(local, "metadata.json")):

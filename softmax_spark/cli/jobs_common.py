@@ -19,6 +19,7 @@ from softmax_spark.cli.checks import (check_input_exists, check_input_reachable,
                                       check_parquet_columns)
 from softmax_spark.cli.failures import _last_resort, describe_failure
 from softmax_spark.core.errors import DivergenceError, InputError, NoProgressError
+from softmax_spark.io.console import use_console
 from softmax_spark.io.driver_paths import GLOB_CHARS as _GLOB_CHARS  # noqa: F401 - its name before the split
 from softmax_spark.io.driver_paths import spark_local_path as local_path  # noqa: F401 - its name before the split
 from softmax_spark.spark.backend import backend_for
@@ -66,7 +67,6 @@ def run_job(app_name: str, config_cls, run, argv=None, description: str = "", sp
     by a background job right after a session built here starts (``warm_workers``)."""
     from softmax_spark.fit.config import parse_config
 
-    from softmax_spark.fit.loop import use_console
 
     use_console()  # our INFO lines on stdout as ``softmax_spark: …``; no root handler (no duplicates)
     # py4j logs "Closing down clientserver connection" at exit, after the job's last line
