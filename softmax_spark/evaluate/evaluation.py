@@ -44,6 +44,7 @@ import pyarrow as pa
 from softmax_spark.io import storage
 from softmax_spark.fit.config import EvaluateConfig
 from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.input_files import read_parquet
 from softmax_spark.spark.scoring import ScoringKernel
 from softmax_spark.spark.tasks import Inline, raise_task_error
 from softmax_spark.core.errors import InputError
@@ -293,7 +294,6 @@ class _Plan:
 def read(spark, cfg: EvaluateConfig) -> _Plan:
     """Load the model, read the input's schema and check every column and output path (no
     Spark job runs: an existing output is refused before any work)."""
-    from softmax_spark.spark.input_files import read_parquet
     from softmax_spark.io.model_io import load_scoring_model
 
     model = load_scoring_model(cfg.model_dir, spark=spark, model_classes=getattr(cfg, "model_classes", None))

@@ -83,16 +83,18 @@ class Backend:
     has_rdd = True  # RDD API: mapPartitions, treeAggregate, broadcast, SparkContext
     has_jvm = True  # a JVM in this process (Hadoop FileSystem, log level, py4j)
 
-    def __init__(self, spark):
-        self._spark = weakref.ref(spark) if _weakrefable(spark) else (lambda: spark)
+    def __init__(self, handle):
+        # the SparkContext (classic) or the Connect session: held weakly, as the cache holds its key
+        self._handle = weakref.ref(handle) if _weakrefable(handle) else (lambda: handle)
 
     @property
-    def spark(self):
-        return self._spark()
+    def context(self):
+        """The SparkContext (classic backends)."""
+        return self._handle()
 
     def default_parallelism(self) -> int | None:
         """Partitions to ingest into by default (``sparkContext.defaultParallelism``)."""
-        return self.spark.sparkContext.defaultParallelism
+        return self.context.defaultParallelism
 
     def _operation(self, name: str):
         try:
@@ -118,7 +120,7 @@ class Backend:
 
         if payload_nbytes(payload) <= SHIP_INLINE_BYTES:
             return Inline(payload)
-        return self.spark.sparkContext.broadcast(payload)
+        return self.context.broadcast(payload)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -147,7 +149,7 @@ class ConnectBackend(Backend):
     def default_parallelism(self) -> int | None:
         """``spark.default.parallelism`` when the server sets it, else None: keep the input's
         partitions (Connect has no SparkContext to ask)."""
-        value = self.spark.conf.get("spark.default.parallelism", None)
+        value = self._handle().conf.get("spark.default.parallelism", None)
         try:
             return int(value) if value else None
         except ValueError:
@@ -177,8 +179,8 @@ def _weakrefable(obj) -> bool:
 
 def _session_key(obj):
     """(key object, session) for a SparkSession, a ``session.LazySession``, a DataFrame (or a
-    ``parquet_input.ParquetFiles``), an RDD or a SparkContext: classic ones are keyed by their SparkContext (one backend per context).
-    Asked of the type, never of the object: a ``LazySession`` answers any other attribute by
+    ``parquet_input.ParquetFiles``), an RDD or a SparkContext: a classic one is keyed by its
+    SparkContext (one backend per context), a Connect one by its session. Asked of the type, never of the object: a ``LazySession`` answers any other attribute by
     starting its session, and a DataFrame any attribute name with a Column."""
     kind = type(obj)
     if hasattr(kind, "sparkSession") or "sparkSession" in getattr(obj, "__dict__", {}):
@@ -205,11 +207,11 @@ def backend_for(obj) -> Backend:
     if found is not None:
         return found
     if is_connect(session):
-        backend = ConnectBackend(session)
+        backend = ConnectBackend(key)
     elif str(getattr(key, "master", "")).startswith("local"):  # resident.local_cores' masters
-        backend = ResidentBackend(session)
+        backend = ResidentBackend(key)
     else:
-        backend = JobsBackend(session)
+        backend = JobsBackend(key)
     try:
         _BACKENDS[key] = backend
     except TypeError:

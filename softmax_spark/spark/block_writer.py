@@ -250,9 +250,7 @@ def _convert_block_files(src: str, dst: str, fmt: str, target: str, n_rows: int,
 
 def _write_blocks(batches, plan, partition):
     """Run a ``_BlockWriter`` over ``batches``; returns the record (None for no rows)."""
-    from pyspark import TaskContext
-
-    from softmax_spark.spark.distributed import limit_task_blas_threads
+    from pyspark import TaskContext  # inside the task: pyspark is loaded there already
 
     limit_task_blas_threads()  # the moments' Gram products: one BLAS thread per task core
     ctx = TaskContext.get()

@@ -29,7 +29,7 @@ import numpy as np
 
 from softmax_spark.core.kernels import LossGradKernel
 from softmax_spark.spark import resident
-from softmax_spark.spark.backend import register
+from softmax_spark.spark.backend import backend_for, register
 # the task body and its helpers live in ``tasks`` (shared with ``resident`` and ``connect_backend``);
 # re-exported here, where callers found them before
 from softmax_spark.spark.tasks import (CHUNK_NNZ, CHUNK_ROWS, CSR_CHUNK_ROWS, FAIL_FIRST_ATTEMPT_ENV,  # noqa: F401
@@ -198,8 +198,7 @@ class DistributedLoss:
             return done
         sc = self.blocks.context
         resident.close(sc)  # a job waits for cores that resident tasks hold
-        inline = payload_nbytes(payload) <= INLINE_PAYLOAD_BYTES
-        bc = Inline(payload) if inline else sc.broadcast(payload)
+        bc = backend_for(sc).ship(payload)  # in the closure when small, else a broadcast
         sc.setJobDescription(f"softmax_spark: {label} pass, iteration {iteration}")
         try:
             fn = partition_sums(bc, kernel, self.n_classes, self.n_features, batch_fraction, seed, iteration,
@@ -218,8 +217,7 @@ class DistributedLoss:
         finally:
             self.passes += 1
             sc.setJobDescription(None)
-            if not inline:
-                bc.destroy()
+            bc.destroy()  # nothing to do for a payload in the closure
 
 
 register("classic", loss=DistributedLoss)

@@ -31,6 +31,9 @@ import numpy as np
 from softmax_spark.spark.data_summary import DataSummary
 from softmax_spark.spark.distributed import loss_and_gradient
 from softmax_spark.spark.moments import batch_moments, merge_moments
+from softmax_spark.core.errors import InputError
+from softmax_spark.core.features import features_to_numpy, weights_to_numpy
+from softmax_spark.core.labels import check_known, sorted_classes
 from softmax_spark.spark.backend import backend_for
 from softmax_spark.spark.tasks import merge_in_order, minibatch_rows, row_chunks
 
@@ -126,7 +129,6 @@ def table_classes(table, label_col: str) -> list | None:
     gives them (Python values, −0.0 as 0.0); None (ask Spark) for a NaN label."""
     import pyarrow.compute as pc
 
-    from softmax_spark.core.labels import sorted_classes
 
     column = table.column(label_col)
     values = [v for v in pc.unique(column).to_pylist() if v is not None]
@@ -146,9 +148,6 @@ def ingest_in_driver(df, spec, label_col, classes, weight_col=None, dtype="float
     ``max_bytes`` (Spark's estimate, or the dense matrix once read) or ``DRIVER_MAX_ROWS`` rows,
     or the session is Spark Connect. ``table``: what ``collect_small`` returned already. ``n_features``: the length the feature arrays must have
     (a validation set's: the training set's). Raises ``InputError`` for bad rows, as the ingest does."""
-    from softmax_spark.core.errors import InputError
-    from softmax_spark.core.features import features_to_numpy, weights_to_numpy
-    from softmax_spark.core.labels import check_known
 
     if table is None:
         table = collect_small(df, spec, label_col, weight_col, max_bytes)

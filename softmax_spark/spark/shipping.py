@@ -35,6 +35,7 @@ import zipfile
 
 from softmax_spark.core.errors import InputError
 from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.session import _importable_in_a_fresh_process
 
 __all__ = ["ensure_workers", "workers_python", "our_tasks", "WORKER_REQUIREMENTS"]
 
@@ -123,8 +124,6 @@ def ensure_workers(spark) -> None:
         if key in _READY:
             return
         if _is_local(sc) and not _python_was_chosen(sc):
-            from softmax_spark.spark.session import _importable_in_a_fresh_process
-
             if not _importable_in_a_fresh_process():
                 ship_package(spark)
             _READY[key] = sys.executable
@@ -132,8 +131,6 @@ def ensure_workers(spark) -> None:
             return
         python = sc.pythonExec
         if _is_local(sc) and _same_python(python):
-            from softmax_spark.spark.session import _importable_in_a_fresh_process
-
             if _importable_in_a_fresh_process():
                 _READY[key] = None
                 return
