@@ -3,17 +3,14 @@
 Three backends, picked once per session by ``backend_for`` from the session's type and master
 (no flag), then asked by every module that used to decide "classic or Connect?" for itself:
 
-======================  =================================================================
-``JobsBackend``         a classic session (RDD API): a pass is broadcast → ``mapPartitions``
-                        → ``treeAggregate`` (or a collect merged in partition order) →
-                        destroy (``distributed.DistributedLoss``); ingest
-                        ``classic_ingest.ingest_classic``.
-``ResidentBackend``     a classic session under a local master: the same, except that the
-                        passes run on ``resident`` tasks that stay for the fit
-                        (``DistributedLoss`` falls back to a job per pass when they cannot).
-``ConnectBackend``      Spark Connect (no RDD API, no broadcast, no JVM in this process):
-                        passes and ingest with ``mapInArrow`` only (``connect_backend``).
-======================  =================================================================
+- ``JobsBackend``: a classic session (RDD API). A pass is broadcast → ``mapPartitions`` →
+  ``treeAggregate`` (or a collect merged in partition order) → destroy
+  (``distributed.DistributedLoss``); ingest ``classic_ingest.ingest_classic``.
+- ``ResidentBackend``: a classic session under a local master. The same, except that the passes
+  run on ``resident`` tasks that stay for the fit (``DistributedLoss`` runs a pass as a job when
+  they cannot).
+- ``ConnectBackend``: Spark Connect (no RDD API, no broadcast, no JVM in this process): passes
+  and ingest with ``mapInArrow`` only (``connect_backend``).
 
 Each offers the same operations: ``ingest`` (input → executor-local blocks, a ``BlockData``),
 ``make_loss`` (a loss whose ``run`` is one pass of a block kernel), ``ship`` (a payload for a
@@ -27,6 +24,9 @@ from __future__ import annotations
 
 import weakref
 from typing import Protocol
+
+__all__ = ["Backend", "BlockData", "JobsBackend", "ResidentBackend", "ConnectBackend", "backend_for", "is_connect",
+           "default_parallelism", "register"]
 
 # This module stays light (no numpy, no pyspark at import): the job runner, shipping and the
 # Parquet reader ask it right after the session starts, while numpy still loads in the background.
@@ -50,9 +50,6 @@ def register(engine: str, **operations) -> None:
     "connect"): what a new backend's module calls once at import."""
     _ENGINES.setdefault(engine, {}).update(operations)
 
-__all__ = ["Backend", "BlockData", "JobsBackend", "ResidentBackend", "ConnectBackend", "backend_for", "is_connect",
-           "default_parallelism", "register"]
-
 
 
 class BlockData(Protocol):
@@ -75,8 +72,8 @@ class BlockData(Protocol):
 
 
 class Backend:
-    """The operations above on one session (the classic ones; ``ConnectBackend`` overrides); see the module docstring. ``kind``: "jobs",
-    "resident" or "connect"."""
+    """The operations of the module docstring on one session: the classic ones here,
+    ``ConnectBackend`` overrides. ``kind``: "jobs", "resident" or "connect"."""
 
     kind = "jobs"
     engine = "classic"  # whose registered operations run ingest and passes
