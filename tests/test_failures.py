@@ -691,7 +691,8 @@ def test_a_path_only_spark_can_reach_is_checked_right_after_start(spark, tmp_pat
     path is one line from Hadoop's FileSystem, before Spark's own read (and its Java stack); an
     unknown scheme names it."""
     from softmax_spark.core.errors import InputError
-    from softmax_spark.cli.jobs_common import check_input_reachable, local_path
+    from softmax_spark.cli.checks import check_input_reachable
+    from softmax_spark.io.driver_paths import spark_local_path as local_path
 
     shutil.copy(good, tmp_path / "good.parquet")
     spark.sparkContext._jsc.hadoopConfiguration().set("fs.viewfs.mounttable.uxcheck.link./store",
@@ -706,7 +707,7 @@ def test_a_path_only_spark_can_reach_is_checked_right_after_start(spark, tmp_pat
 
 
 def test_local_path_rules(monkeypatch, tmp_path):
-    from softmax_spark.cli.jobs_common import local_path
+    from softmax_spark.io.driver_paths import spark_local_path as local_path
 
     monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
     monkeypatch.delenv("YARN_CONF_DIR", raising=False)

@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from softmax_spark.spark import ingest as ing
+from softmax_spark.spark import input_files
 from softmax_spark.core import labels as labels_mod
 from softmax_spark.core.features import FeatureSpec
 from test_features import vector_array
@@ -46,10 +47,10 @@ def test_read_units_streams_exactly_the_planned_rows(tmp_path, monkeypatch):
     path = tmp_path / "one_group.parquet"
     x = np.arange(5000)
     pq.write_table(pa.table({"x": x, "v": [[float(i)] * 8 for i in x]}), path, row_group_size=5000)
-    monkeypatch.setattr(ing, "BATCH_VALUES", 1)
-    assert ing._batch_rows(pq.ParquetFile(path).metadata.row_group(0)) == 1024
+    monkeypatch.setattr(input_files, "BATCH_VALUES", 1)
+    assert input_files._batch_rows(pq.ParquetFile(path).metadata.row_group(0)) == 1024
     for start, stop in [(0, 1), (0, 1024), (1000, 1030), (1023, 3077), (4999, 5000), (0, 5000)]:
-        batches = list(ing._read_units([(str(path), 0, start, stop)], ["x", "v"]))
+        batches = list(input_files._read_units([(str(path), 0, start, stop)], ["x", "v"]))
         got = np.concatenate([b.column(0).to_numpy() for b in batches])
         np.testing.assert_array_equal(got, x[start:stop])
         assert all(b.num_rows <= 1024 for b in batches)

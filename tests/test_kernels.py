@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from softmax_spark.spark.distributed import row_chunks
+from softmax_spark.spark.tasks import row_chunks
 from softmax_spark.core.kernels import LossGradKernel, loss_and_gradient_sums_any
 from softmax_spark.core.loss import LossAccumulator, loss_and_gradient_sums
 
@@ -52,7 +52,7 @@ def test_chunks_and_merge_equal_one_block():
     X, y, coef, intercept, w = _problem(n=1000, d=60)
     kernel = LossGradKernel(True)
     whole = kernel.add(kernel.zero(4, 60), (coef, intercept), X, y, w)
-    import softmax_spark.spark.distributed as distributed
+    import softmax_spark.spark.tasks as distributed  # row_chunks reads its constants there
 
     saved = distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ
     distributed.CHUNK_ROWS, distributed.CSR_CHUNK_ROWS, distributed.CHUNK_NNZ = 128, 128, 500

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from softmax_spark.spark import distributed
+from softmax_spark.spark import tasks as distributed  # the task body's module (split out of distributed)
 from softmax_spark.spark import session
 
 

@@ -11,7 +11,8 @@ Every path (``--model-dir``, ``--output``, ``--metrics-out``, ``--plots-dir``) i
    only our PNG files).
 2. Score: ``mapInArrow`` over the input's Arrow batches — features through
    ``features_to_numpy`` (the same formats as training), one ``X Wᵀ + b`` product and a softmax
-   per batch; the coefficients travel as a broadcast. No per-row Python.
+   per batch (``scoring.ScoringKernel``, the package's one scorer); the coefficients travel in the closure up to ``tasks.SHIP_INLINE_BYTES``, else as a
+   broadcast (``backend.Backend.ship``). No per-row Python.
 3. Write the scored rows with Spark into ``.<name>.tmp-<id>/<name>`` next to the output: the
    hidden parent keeps it out of listings, the visible last component keeps Spark's reader from
    ignoring it (Spark skips paths named ``.*`` or ``_*``: "All paths were ignored").
@@ -43,13 +44,13 @@ import pyarrow as pa
 from softmax_spark.io import storage
 from softmax_spark.io.model_io import load_scoring_model
 from softmax_spark.fit.config import EvaluateConfig
-from softmax_spark.spark.connect_backend import ClosurePayload, is_connect
-from softmax_spark.spark.distributed import limit_task_blas_threads, raise_task_error
-from softmax_spark.spark.ingest import read_parquet
+from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.input_files import read_parquet
+from softmax_spark.spark.scoring import ScoringKernel
+from softmax_spark.spark.tasks import Inline, raise_task_error
 from softmax_spark.core.errors import InputError
-from softmax_spark.core.features import FeatureSpec, features_to_numpy
-from softmax_spark.core.labels import arrow_type, check_known, class_kind, label_positions
-from softmax_spark.core.loss import softmax
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.core.labels import arrow_type, class_kind, label_positions
 from softmax_spark.spark.schema import check_columns, spark_type
 from softmax_spark.core.metrics import DEFAULT_CALIBRATION_BINS, MetricsAccumulator, default_top_k, format_metrics_table
 
@@ -92,71 +93,26 @@ def probability_column_names(classes: list, taken=(), prefix: str = "prob_") -> 
 # ---------------------------------------------------------------------------------------------
 # the Arrow kernels (run in Spark's Python workers)
 # ---------------------------------------------------------------------------------------------
-def _partition_id() -> int:
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    return context.partitionId() if context is not None else 0
+_UNKNOWN_LABEL_HINT = "pass --unknown-labels ignore to score such rows and count them apart from the metrics"
 
 
-@dataclass
-class _ScoringKernel:
-    """Callable for ``mapInArrow``: input batches → scored batches (see the module docstring).
-
-    The coefficients come from ``weights`` (a Spark broadcast of (coef (C, D), intercept (C,)))
-    or, when it is None, from ``coef``/``intercept`` directly (tests without Spark).
-    """
-
-    spec: FeatureSpec
-    n_features: int
-    classes: list
-    passthrough: list
-    output_names: list  # passthrough + probability + per-class + prediction
-    label_col: str | None  # checked for unknown labels when given
-    input_names: list | None = None  # the input's real column names (batches may arrive renamed)
-    weights: object = None
-    coef: np.ndarray | None = None
-    intercept: np.ndarray | None = None
-
-    def _weights(self):
-        if self.weights is not None:
-            return self.weights.value
-        return self.coef, self.intercept
-
-    def __call__(self, batches):
-        limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
-        coef, intercept = self._weights()  # (C, D), (C,)
-        n_classes = coef.shape[0]
-        class_values = pa.array(self.classes, type=arrow_type(class_kind(self.classes)))
-        where = f"partition {_partition_id()}"
-        row_offset = 0
-        for batch in batches:
-            if self.input_names is not None and batch.schema.names != self.input_names:
-                batch = pa.RecordBatch.from_arrays(batch.columns, names=self.input_names)
-            n_rows = batch.num_rows
-            X = features_to_numpy(batch, self.spec, where=where, row_offset=row_offset, n_features=self.n_features,
-                                  sparse="auto")  # csr_matrix for SparseVector rows: X @ coef.T stays sparse × dense
-            if n_rows == 0:
-                X = np.empty((0, self.n_features))
-            proba = softmax(X @ coef.T + intercept)  # (n_rows, C)
-            predicted = proba.argmax(axis=1)  # (n_rows,), the first maximum, as MetricsAccumulator
-            if self.label_col is not None:
-                check_known(batch.column(self.label_col), self.classes, self.label_col, where, row_offset,
-                            owner="the model's", hint="pass --unknown-labels ignore to score such rows and count "
-                            "them apart from the metrics")
-            if n_rows * n_classes >= 2**31:
-                raise InputError(
-                    f"a batch of {n_rows} rows × {n_classes} classes is too large for one Arrow array; "
-                    "lower spark.sql.execution.arrow.maxRecordsPerBatch"
-                )
-            offsets = pa.array(np.arange(0, n_rows * n_classes + 1, n_classes, dtype=np.int32))
-            probability = pa.ListArray.from_arrays(offsets, pa.array(proba.reshape(-1)))
-            columns = [batch.column(name) for name in self.passthrough]
-            columns.append(probability)
-            columns.extend(pa.array(proba[:, c]) for c in range(n_classes))
-            columns.append(class_values.take(pa.array(predicted)))
-            yield pa.RecordBatch.from_arrays(columns, names=self.output_names)
-            row_offset += n_rows
+def _ScoringKernel(spec: FeatureSpec, n_features: int, classes: list, passthrough: list, output_names: list,
+                   label_col: str | None, input_names: list | None = None, weights=None,
+                   coef: np.ndarray | None = None, intercept: np.ndarray | None = None) -> ScoringKernel:
+    """The evaluation's outputs of the one scorer (``scoring.ScoringKernel``): ``passthrough``
+    columns, then the probability list, one probability column per class and the predicted class
+    value (the first largest probability, as the metrics count it), named by ``output_names``
+    (passthrough + probability + per-class + prediction). ``label_col``: refuse unknown labels
+    in it (None: no check). The coefficients: ``weights`` (a handle with ``.value``, e.g. a
+    broadcast of (coef (C, D), intercept (C,))) or, when None, ``coef``/``intercept`` (tests)."""
+    n_kept = len(passthrough)
+    probability, per_class, prediction = (output_names[n_kept], output_names[n_kept + 1:-1], output_names[-1])
+    return ScoringKernel(
+        spec, n_features, weights if weights is not None else Inline((coef, intercept)),
+        [("probability_list", probability), ("class_probabilities", list(per_class)), ("label", prediction)],
+        input_names=input_names, passthrough=list(passthrough),
+        label_values=pa.array(classes, type=arrow_type(class_kind(classes))), predict_from="probability",
+        label_check=None if label_col is None else (label_col, classes, _UNKNOWN_LABEL_HINT))
 
 
 @dataclass
@@ -458,7 +414,7 @@ def compute_metrics(spark, cfg: EvaluateConfig, plan: _Plan, staged: str, schema
         .mapInArrow(_MetricsKernel(plan.classes, plan.top_k), "state binary")
     )
     empty = MetricsAccumulator(plan.model.n_classes, top_k=plan.top_k).to_bytes()
-    if is_connect(spark):  # no RDD API: the per-partition states merge on the driver
+    if not backend_for(spark).has_rdd:  # Spark Connect: the per-partition states merge on the driver
         state = functools.reduce(_merge_states, (bytes(row[0]) for row in states.collect()), empty)
     else:
         state = states.rdd.map(lambda row: bytes(row[0])).treeAggregate(empty, _merge_states, _merge_states, depth=2)
@@ -497,10 +453,8 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
     write → metrics → plots → publish (module docstring)."""
     plan = read(spark, cfg)
     schema = _scored_schema(plan.frame.schema, plan.passthrough, cfg, plan.prob_names, plan.classes)
-    if is_connect(spark):  # no broadcast on Spark Connect: the coefficients travel in the closure
-        weights = ClosurePayload((plan.model.coef, plan.model.intercept))
-    else:
-        weights = spark.sparkContext.broadcast((plan.model.coef, plan.model.intercept))
+    # in the closure up to ``tasks.SHIP_INLINE_BYTES`` (always on Spark Connect), else a broadcast
+    weights = backend_for(spark).ship((plan.model.coef, plan.model.intercept))
     # the staged output's own name is visible, so Spark's reader does not skip it (module docstring)
     stage_root = storage.hidden_sibling(plan.output, "tmp")
     staged = storage.join(stage_root, storage.basename(plan.output))

@@ -15,14 +15,13 @@ Early stopping returns the iterate with the lowest validation loss; which iterat
 returned is logged and kept (``LoopResult.returned_iteration``; the history record of that
 iteration gets ``"returned": True``).
 
-Output goes to the logger ``softmax_spark``; ``use_console`` makes its INFO lines visible on
-stdout as ``softmax_spark: …`` (under spark-submit too), warnings on stderr.
+Output goes to the logger ``softmax_spark``; ``io.console.use_console`` (re-exported here) makes
+its INFO lines visible on stdout as ``softmax_spark: …`` (under spark-submit too), warnings on stderr.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import typing
 from typing import Callable, NamedTuple
@@ -30,43 +29,12 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from softmax_spark.io.checkpoint import latest_checkpoint, save_checkpoint
+from softmax_spark.io.console import use_console  # noqa: F401 - re-exported (its home before io/console.py)
 from softmax_spark.solvers.base import SolverStop, solver_result, state_from_checkpoint, state_to_checkpoint
 
 __all__ = ["TrainingLoop", "LoopResult", "use_console"]
 
 log = logging.getLogger("softmax_spark")
-
-
-class _ConsoleHandler(logging.Handler):
-    """INFO records to the current ``sys.stdout`` as ``softmax_spark: <msg>``, WARNING and above to
-    ``sys.stderr`` (looked up at each record, so captured or redirected streams get them)."""
-
-    def emit(self, record):
-        try:
-            message = record.getMessage()
-            if record.levelno >= logging.WARNING:
-                stream, line = sys.stderr, f"softmax_spark {record.levelname}: {message}"
-            else:
-                stream, line = sys.stdout, f"softmax_spark: {message}"
-            stream.write(line + "\n")
-            stream.flush()
-        except Exception:  # noqa: BLE001 - logging must never break training
-            self.handleError(record)
-
-
-def use_console() -> None:
-    """Show the ``softmax_spark`` logger's INFO lines on stdout (the per-iteration line users watch).
-
-    Installs ``_ConsoleHandler`` once, unless the logger already has handlers of its own (then
-    the caller's configuration stands). Records still propagate, so a notebook's or a test's
-    root handler (pytest's ``caplog``) sees them too; the jobs configure no root handler, so
-    nothing is printed twice there."""
-    logger = logging.getLogger("softmax_spark")
-    if logger.handlers:
-        return
-    logger.addHandler(_ConsoleHandler())
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
 
 
 class LoopResult(NamedTuple):

@@ -36,8 +36,9 @@ from softmax_spark.io.mllib_io import write_mllib_model
 from softmax_spark.io.model_io import load_any_model, save_model
 from softmax_spark.io.storage import check_reachable, check_writable
 from softmax_spark.fit.config import RESUME_ALWAYS, RESUME_IF_SET, RESUME_IGNORE, TrainConfig
-from softmax_spark.spark.connect_backend import default_parallelism
-from softmax_spark.spark.distributed import DistributedLoss, injected_failure_dir, make_loss
+from softmax_spark.spark.backend import default_parallelism
+from softmax_spark.spark.losses import make_loss
+from softmax_spark.spark.distributed import DistributedLoss, injected_failure_dir
 from softmax_spark.spark.driver_data import DriverData, ingest_in_driver
 from softmax_spark.spark.inference_pass import inference_sums, table_from_sums, write_inference
 from softmax_spark.core.errors import InputError

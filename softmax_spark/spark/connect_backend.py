@@ -16,7 +16,7 @@ A Spark Connect session (``SparkSession.builder.remote("sc://host:port")``, ``sp
   its pickled accumulator; the driver merges them in partition order (``distributed.merge_in_order``).
 
 Everything above the pass (``DistributedLoss.run``'s missing-block rebuild, problems, solvers,
-checkpoints) is shared. The backend is chosen from the session's type (``is_connect``): no flag.
+checkpoints) is shared. ``backend.backend_for`` picks this backend from the session's type: no flag.
 
 Costs against the classic path: the payload travels inside each pass's plan (gRPC; Spark
 Connect's default limit on one message is 128 MiB, ``spark.connect.grpc.maxInboundMessageSize``),
@@ -35,11 +35,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softmax_spark.spark.distributed import DistributedLoss, _partition_sums, merge_in_order, raise_task_error
 from softmax_spark.core.errors import InputError
-from softmax_spark.spark.ingest import IngestedData, check_input_unchanged
+from softmax_spark.spark.backend import is_connect, register  # noqa: F401 - is_connect: re-exported (its home before)
+from softmax_spark.spark.blocks import _DESCRIPTOR_SCHEMA, _arrow_ingest_fn, _split_record, _to_descriptor
+from softmax_spark.spark.classic_ingest import IngestedData
+from softmax_spark.spark.data_summary import summarise_records
+from softmax_spark.spark.distributed import DistributedLoss
+from softmax_spark.spark.input_files import _input_files, check_input_unchanged, input_stamps
+from softmax_spark.spark.run_dir import _local_dir
+from softmax_spark.spark.tasks import Inline, merge_in_order, partition_sums, raise_task_error
 
-__all__ = ["is_connect", "default_parallelism", "ClosurePayload", "ingest_connect", "ConnectIngestedData", "ConnectLoss"]
+__all__ = ["ClosurePayload", "ingest_connect", "ConnectIngestedData", "ConnectLoss"]
 
 log = logging.getLogger("softmax_spark")
 
@@ -48,48 +54,18 @@ _DESCRIPTOR_COLUMNS = ["partition", "host", "path", "n_rows", "n_features", "dty
                        "label_dtype"]
 
 
-def is_connect(obj) -> bool:
-    """Whether ``obj`` (a SparkSession, DataFrame, or anything else) belongs to Spark Connect.
-
-    By type, not by ``pyspark.sql.utils.is_remote()`` (which reads the process environment):
-    a process may hold a classic and a Connect session at once."""
-    return type(obj).__module__.startswith("pyspark.sql.connect.")
-
-
-def default_parallelism(spark) -> int | None:
-    """Partitions to ingest into by default: ``sparkContext.defaultParallelism`` on a classic
-    session; on Connect (no SparkContext) ``spark.default.parallelism`` when the server sets it,
-    else None — keep the input's partitions."""
-    if not is_connect(spark):
-        return spark.sparkContext.defaultParallelism
-    value = spark.conf.get("spark.default.parallelism", None)
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
-class ClosurePayload:
-    """Stands for a broadcast where Connect has none (``.value``; ``destroy()`` does nothing):
-    the value travels pickled with the function that holds it."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def destroy(self) -> None:
-        pass
+# stands for a broadcast where Connect has none: the value travels pickled with the function
+ClosurePayload = Inline
 
 
 def _descriptors(batches):
-    from softmax_spark.spark.ingest import _to_descriptor
-
     return [_to_descriptor(row) for batch in batches for row in batch.to_pylist()]
 
 
 def _pass_fn(payload, kernel, n_classes, n_features, fraction, seed, iteration, fail_marker, class_weight):
     """``mapInArrow`` body of one pass: the classic task body over this partition's descriptors,
     its (accumulator, missing partitions) pickled into one row. No row for an empty partition."""
-    body = _partition_sums(ClosurePayload(payload), kernel, n_classes, n_features, fraction, seed, iteration,
+    body = partition_sums(Inline(payload), kernel, n_classes, n_features, fraction, seed, iteration,
                            fail_marker, class_weight)
 
     def run(batches):
@@ -135,8 +111,6 @@ def _remove_fn(run_id: str | None):
     that run's directory in this executor's local dir); returns no rows."""
 
     def remove(batches):
-        from softmax_spark.spark.ingest import _local_dir
-
         if run_id is not None:
             for _ in batches:
                 pass
@@ -196,7 +170,7 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
 
     The rows always come from Spark (``mapInArrow``): ``files`` is ignored, as the direct
     Parquet path schedules its tasks with ``SparkContext.parallelize``. ``n_partitions``
-    (default ``default_parallelism``) caps the partitions (``coalesce``; never a shuffle).
+    (``backend.ConnectBackend.ingest`` passes ``default_parallelism``; None keeps them) caps the partitions (``coalesce``; never a shuffle).
     Input stamps as on the classic path (``ingest.input_stamps``, before the first read; checked
     after the ingest and before every rebuild), taken here with pyarrow: files this client cannot
     reach (e.g. hdfs:// without libhdfs, or the server's local disk seen from another machine)
@@ -204,16 +178,12 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
     each partition keeps the format its own density picked (``choose_block_format``) — partitions
     of one data set have the same density, so this differs only for skewed input; ``block_format``
     "dense"/"csr" gives one format. Raises ``InputError`` for bad input; nothing is left behind."""
-    from softmax_spark.spark.ingest import (_DESCRIPTOR_SCHEMA, _arrow_ingest_fn, _input_files, _split_record, input_stamps,
-                         summarise_records)
-
     args = dict(df=df, spec=spec, label_col=label_col, classes=list(classes), weight_col=weight_col, dtype=dtype,
                 n_partitions=n_partitions, n_features=n_features, files=files, block_format=block_format)
     spark = df.sparkSession
     columns = spec.columns + [label_col] + ([weight_col] if weight_col else [])
     run_id = uuid.uuid4().hex[:12]
     plan = (spec, label_col, weight_col, list(classes), np.dtype(dtype), run_id, n_features, block_format)
-    n_partitions = n_partitions or default_parallelism(spark)
     # before the first read: a change after this point is seen by every later check
     stamps = input_stamps(files if files else _input_files(df), None)
     frame = df.select(*columns)
@@ -241,3 +211,6 @@ def ingest_connect(df, spec, label_col, classes, weight_col=None, dtype="float64
              ", ".join(f"{k} × {v}" for k, v in sorted(summary.block_formats.items())), summary.density,
              summary.cached_bytes)
     return ConnectIngestedData(persisted, blocks, summary, run_id, args=args, stamps=stamps)
+
+
+register("connect", ingest=ingest_connect, loss=ConnectLoss)

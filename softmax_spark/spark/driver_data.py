@@ -28,8 +28,14 @@ import logging
 
 import numpy as np
 
-from softmax_spark.spark.distributed import loss_and_gradient, merge_in_order, minibatch_rows, row_chunks
-from softmax_spark.spark.ingest import DataSummary, batch_moments, merge_moments
+from softmax_spark.spark.data_summary import DataSummary
+from softmax_spark.spark.distributed import loss_and_gradient
+from softmax_spark.spark.moments import batch_moments, merge_moments
+from softmax_spark.core.errors import InputError
+from softmax_spark.core.features import features_to_numpy, weights_to_numpy
+from softmax_spark.core.labels import check_known, sorted_classes
+from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.tasks import merge_in_order, minibatch_rows, row_chunks
 
 __all__ = ["ingest_in_driver", "collect_small", "table_classes", "DriverData", "DriverLoss", "DRIVER_MAX_BYTES", "DRIVER_MAX_ROWS"]
 
@@ -91,9 +97,7 @@ class DriverData:
 def collect_small(df, spec, label_col, weight_col=None, max_bytes: int = DRIVER_MAX_BYTES):
     """The selected columns of ``df`` as an Arrow table when they are small (the rule in the
     module docstring), else None. One JVM job; no Python worker."""
-    from softmax_spark.spark.connect_backend import is_connect
-
-    if is_connect(df) or max_bytes <= 0:
+    if not backend_for(df).has_rdd or max_bytes <= 0:  # Spark Connect: no driver-side path
         return None
     columns = spec.columns + [label_col] + ([weight_col] if weight_col else [])
     selected = df.select(*columns)
@@ -125,7 +129,6 @@ def table_classes(table, label_col: str) -> list | None:
     gives them (Python values, −0.0 as 0.0); None (ask Spark) for a NaN label."""
     import pyarrow.compute as pc
 
-    from softmax_spark.core.labels import sorted_classes
 
     column = table.column(label_col)
     values = [v for v in pc.unique(column).to_pylist() if v is not None]
@@ -145,9 +148,6 @@ def ingest_in_driver(df, spec, label_col, classes, weight_col=None, dtype="float
     ``max_bytes`` (Spark's estimate, or the dense matrix once read) or ``DRIVER_MAX_ROWS`` rows,
     or the session is Spark Connect. ``table``: what ``collect_small`` returned already. ``n_features``: the length the feature arrays must have
     (a validation set's: the training set's). Raises ``InputError`` for bad rows, as the ingest does."""
-    from softmax_spark.core.errors import InputError
-    from softmax_spark.core.features import features_to_numpy, weights_to_numpy
-    from softmax_spark.core.labels import check_known
 
     if table is None:
         table = collect_small(df, spec, label_col, weight_col, max_bytes)

@@ -30,7 +30,7 @@ def _penalty_weights(model, ingest_summary) -> np.ndarray:
 def inference_sums(data, model, cfg) -> dict:
     """``InferenceSums.result()`` at ``model`` over ``data.sets["train"]`` (one pass), plus the
     penalty weights p_j under key ``penalty_weights``."""
-    from softmax_spark.spark.distributed import make_loss
+    from softmax_spark.spark.losses import make_loss
 
     fit_intercept = bool(cfg.fit_intercept)
     check_size(model.n_classes, model.n_features + (1 if fit_intercept else 0))
@@ -74,7 +74,7 @@ def table_from_sums(model, sums: dict, cfg=None, **kw):
 def coefficient_table_for(spark, model, df, **kw):
     """The pandas table of ``inference.coefficient_table`` for ``model`` on its training data
     ``df`` (ingested again with the model's options: one ingest + one pass)."""
-    from softmax_spark.spark.connect_backend import default_parallelism
+    from softmax_spark.spark.backend import default_parallelism
     from softmax_spark.fit.training import TrainingData
 
     from softmax_spark.spark.fit_output import quiet_fit

@@ -32,6 +32,10 @@ from __future__ import annotations
 import json
 import os
 
+from softmax_spark.io.driver_paths import GLOB_CHARS, spark_local_path
+from softmax_spark.spark.backend import backend_for
+from softmax_spark.spark.input_files import read_parquet
+
 __all__ = ["ParquetFiles", "open_parquet", "local_parquet_files", "spark_schema"]
 
 SPARK_ROW_METADATA_KEY = b"org.apache.spark.sql.parquet.row.metadata"
@@ -41,10 +45,8 @@ def local_parquet_files(path: str) -> list[str] | None:
     """Sorted ``file:`` URIs (percent-encoded, as ``DataFrame.inputFiles()`` gives them) of the
     Parquet data at local ``path`` (a file, or a directory without sub-directories), or None when
     only Spark can tell: not local, a glob, missing, empty, or holding a sub-directory."""
-    from softmax_spark.cli.jobs_common import _GLOB_CHARS, local_path
-
-    local = local_path(path)
-    if local is None or _GLOB_CHARS & set(local):
+    local = spark_local_path(path)
+    if local is None or GLOB_CHARS & set(local):
         return None
     try:
         if os.path.isfile(local):
@@ -132,8 +134,6 @@ class ParquetFiles:
     def dataframe(self):
         """``spark.read.parquet(path)`` (``ingest.read_parquet``'s errors), read once."""
         if self._df is None:
-            from softmax_spark.spark.ingest import read_parquet
-
             self._df = read_parquet(self.sparkSession, self.path)
         return self._df
 
@@ -150,13 +150,9 @@ def open_parquet(spark, path: str):
     """A ``ParquetFiles`` for a local Parquet input whose files and schema the footers settle,
     else ``ingest.read_parquet(spark, path)`` (a DataFrame; ``InputError`` for a missing path).
     Spark Connect sessions always get the DataFrame."""
-    from softmax_spark.spark.connect_backend import is_connect
-
-    if not is_connect(spark):
+    if backend_for(spark).has_rdd:
         files = local_parquet_files(path)
         schema = spark_schema(files) if files else None
         if schema is not None:
             return ParquetFiles(spark, path, files, schema)
-    from softmax_spark.spark.ingest import read_parquet
-
     return read_parquet(spark, path)

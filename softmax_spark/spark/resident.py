@@ -60,6 +60,8 @@ import time
 import weakref
 from multiprocessing.connection import Connection, wait
 
+from softmax_spark.spark.tasks import Inline, partition_sums
+
 __all__ = ["local_cores", "local_slots", "run", "close", "IDLE_SECONDS"]
 
 log = logging.getLogger("softmax_spark")
@@ -187,9 +189,7 @@ def _serve(address, key: bytes, idle_seconds: float, deadline: float | None = No
         deadline = time.time() + CONNECT_SECONDS
 
     def serve(_rows):
-        from pyspark import TaskContext
-
-        from softmax_spark.spark.distributed import _Inline, _partition_sums
+        from pyspark import TaskContext  # inside the task: pyspark is loaded there already
 
         ctx = TaskContext.get()
         if (ctx is not None and ctx.attemptNumber() > 0) or time.time() > deadline:
@@ -206,7 +206,7 @@ def _serve(address, key: bytes, idle_seconds: float, deadline: float | None = No
                     break
                 kernel, payload, parts, args = request
                 try:
-                    answer = [(i, next(_partition_sums(_Inline(payload), kernel, *args)(descriptors)))
+                    answer = [(i, next(partition_sums(Inline(payload), kernel, *args)(descriptors)))
                               for i, descriptors in parts]
                 except Exception as exc:  # the driver reruns the pass as a Spark job, which reports it
                     answer = RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -35,17 +35,19 @@ import numpy as np
 import pyarrow as pa
 
 from softmax_spark.core.errors import InputError
-from softmax_spark.core.labels import arrow_type, class_kind, class_values
+from softmax_spark.core.labels import arrow_type, check_known, class_kind, class_values
+from softmax_spark.spark.backend import backend_for
 from softmax_spark.spark.schema import check_columns, spark_type
+from softmax_spark.spark.shipping import our_tasks
+from softmax_spark.spark.tasks import limit_task_blas_threads
 from softmax_spark.core.features import FeatureSpec, features_to_numpy
 from softmax_spark.core.model_record import model_feature_spec
 from softmax_spark.core.loss import softmax
 
-__all__ = ["score_dataframe", "score_arrays", "check_thresholds"]
+__all__ = ["score_dataframe", "score_arrays", "check_thresholds", "ScoringKernel"]
 
 # SparseVector rows as a csr_matrix (X @ Wᵀ stays sparse × dense) once features_to_numpy offers it
 _SPARSE = {"sparse": "auto"} if "sparse" in inspect.signature(features_to_numpy).parameters else {}
-BROADCAST_BYTES = 1 << 20  # coefficients larger than this travel as a broadcast, not in the closure
 
 
 def check_thresholds(thresholds, n_classes: int) -> np.ndarray | None:
@@ -117,46 +119,92 @@ def label_types(classes: Sequence):
     return spark_type(kind), arrow_type(kind)
 
 
-class _Scorer:
-    """Callable for ``mapInArrow``: input batches → input columns + the requested output columns."""
+class ScoringKernel:
+    """The one ``mapInArrow`` scorer (``score_dataframe``, the Estimator's transform through it,
+    and ``evaluate.evaluation``): input batches → kept input columns + the requested outputs.
 
-    def __init__(self, spec, input_names, outputs, n_features, coef, intercept, weights, thresholds,
-                 binomial, label_values):
-        self.spec, self.input_names, self.outputs = spec, input_names, outputs
-        self.n_features, self.coef, self.intercept, self.weights = n_features, coef, intercept, weights
+    Parameters
+    ----------
+    spec : FeatureSpec of the feature column(s); ``n_features`` D, checked on every row.
+    input_names : the input's real column names (batches may arrive under positional names:
+        PySpark resolves ``mapInArrow``'s input by name, which fails for names with dots), or None.
+    passthrough : input columns copied to the output, in order (None: all of them).
+    outputs : (kind, name) pairs appended in order; kind "raw" / "probability" (ml Vectors, (C,)
+        each), "probability_list" (array<double>), "class_probabilities" (``name``: a list of C
+        names, one double column each), "prediction" (the class index as a double), "label" (the
+        class value itself, from ``label_values``).
+    weights : handle of (coef (C, D), intercept (C,)) with ``.value`` (``backend.Backend.ship``:
+        a broadcast or the closure's own copy).
+    thresholds, binomial : ``score_arrays``' arguments.
+    predict_from : "raw" (``score_arrays``' rule: thresholds, binomial margin) or "probability"
+        (the first largest probability, as ``metrics.MetricsAccumulator`` counts a prediction).
+    label_check : (label column, classes, hint) to refuse rows whose label is not a model class
+        (``labels.check_known``), or None.
+
+    Raises ``InputError`` in the task for a bad feature row (column, partition, row), an unknown
+    label, or a batch too large for one Arrow list array (n_rows × C ≥ 2³¹ values).
+    """
+
+    def __init__(self, spec, n_features, weights, outputs, input_names=None, passthrough=None, thresholds=None,
+                 binomial=False, label_values=None, predict_from="raw", label_check=None):
+        self.spec, self.n_features, self.weights, self.outputs = spec, n_features, weights, list(outputs)
+        self.input_names, self.passthrough = input_names, passthrough
         self.thresholds, self.binomial, self.label_values = thresholds, binomial, label_values
+        self.predict_from, self.label_check = predict_from, label_check
+
+    def output_names(self, names) -> list:
+        """The output batches' column names, given the input's."""
+        kept = list(names) if self.passthrough is None else list(self.passthrough)
+        for kind, name in self.outputs:
+            kept.extend(name if kind == "class_probabilities" else [name])
+        return kept
 
     def __call__(self, batches):
-        from pyspark import TaskContext
-
-        from softmax_spark.spark.distributed import limit_task_blas_threads
+        from pyspark import TaskContext  # inside the task: pyspark is loaded there already
 
         limit_task_blas_threads()  # X @ coefᵀ: one BLAS thread per task core
-        coef, intercept = self.weights.value if self.weights is not None else (self.coef, self.intercept)
+        coef, intercept = self.weights.value
+        n_classes = coef.shape[0]
         context = TaskContext.get()
         where = f"partition {context.partitionId() if context is not None else 0}"
         row_offset = 0
         for batch in batches:
-            if batch.schema.names != self.input_names:  # keep the DataFrame's own column names
+            if self.input_names is not None and batch.schema.names != self.input_names:
                 batch = pa.RecordBatch.from_arrays(batch.columns, names=self.input_names)
             n = batch.num_rows
             X = features_to_numpy(batch, self.spec, np.float64, where, row_offset, self.n_features, **_SPARSE)
             if n == 0:
                 X = np.empty((0, self.n_features))
             raw, proba, index = score_arrays(X, coef, intercept, self.thresholds, self.binomial)
-            columns, names = list(batch.columns), list(self.input_names)
+            if self.predict_from == "probability":
+                index = proba.argmax(axis=1)  # (n,), the first maximum
+            if self.label_check is not None:
+                label_col, classes, hint = self.label_check
+                check_known(batch.column(label_col), classes, label_col, where, row_offset, owner="the model's",
+                            hint=hint)
+            if n * n_classes >= 2**31 and any(kind == "probability_list" for kind, _ in self.outputs):
+                raise InputError(
+                    f"a batch of {n} rows × {n_classes} classes is too large for one Arrow array; "
+                    "lower spark.sql.execution.arrow.maxRecordsPerBatch"
+                )
+            names = list(batch.schema.names) if self.passthrough is None else list(self.passthrough)
+            columns = [batch.column(name) for name in names]
             for kind, name in self.outputs:
                 if kind == "raw":
                     columns.append(_dense_vector_array(raw))
                 elif kind == "probability":
                     columns.append(_dense_vector_array(proba))
+                elif kind == "probability_list":
+                    offsets = pa.array(np.arange(0, n * n_classes + 1, n_classes, dtype=np.int32))
+                    columns.append(pa.ListArray.from_arrays(offsets, pa.array(proba.reshape(-1))))
+                elif kind == "class_probabilities":
+                    columns.extend(pa.array(proba[:, c]) for c in range(n_classes))
                 elif kind == "prediction":
                     columns.append(pa.array(index.astype(np.float64)))
-                else:  # the original label value
+                else:  # "label": the original label value
                     columns.append(self.label_values.take(pa.array(index)) if n else self.label_values.slice(0, 0))
-                names.append(name)
             row_offset += n
-            yield pa.RecordBatch.from_arrays(columns, names=names)
+            yield pa.RecordBatch.from_arrays(columns, names=self.output_names(names))
 
 
 def _feature_spec(featuresCol, model=None) -> FeatureSpec:
@@ -229,18 +277,10 @@ def score_dataframe(df, model, featuresCol=None, rawPredictionCol="rawPrediction
     schema = T.StructType(list(df.schema.fields) + [T.StructField(name, out_types[kind], nullable=kind == "label")
                                                     for kind, name in outputs])
 
-    weights = None
-    from softmax_spark.spark.connect_backend import is_connect
-
-    # Spark Connect has no broadcast: the coefficients always travel in the closure (the plan)
-    if coef.nbytes > BROADCAST_BYTES and not is_connect(df):
-        weights = df.sparkSession.sparkContext.broadcast((coef, intercept))
-        coef_arg = intercept_arg = None
-    else:
-        coef_arg, intercept_arg = coef, intercept
-    scorer = _Scorer(spec, list(df.columns), outputs, n_features, coef_arg, intercept_arg, weights, t,
-                     binomial, label_values)
-    from softmax_spark.spark.shipping import our_tasks
+    # in the closure up to ``tasks.SHIP_INLINE_BYTES`` (always on Spark Connect), else a broadcast
+    weights = backend_for(df).ship((coef, intercept))
+    scorer = ScoringKernel(spec, n_features, weights, outputs, input_names=list(df.columns), thresholds=t,
+                           binomial=binomial, label_values=label_values)
 
     with our_tasks(df.sparkSession):  # the scorer keeps the workers' Python it is wrapped with
         return df.mapInArrow(scorer, schema)

@@ -10,6 +10,8 @@ import socket
 import sys
 import tempfile
 
+from softmax_spark.spark.backend import backend_for
+
 # Python workers (and the driver's collect) talk to the JVM over Unix domain sockets instead of
 # loopback TCP (Spark ≥ 4.1; an unknown key is ignored by older versions). Measured on 2 cores,
 # local[2]: ≈ 40 ms less per task — a trivial task's start went from 77 to 35 ms — which is most
@@ -25,6 +27,7 @@ LOG_LEVEL_KEY = "spark.log.level"  # Spark ≥ 3.5: the log level from the Spark
 DAEMON_MODULE_KEY = "spark.python.daemon.module"  # Spark ≥ 3.1
 WORKER_DAEMON = "softmax_spark.worker_daemon"
 _SUBMITTED = None  # _submitted_conf's SparkConf, read once
+
 
 
 def _submitted_conf():
@@ -292,9 +295,7 @@ def build_session(app_name: str, master: str | None = None, conf: dict | None = 
             context.setLogLevel(log_level)
         return LazySession(context, builder)
     session = builder.getOrCreate()
-    from softmax_spark.spark.connect_backend import is_connect
-
-    if log_level and not is_connect(session):  # a Connect session's log level is the server's
+    if log_level and backend_for(session).has_jvm:  # a Connect session's log level is the server's
         # Spark's INFO lines would bury the one line per iteration that users watch
         session.sparkContext.setLogLevel(log_level)
     return session

@@ -115,7 +115,7 @@ def fit_path(ests, dataset) -> list:
 
 
 def _fit_path(ests, dataset) -> list:
-    from softmax_spark.spark.connect_backend import default_parallelism
+    from softmax_spark.spark.backend import default_parallelism
     from softmax_spark.fit.loop import TrainingLoop
     from softmax_spark.sparkml.classification import SoftmaxRegressionModel, resolve_classes
     from softmax_spark.sparkml.summary import training_summary
@@ -123,7 +123,7 @@ def _fit_path(ests, dataset) -> list:
     from softmax_spark.solvers import make_solver, resolve_optimizer
     from softmax_spark.fit.training import (TrainingData, _class_weights, _read, build_problem, class_weight_sums,
                                             model_metadata)
-    from softmax_spark.spark.distributed import make_loss
+    from softmax_spark.spark.losses import make_loss
     from softmax_spark.core.errors import InputError
 
     first = ests[0]

@@ -178,7 +178,7 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         from pyspark.sql import functions as F
         from pyspark.sql import types as T
 
-        from softmax_spark.spark.connect_backend import default_parallelism, is_connect
+        from softmax_spark.spark.backend import default_parallelism, is_connect
         from softmax_spark.spark.distributed import DistributedLoss
         from softmax_spark.core.features import FeatureSpec
         from softmax_spark.spark.ingest import ingest
