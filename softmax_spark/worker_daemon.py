@@ -23,16 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-
-def installed_pyspark_of(zip_path: str) -> str | None:
-    """The installed ``pyspark`` package directory that ``zip_path`` belongs to — pip's layout,
-    ``<dir>/pyspark/python/lib/pyspark.zip`` beside ``<dir>/pyspark/__init__.py`` — else None."""
-    if os.path.basename(zip_path) != "pyspark.zip":
-        return None
-    package = os.path.dirname(os.path.dirname(os.path.dirname(zip_path)))  # <dir>/pyspark
-    if os.path.basename(package) == "pyspark" and os.path.isfile(os.path.join(package, "__init__.py")):
-        return package
-    return None
+from softmax_spark.spark.pyspark_install import installed_pyspark_of  # stdlib only: safe before the fork
 
 
 def installed_copies_first(path: list[str]) -> list[str]:

@@ -23,6 +23,12 @@ import logging
 import os
 
 from softmax_spark.core.errors import InputError
+from softmax_spark.evaluate.plots import plot_validation_curve
+from softmax_spark.sparkml.tuning import SoftmaxRegressionCV
+from softmax_spark.io.model_io import save_model
+from softmax_spark.spark.parquet_input import open_parquet
+from softmax_spark.io.storage import check_writable
+from softmax_spark.io.mllib_io import write_mllib_model
 
 __all__ = ["run_cv", "path_rows", "format_path_table"]
 
@@ -68,7 +74,6 @@ def _write_outputs(rows: list, metric: str, chosen: int, tmp: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from softmax_spark.evaluate.plots import plot_validation_curve
 
     with open(os.path.join(tmp, "cv_path.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -83,11 +88,6 @@ def _write_outputs(rows: list, metric: str, chosen: int, tmp: str) -> None:
 def run_cv(spark, cfg):
     """Cross-validate ``cfg.input`` along the λ path and write ``cfg.model_dir``; returns the
     ``SoftmaxRegressionCVModel``. Raises ``InputError`` for options the CV does not support."""
-    from softmax_spark.sparkml.tuning import SoftmaxRegressionCV
-    from softmax_spark.io.model_io import save_model
-    from softmax_spark.spark.parquet_input import open_parquet
-    from softmax_spark.io.storage import check_writable
-
     _refuse_unsupported(cfg)
     check_writable(cfg.model_dir, cfg.overwrite, "model directory", spark=spark)
     df = open_parquet(spark, cfg.input)
@@ -121,7 +121,6 @@ def run_cv(spark, cfg):
     def extra(tmp):
         _write_outputs(rows, cfg.cv_metric, model.bestIndex, tmp)
         if cfg.write_mllib:
-            from softmax_spark.io.mllib_io import write_mllib_model
 
             write_mllib_model(best, os.path.join(tmp, "mllib"))
 

@@ -17,7 +17,7 @@ Properties the API exposes (the seed derivation, corrected):
 This module is the numpy core's model and nothing above it: writing and reading model directories
 is ``softmax_spark.io.model_io`` (``save_model(model, path)``, ``load_model(path)``, also
 ``softmax_spark.save_model`` / ``softmax_spark.load_model``), coefficient inference on a Spark
-DataFrame is ``softmax_spark.spark.inference_pass.coefficient_table_for(spark, model, df)``
+DataFrame is ``softmax_spark.fit.coefficients.coefficient_table(model, df)``
 (``softmax_spark.coefficient_table(model, df)``).
 
 Conventions

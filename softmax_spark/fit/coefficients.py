@@ -19,7 +19,7 @@ from softmax_spark.core.inference import check_size
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.fit.config import TrainConfig
 from softmax_spark.fit.training import TrainingData
-from softmax_spark.spark.connect_backend import default_parallelism
+from softmax_spark.spark.backend import default_parallelism
 from softmax_spark.spark.fit_output import quiet_fit
 from softmax_spark.spark.inference_pass import inference_sums, table_from_sums
 from softmax_spark.spark.shipping import our_tasks

@@ -19,7 +19,7 @@ import inspect
 import typing
 import warnings
 
-from softmax_spark.fit.config import TrainConfig
+from softmax_spark.fit.config import TrainConfig, param_to_option
 from softmax_spark.core.model import SoftmaxModel
 
 __all__ = ["SoftmaxTrainer", "train", "option_names"]
@@ -33,8 +33,7 @@ def option_names() -> list[str]:
 
 
 def _check_options(options: dict, where: str) -> None:
-    from softmax_spark.sparkml.diagnostics import PARAM_TO_OPTION
-
+    PARAM_TO_OPTION = param_to_option()  # the declarations' param= (Param → option: regParam → l2)
     names = {f.name for f in dataclasses.fields(TrainConfig) if f.init}
     unknown = sorted(set(options) - names)
     if not unknown:

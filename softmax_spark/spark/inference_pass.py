@@ -1,21 +1,19 @@
 """Spark glue of ``inference``: one ``InferenceKernel`` pass over training data, then the table.
 
 ``inference_sums(data, model, cfg)`` runs the pass over already ingested ``training.TrainingData``
-(what ``jobs/train.py --inference`` does inside its run); ``coefficient_table_for(spark, model, df)``
-ingests ``df`` with the options the model was trained with (``model.metadata["options"]``: features,
-label, weight column, class weights) and runs it (what ``summary.coefficientTable`` and
-``SoftmaxModel.coefficient_table`` do).
+(what ``jobs/train.py --inference`` does inside its run); ``table_from_sums`` turns its sums into the
+table. Ingesting a DataFrame again with the options a model was trained with is a step of the fit
+layer: ``fit.coefficients.coefficient_table(model, df)`` (what ``summary.coefficientTable`` and
+``softmax_spark.coefficient_table`` run).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 
 from softmax_spark.core.inference import InferenceKernel, check_size, coefficient_table, format_table
 
-__all__ = ["inference_sums", "coefficient_table_for", "table_from_sums", "write_inference"]
+__all__ = ["inference_sums", "table_from_sums", "write_inference"]
 
 
 def _penalty_weights(model, ingest_summary) -> np.ndarray:
@@ -45,14 +43,6 @@ def inference_sums(data, model, cfg) -> dict:
     return sums
 
 
-def _config(model):
-    from softmax_spark.fit.config import TrainConfig
-
-    options = dict(model.metadata.get("options") or {})
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in options.items() if k in names})
-
-
 def _feature_names(model, cfg) -> list:
     names = model.metadata.get("feature_names")
     if names and len(names) == model.n_features:
@@ -62,30 +52,14 @@ def _feature_names(model, cfg) -> list:
     return [f"x{j}" for j in range(model.n_features)]
 
 
-def table_from_sums(model, sums: dict, cfg=None, **kw):
+def table_from_sums(model, sums: dict, cfg, **kw):
     """``inference.coefficient_table`` for ``model`` (a ``SoftmaxModel``) from the pass's sums;
-    ``kw``: reference_class, parameterization, alpha, covariance."""
-    cfg = cfg or _config(model)
+    ``cfg``: the options it was trained with (``fit.coefficients.model_config``; their feature
+    columns name the rows, ``fit_intercept``); ``kw``: reference_class, parameterization, alpha,
+    covariance."""
     return coefficient_table(sums, model.coef, model.intercept, model.classes, l2=float(model.metadata.get("l2") or 0.0),
                              penalty_weights=sums.get("penalty_weights"), feature_names=_feature_names(model, cfg),
                              fit_intercept=bool(cfg.fit_intercept), **kw)
-
-
-def coefficient_table_for(spark, model, df, **kw):
-    """The pandas table of ``inference.coefficient_table`` for ``model`` on its training data
-    ``df`` (ingested again with the model's options: one ingest + one pass)."""
-    from softmax_spark.spark.backend import default_parallelism
-    from softmax_spark.fit.training import TrainingData
-
-    from softmax_spark.spark.fit_output import quiet_fit
-    from softmax_spark.spark.shipping import our_tasks
-
-    cfg = _config(model)
-    check_size(model.n_classes, model.n_features + (1 if cfg.fit_intercept else 0))
-    with quiet_fit(), our_tasks(spark), TrainingData(cfg, model.classes, cfg.num_partitions or default_parallelism(spark)) as data:
-        data.add("train", df)
-        sums = inference_sums(data, model, cfg)
-    return table_from_sums(model, sums, cfg, **kw)
 
 
 def write_inference(table, directory: str) -> None:

@@ -104,7 +104,7 @@ def _pip_pyspark_dir() -> str | None:
     from that zip; else None."""
     import pyspark
 
-    from softmax_spark.worker_daemon import installed_pyspark_of
+    from softmax_spark.spark.pyspark_install import installed_pyspark_of
 
     here = os.path.dirname(os.path.abspath(pyspark.__file__))  # <pkg>, or <pkg>/python/lib/pyspark.zip/pyspark
     for zipped in (os.path.join(here, "python", "lib", "pyspark.zip"), os.path.dirname(here)):

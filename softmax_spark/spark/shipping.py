@@ -33,6 +33,7 @@ import tempfile
 import threading
 import zipfile
 
+from softmax_spark.version import __version__
 from softmax_spark.core.errors import InputError
 from softmax_spark.spark.backend import backend_for
 from softmax_spark.spark.session import _importable_in_a_fresh_process
@@ -50,8 +51,6 @@ _overrides = {"count": 0, "saved": None}  # across threads: swap sc.pythonExec o
 
 
 def _version() -> str:
-    from softmax_spark import __version__
-
     return __version__
 
 

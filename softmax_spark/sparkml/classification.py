@@ -89,6 +89,22 @@ from softmax_spark.sparkml.persistence import MODEL_CLASS, _EstimatorWriter, _me
 from softmax_spark.sparkml.persistence import (FORMAT_NAME, FORMAT_VERSION,  # noqa: F401  (this module's names
                                                _read_saved_local, _softmax_model)  # before the split)
 from softmax_spark.sparkml.summary import SoftmaxRegressionTrainingSummary
+from softmax_spark.fit.coefficients import coefficient_table
+from softmax_spark.sparkml.summary import training_summary
+from softmax_spark.sparkml.diagnostics import document_params
+from softmax_spark.sparkml.diagnostics import unknown_params_message
+from softmax_spark.spark.fit_output import quiet_fit
+from softmax_spark.spark.shipping import ensure_workers, workers_python
+from softmax_spark.spark.fit_output import summary
+from softmax_spark.sparkml.diagnostics import one_class_problem
+from softmax_spark.spark.driver_data import table_classes
+from softmax_spark.fit.training import fit_dataframe
+from softmax_spark.sparkml.diagnostics import to_params
+from softmax_spark.sparkml.fit_multiple import fit_multiple
+from softmax_spark.spark.driver_data import collect_small
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.scoring import check_thresholds
+from softmax_spark.io.model_io import is_mllib_model_dir, load_any_model, save_model
 
 __all__ = ["SoftmaxRegression", "SoftmaxRegressionModel", "SoftmaxRegressionTrainingSummary", "read_model_dir",
            "resolve_classes"]
@@ -116,7 +132,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         """Sets Params by name; an unknown name is a TypeError listing the known ones."""
         unknown = sorted(set(kwargs) - param_names(type(self)))
         if unknown:
-            from softmax_spark.sparkml.diagnostics import unknown_params_message
 
             raise TypeError(unknown_params_message(unknown, param_names(type(self))))
         if "initialModel" in kwargs:
@@ -234,8 +249,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
     def _fit(self, dataset) -> "SoftmaxRegressionModel":
         import time
 
-        from softmax_spark.spark.fit_output import quiet_fit
-        from softmax_spark.spark.shipping import ensure_workers, workers_python
 
         started = time.perf_counter()
         self._check_params()
@@ -246,7 +259,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         return model
 
     def _log_summary(self, model, seconds: float) -> None:
-        from softmax_spark.spark.fit_output import summary
 
         meta = model.softmaxModel.metadata or {}
         data = meta.get("data_summary") or {}
@@ -279,11 +291,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         labels (``table``: its columns already collected to the driver, else one Spark job).
         ``InputError`` for a one-class problem, family="binomial" with more than 2 classes, or
         ``thresholds`` of the wrong length (before training, as in MLlib)."""
-        from softmax_spark.sparkml.diagnostics import one_class_problem
-
         values = None
         if table is not None:
-            from softmax_spark.spark.driver_data import table_classes
 
             values = table_classes(table, self.getLabelCol())
         classes, mllib_labels, present = resolve_classes(dataset, self.getLabelCol(),
@@ -329,9 +338,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
     def _train(self, dataset, train_df, validation_df, table, classes, mllib_labels, lam, l1, bounds) -> SoftmaxModel:
         """The fitted ``SoftmaxModel`` (``fit.training.fit_dataframe`` with ``_train_config``); its
         errors and stop reason reworded in the Params' names (``diagnostics.to_params``)."""
-        from softmax_spark.fit.training import fit_dataframe
-        from softmax_spark.sparkml.diagnostics import to_params
-
         try:
             with tempfile.TemporaryDirectory(prefix="softmax_spark-init-") as tmp:
                 init = self._initial_model_dir(dataset.sparkSession, tmp, classes, mllib_labels)
@@ -349,8 +355,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         """One model per param map, as ``Estimator.fitMultiple`` (what CrossValidator calls per fold):
         maps differing only in regParam share one ingest and a warm-started path, strongest penalty
         first (``softmax_spark.sparkml.fit_multiple``); a thread-safe iterator of (index, model)."""
-        from softmax_spark.sparkml.fit_multiple import fit_multiple
-
         return fit_multiple(self, dataset, paramMaps)
 
     def _num_features(self, dataset) -> int:
@@ -372,9 +376,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         """``driver_data.collect_small`` of the training columns when the whole ``dataset`` is
         the training set (no validation split) and the columns exist (else the usual checks
         report them); else None."""
-        from softmax_spark.spark.driver_data import collect_small
-        from softmax_spark.core.features import FeatureSpec
-
         weight = self._value(self.weightCol) or None
         needed = [self.getFeaturesCol(), self.getLabelCol()] + ([weight] if weight else [])
         if (self.getOrDefault(self.maxDriverBytes) <= 0 or self._value(self.validationIndicatorCol)
@@ -384,8 +385,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
                              self.getOrDefault(self.maxDriverBytes))
 
     def _model_thresholds(self, n_classes, binomial):
-        from softmax_spark.spark.scoring import check_thresholds
-
         if self.isSet(self.thresholds):
             check_thresholds(self.getOrDefault(self.thresholds), n_classes)
 
@@ -395,8 +394,6 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         written to ``tmp`` in our format. An MLlib model's label indices are matched to ``classes``
         through ``initModelClasses``, else as the identity when the classes are MLlib's 0..K−1
         (``mllib_labels``)."""
-        from softmax_spark.io.model_io import is_mllib_model_dir, load_any_model, save_model
-
         if self._initial_model_instance is not None:
             model = self._initial_model_instance.softmaxModel
         else:
@@ -446,21 +443,15 @@ def _mllib_centred(fitted: SoftmaxModel, l1: float, bounds: dict) -> SoftmaxMode
 def _training_summary(model, dataset, fitted, train_df):
     """``model.summary`` after ``fit``: MLlib's fields over ``model.transform(dataset)``, ours
     (history, certificate) and coefficient inference over ``train_df`` (``summary.py``)."""
-    from softmax_spark.sparkml.summary import training_summary
-
     def inference(reference_class, parameterization, alpha, covariance):
-        from softmax_spark.spark.inference_pass import coefficient_table_for
-
-        return coefficient_table_for(train_df.sparkSession, fitted, train_df, reference_class=reference_class,
-                                     parameterization=parameterization, alpha=alpha, covariance=covariance)
+        return coefficient_table(fitted, train_df, reference_class=reference_class, parameterization=parameterization,
+                                 alpha=alpha, covariance=covariance)
 
     return training_summary(model, dataset, fitted.history, fitted.metadata.get("stop_reason"),
                             certificate=fitted.metadata.get("certificate"), inference=inference)
 
 
 def _document() -> None:
-    from softmax_spark.sparkml.diagnostics import document_params
-
     document_params(SoftmaxRegression)  # help(): real signatures and the Params list
 
 

@@ -26,6 +26,19 @@ import logging
 import threading
 
 import numpy as np
+from softmax_spark.spark.fit_output import quiet_fit
+from softmax_spark.spark.shipping import ensure_workers, workers_python
+from softmax_spark.spark.backend import default_parallelism
+from softmax_spark.fit.loop import TrainingLoop
+from softmax_spark.sparkml.labels import resolve_classes
+from softmax_spark.sparkml.model import SoftmaxRegressionModel
+from softmax_spark.sparkml.summary import training_summary
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.solvers import make_solver, resolve_optimizer
+from softmax_spark.fit.training import TrainingData, _class_weights, _read, build_problem, class_weight_sums, model_metadata
+from softmax_spark.spark.losses import make_loss
+from softmax_spark.core.errors import InputError
+from softmax_spark.spark.schema import storage_dtype
 
 __all__ = ["fit_multiple", "PATH_SOLVERS"]
 
@@ -106,26 +119,12 @@ def fit_path(ests, dataset) -> list:
     ingest, strongest penalty first, each warm-started from the previous; models in the given order.
     As ``SoftmaxRegression._fit``: the package shipped to workers that lack it, progress at DEBUG
     unless the first estimator's ``verbose`` is set."""
-    from softmax_spark.spark.fit_output import quiet_fit
-    from softmax_spark.spark.shipping import ensure_workers, workers_python
-
     ensure_workers(dataset.sparkSession)
     with quiet_fit(ests[0].getOrDefault(ests[0].verbose)), workers_python(dataset.sparkSession):
         return _fit_path(ests, dataset)
 
 
 def _fit_path(ests, dataset) -> list:
-    from softmax_spark.spark.backend import default_parallelism
-    from softmax_spark.fit.loop import TrainingLoop
-    from softmax_spark.sparkml.classification import SoftmaxRegressionModel, resolve_classes
-    from softmax_spark.sparkml.summary import training_summary
-    from softmax_spark.core.model import SoftmaxModel
-    from softmax_spark.solvers import make_solver, resolve_optimizer
-    from softmax_spark.fit.training import (TrainingData, _class_weights, _read, build_problem, class_weight_sums,
-                                            model_metadata)
-    from softmax_spark.spark.losses import make_loss
-    from softmax_spark.core.errors import InputError
-
     first = ests[0]
     for est in ests:
         est._check_params()
@@ -147,7 +146,6 @@ def _fit_path(ests, dataset) -> list:
     spark = dataset.sparkSession
     cfg0 = cfgs[0]
     df, files, _, _, classes = _read(spark, cfg0, dataset)
-    from softmax_spark.spark.schema import storage_dtype
 
     dtype = storage_dtype(cfg0.dtype, df.schema, cfg0.feature_spec)
     cfgs = [dataclasses.replace(c, dtype=dtype) for c in cfgs]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from softmax_spark.core.errors import InputError
 from softmax_spark.sparkml.params import LABEL_INDEXING
+from softmax_spark.core.labels import discover_classes, label_family
+from softmax_spark.spark.schema import check_columns
 
 __all__ = ["resolve_classes"]
 
@@ -35,8 +37,6 @@ def resolve_classes(df, label_col: str, mode: str = "auto", values=None, with_pr
     """
     from pyspark.sql import types as T
 
-    from softmax_spark.core.labels import discover_classes, label_family
-    from softmax_spark.spark.schema import check_columns
 
     if mode not in LABEL_INDEXING:
         raise InputError(f"labelIndexing must be one of {', '.join(LABEL_INDEXING)}, got {mode!r}")

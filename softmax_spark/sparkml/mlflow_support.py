@@ -43,6 +43,9 @@ import logging
 from importlib import metadata as importlib_metadata
 
 from softmax_spark.fit.config import option_params, solver_options
+from softmax_spark.sparkml.classification import SoftmaxRegression
+from softmax_spark.sparkml.classification import SoftmaxRegressionModel
+from softmax_spark.sparkml import classification as ml
 
 __all__ = ["autolog", "requirement", "pip_requirements", "inapplicable_params", "MODEL_CLASS"]
 
@@ -96,8 +99,6 @@ def inapplicable_params(estimator, resolved_solver: str | None = None) -> set:
 
 
 def _is_ours(instance) -> bool:
-    from softmax_spark.sparkml.classification import SoftmaxRegression
-
     return isinstance(instance, SoftmaxRegression)
 
 
@@ -139,8 +140,6 @@ def _log_model_with_requirement(original, *args, **kwargs):
 
 
 def _contains_ours(model) -> bool:
-    from softmax_spark.sparkml.classification import SoftmaxRegressionModel
-
     if isinstance(model, SoftmaxRegressionModel):
         return True
     stages = getattr(model, "stages", None)
@@ -208,7 +207,6 @@ def autolog(*, pip_requirement: str | None | type(...) = ..., disable: bool = Fa
     import mlflow.pyspark.ml as mlflow_ml
     import mlflow.spark
 
-    from softmax_spark.sparkml import classification as ml
 
     if disable:
         _uninstall(mlflow_ml, mlflow.spark, ml)

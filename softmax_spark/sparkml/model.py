@@ -14,6 +14,11 @@ from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.sparkml.params import _SoftmaxRegressionParams
 from softmax_spark.sparkml.persistence import _ModelReader, _ModelWriter
 from softmax_spark.sparkml.summary import SoftmaxRegressionTrainingSummary
+from softmax_spark.sparkml.summary import make_summary
+from softmax_spark.spark.scoring import check_thresholds, score_arrays
+from softmax_spark.sparkml.diagnostics import prediction_metadata
+from softmax_spark.spark.scoring import score_dataframe
+from softmax_spark.spark.shipping import ensure_workers, workers_python
 
 __all__ = ["SoftmaxRegressionModel"]
 
@@ -110,8 +115,6 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
     def evaluate(self, dataset):
         """MLlib's ``evaluate``: the (Binary)LogisticRegressionSummary of this model on ``dataset``
         (lazy; see ``summary.py``)."""
-        from softmax_spark.sparkml.summary import make_summary
-
         return make_summary(self, dataset, training=False, certificate=self.softmaxModel.metadata.get("certificate"))
 
     # -- prediction ----------------------------------------------------------------------------
@@ -123,8 +126,6 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
         return self.getOrDefault(self.thresholds) if self.isSet(self.thresholds) else None
 
     def _score_one(self, value):
-        from softmax_spark.spark.scoring import check_thresholds, score_arrays
-
         x = np.asarray(value.toArray() if hasattr(value, "toArray") else value, dtype=np.float64).reshape(1, -1)
         if x.shape[1] != self.numFeatures:
             raise InputError(f"the vector has {x.shape[1]} features, the model expects {self.numFeatures}")
@@ -149,10 +150,6 @@ class SoftmaxRegressionModel(Model, _SoftmaxRegressionParams, MLWritable, MLRead
         return float(self._score_one(value)[2][0])
 
     def _transform(self, dataset):
-        from softmax_spark.sparkml.diagnostics import prediction_metadata
-        from softmax_spark.spark.scoring import score_dataframe
-        from softmax_spark.spark.shipping import ensure_workers, workers_python
-
         ensure_workers(dataset.sparkSession)  # the scoring function is wrapped now, run later
         with workers_python(dataset.sparkSession):
             scored = score_dataframe(

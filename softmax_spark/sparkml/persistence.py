@@ -17,6 +17,8 @@ from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, 
 from softmax_spark.core.errors import InputError, ModelFormatError
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.sparkml.params import jsonable_params
+from softmax_spark.spark.backend import backend_for
+from softmax_spark.sparkml.summary import loaded_summary
 
 __all__ = ["read_model_dir", "FORMAT_NAME", "FORMAT_VERSION", "MODEL_CLASS"]
 
@@ -35,11 +37,9 @@ def _prepare_target(writer: MLWriter, path: str) -> None:
     in which case delete it. Classic session: Hadoop's FileSystem in the driver JVM. Spark
     Connect (no JVM on the client): the server's ``FileSystemOverwrite`` through pyspark's ML
     Connect helper, as pyspark's own Connect writers do (``RemoteMLWriter.handleOverwrite``)."""
-    from softmax_spark.spark.connect_backend import is_connect
-
     spark = writer.sparkSession
     refused = InputError(f"{path} already exists; use .write().overwrite().save(path) to replace it")
-    if is_connect(spark):
+    if not backend_for(spark).has_jvm:  # Spark Connect
         from pyspark.ml.util import invoke_helper_attr
 
         try:  # overwrite: deletes path; else raises (IOException "Path … already exists") when it exists
@@ -114,7 +114,6 @@ class _ModelReader(MLReader):
         DefaultParamsReader.getAndSetParams(model, metadata)
         history = json.loads(row["history"] or "[]")
         if history:
-            from softmax_spark.sparkml.summary import loaded_summary
 
             model._summary = loaded_summary(model.numClasses, history, row["stopReason"],
                                             model.softmaxModel.metadata.get("certificate"))

@@ -47,6 +47,7 @@ from pyspark.ml.classification import (
     BinaryLogisticRegressionSummary, BinaryLogisticRegressionTrainingSummary, LogisticRegressionSummary,
     LogisticRegressionTrainingSummary,
 )
+from softmax_spark.spark.backend import backend_for
 
 __all__ = [
     "SoftmaxRegressionSummary", "SoftmaxRegressionTrainingSummary", "BinarySoftmaxRegressionSummary",
@@ -123,7 +124,7 @@ class _SoftmaxSummaryMixin:
         if self._inference is None:
             raise RuntimeError("coefficientTable needs the training data: it exists on the summary of a model "
                                "fitted in this session (model.summary), not on a loaded model's or evaluate()'s; "
-                               "use SoftmaxModel.coefficient_table(spark, df) on the training data instead")
+                               "use softmax_spark.coefficient_table(model.softmaxModel, df) on the training data instead")
         table = self._inference(referenceClass, parameterization, alpha, covariance)
         spark = self._spark()
         return spark.createDataFrame(table)
@@ -164,10 +165,8 @@ class _SoftmaxSummaryMixin:
 
     def _call_java(self, name, *args):
         """MLlib's field ``name``: from the JVM summary (classic) or ``_ConfusionMetrics`` (Connect)."""
-        from softmax_spark.spark.connect_backend import is_connect
-
         df = self.predictions  # raises for a loaded model's summary
-        if is_connect(df):
+        if not backend_for(df).has_jvm:  # Spark Connect: no driver JVM in this process
             if name in _BINARY_FIELDS:
                 raise NotImplementedError(
                     f"summary.{name} is computed by MLlib's BinaryClassificationMetrics in the driver JVM, which a "
@@ -313,7 +312,6 @@ class _ConfusionMetrics:
     TP_c = w(c, c), FP_c = Σ_{l≠c} w(l, c), N_c = Σ_p w(c, p), N = Σ N_c; recall = TPR = TP/N_c,
     FPR = FP/(N − N_c), precision = TP/(TP + FP) (0 when 0/0), F_β = (1+β²)·P·R/(β²·P + R) (0 when
     P + R = 0), accuracy = Σ TP / N, weighted X = Σ_c X_c·N_c/N."""
-
     def __init__(self, counts: dict):
         self.labels = sorted({label for label, _ in counts})
         n_c = {c: 0.0 for c in self.labels}

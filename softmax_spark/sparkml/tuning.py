@@ -57,6 +57,21 @@ from softmax_spark.core import cv
 from softmax_spark.core.errors import InputError
 from softmax_spark.core.model_record import COLUMNS, columns_record
 from softmax_spark.sparkml.params import _SharedParams, param_names
+from softmax_spark.sparkml.classification import SoftmaxRegression
+from softmax_spark.spark.fit_output import quiet_fit
+from softmax_spark.spark.shipping import ensure_workers, workers_python
+from softmax_spark.spark.backend import backend_for, default_parallelism
+from softmax_spark.spark.distributed import DistributedLoss
+from softmax_spark.core.features import FeatureSpec
+from softmax_spark.spark.ingest import ingest
+from softmax_spark.sparkml.labels import resolve_classes
+from softmax_spark.sparkml.params import FAMILIES
+from softmax_spark.solvers import resolve_optimizer
+from softmax_spark.fit.loop import TrainingLoop
+from softmax_spark.sparkml.model import SoftmaxRegressionModel
+from softmax_spark.sparkml.summary import SoftmaxRegressionTrainingSummary
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.solvers import make_solver
 
 __all__ = ["SoftmaxRegressionCV", "SoftmaxRegressionCVModel"]
 
@@ -135,8 +150,6 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
 
     def _estimator(self, reg_param: float):
         """The ``SoftmaxRegression`` a fold fit equals (the shared Params, ``reg_param``)."""
-        from softmax_spark.sparkml.classification import SoftmaxRegression
-
         est = SoftmaxRegression(regParam=float(reg_param))
         for name in _SHARED:
             if self.isSet(getattr(self, name)):
@@ -167,9 +180,6 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
     def _fit(self, dataset) -> "SoftmaxRegressionCVModel":
         """As ``SoftmaxRegression._fit``: the package shipped to workers that lack it, progress
         lines at DEBUG (``fit_output``), then ``_fit_cv``."""
-        from softmax_spark.spark.fit_output import quiet_fit
-        from softmax_spark.spark.shipping import ensure_workers, workers_python
-
         ensure_workers(dataset.sparkSession)
         with quiet_fit(False), workers_python(dataset.sparkSession):
             return self._fit_cv(dataset)
@@ -178,16 +188,10 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         from pyspark.sql import functions as F
         from pyspark.sql import types as T
 
-        from softmax_spark.spark.backend import default_parallelism, is_connect
-        from softmax_spark.spark.distributed import DistributedLoss
-        from softmax_spark.core.features import FeatureSpec
-        from softmax_spark.spark.ingest import ingest
-        from softmax_spark.sparkml.classification import FAMILIES, resolve_classes
-        from softmax_spark.solvers import resolve_optimizer
 
         t_start = time.perf_counter()
         self._check_params()
-        if is_connect(dataset):
+        if not backend_for(dataset).has_rdd:  # its fold sums run as RDD passes
             raise InputError("SoftmaxRegressionCV runs on a classic SparkSession; on Spark Connect use "
                              "CrossValidator over SoftmaxRegression")
         est0 = self._estimator(0.0)
@@ -231,10 +235,6 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
 
     def _fit_ingested(self, data, classes, C, K, binomial, to_lambda, metric, cfg, fold_source, t_start,
                       DistributedLoss, resolve_optimizer):
-        from softmax_spark.fit.loop import TrainingLoop
-        from softmax_spark.sparkml.classification import SoftmaxRegressionModel, SoftmaxRegressionTrainingSummary
-        from softmax_spark.core.model import SoftmaxModel
-        from softmax_spark.solvers import make_solver
 
         summary = data.summary
         D = summary.n_features
