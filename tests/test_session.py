@@ -141,7 +141,7 @@ def test_the_worker_daemon_is_chosen_only_where_it_is_safe(monkeypatch, tmp_path
     assert session.worker_daemon_settings(None) == {}
     monkeypatch.delenv("MASTER")
     # a source checkout put on sys.path by a job script: a fresh process would not find it
-    monkeypatch.setattr(session, "__file__", str(tmp_path / "checkout" / "softmax_spark" / "session.py"))
+    monkeypatch.setattr(session, "__file__", str(tmp_path / "checkout" / "softmax_spark" / "spark" / "session.py"))
     assert not session._importable_in_a_fresh_process()
     assert session.worker_daemon_settings("local[2]") == {}
 
@@ -161,7 +161,7 @@ def test_under_spark_submit_its_settings_are_kept_and_pyspark_is_compiled(tmp_pa
         "from softmax_spark.worker_daemon import prefer_installed_pyspark\n"
         "prefer_installed_pyspark()\n"
         "import pyspark\n"
-        "from softmax_spark import session\n"
+        "from softmax_spark.spark import session\n"
         "spark = session.build_session('t', lazy=True)\n"
         "conf = spark.sparkContext.getConf()\n"
         "print('RESULT', conf.get(session.UDS_KEY), conf.get(session.DAEMON_MODULE_KEY), '.zip' in pyspark.__file__)\n"
