@@ -282,16 +282,22 @@ class FoldMoments(NamedTuple):
 
 
 def build_fold_problem(passes, slot, moments: FoldMoments, n_classes, lam, standardize, fit_intercept,
-                       reference=False, precondition=True, seed=0):
+                       reference=False, precondition=True, seed=0, l1=0.0):
     """The ``FoldProblem`` of one slot, with the penalty and preconditioner ``training.build_problem``
-    gives a separate fit on the same rows."""
+    gives a separate fit on the same rows; ``l1`` > 0 adds the L1 part λ₁ Σ ω_j |w_cj| as the
+    problem's ``nonsmooth`` term (``penalty.L1Penalty``, ω_j = σ_j under standardization)."""
     D = moments.mean.shape[0]
     penalty = L2Penalty(lam, feature_weights(D, standardize, moments.col_std()), centred=reference,
                         standardize=standardize)
     second = moments.var if fit_intercept else moments.var + moments.mean**2
     precond = Preconditioner(n_classes, D, moments.mean, second, penalty, fit_intercept, reference,
                              enabled=precondition)
-    return FoldProblem(passes, slot, precond, penalty, seed)
+    problem = FoldProblem(passes, slot, precond, penalty, seed)
+    if l1 > 0:
+        from .penalty import L1Penalty, l1_feature_weights
+
+        problem.nonsmooth = L1Penalty(l1, l1_feature_weights(D, standardize, moments.col_std())).in_theta(precond)
+    return problem
 
 
 class FoldProblem(_ProblemBase):
