@@ -1020,6 +1020,8 @@ WORKLOADS = {
                     "skip_sgd": True},
     # issue 13: each solver on hard small data sets against the exact optimum (bench/solvers.py)
     "solvers": {"l2": 1e-4},
+    # issue 28: what a user would run instead (scikit-learn in one process) on the same data and J (bench/anchors.py)
+    "anchors": {"skip_scaling": True, "skip_sgd": True},
     # our trainer on a classic session vs Spark Connect, fixed iterations (bench/connect.py)
     "connect": {"rows": 200_000, "max_iter": 20, "optimizer": "lbfgs", "skip_scaling": True},
 }
@@ -1104,6 +1106,10 @@ def main(argv=None) -> int:
             from connect import run_connect
 
             result, code = run_connect(bench.a, bench)
+        elif name == "anchors":  # scikit-learn beside ours (bench/anchors.py)
+            from anchors import run_anchors
+
+            result, code = run_anchors(bench.a, bench)
         else:
             result, code = (solvers.run_workload if name == "solvers" else run_workload)(bench.a, bench)
         results.append(result)
