@@ -1,5 +1,7 @@
 """SoftmaxRegressionCV along elastic-net paths (elasticNetParams): CrossValidator's avgMetrics, λ_max of L1."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,35 @@ def test_default_l1_grid_starts_where_every_coefficient_is_zero(frame):
     assert np.count_nonzero(at_top.coef) == 0  # λ_max: the exact start of the L1 path
     assert np.count_nonzero(below.coef) > 0
     assert m.path[-1]["nonZeros"] > 0
+
+
+def test_train_job_cv_elastic_net_path_and_l1_refused(spark, tmp_path, frame):
+    import csv
+    import importlib.util
+
+    data = str(tmp_path / "data.parquet")
+    frame.write.parquet(data)
+    spec = importlib.util.spec_from_file_location("train_job", os.path.join(os.path.dirname(__file__), "..", "jobs",
+                                                                             "train.py"))
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    out = str(tmp_path / "model")
+    rc = job.main(["--input", data, "--model-dir", out, "--cv-folds", "3", "--cv-fold-col", "fold",
+                   "--l2-path", "0.02,0.002", "--cv-elastic-net", "0,0.5", "--no-write-mllib"], spark=spark)
+    assert rc == 0
+    with open(os.path.join(out, "cv_path.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [(float(r["elasticNetParam"]), float(r["regParam"])) for r in rows] == \
+        [(0.0, 0.04), (0.0, 0.004), (0.5, 0.04), (0.5, 0.004)]
+    for r in rows:  # λ₂ = (1 − α)·regParam/2, λ₁ = α·regParam
+        a, reg = float(r["elasticNetParam"]), float(r["regParam"])
+        assert float(r["l2"]) == pytest.approx((1 - a) * reg / 2) and float(r["l1"]) == pytest.approx(a * reg)
+    from softmax_spark.model_io import load_model
+
+    chosen = next(r for r in rows if r["chosen"] == "True")
+    model = load_model(out)
+    assert model.metadata["l2"] == pytest.approx(float(chosen["l2"]))
+    assert model.metadata["options"]["l1"] == pytest.approx(float(chosen["l1"]))
+    bad = job.main(["--input", data, "--model-dir", str(tmp_path / "m2"), "--cv-folds", "3", "--l1", "0.01"],
+                   spark=spark)
+    assert bad == 2
