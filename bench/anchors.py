@@ -15,8 +15,10 @@ J (mean log-loss + λ‖W‖²_F) of every solution is computed in numpy on the 
 ``tests/test_newton_spark.exact_optimum``; skipped above ``EXACT_MAX_CELLS`` rows × features).
 Pure L2 only: an ``--elastic-net`` run is refused (scikit-learn's lbfgs/newton-cholesky have no L1).
 
-H2O GLM (``h2o`` from PyPI, its own JVM cluster; Sparkling Water has no Spark 4 build) is not run
-here: not tried within the time of the issue-28 work (docs/model-selection.md).
+- optionally H2O GLM (``bench/h2o_anchor.py``: multinomial, α = 0, IRLSM, its own local H2O JVM
+  started inside the process), when ``h2o`` is importable by ``--h2o-python`` (default: this
+  Python): ``pip install h2o`` (~300 MB with its h2o.jar) runs under Java 17. Sparkling Water
+  has no Spark 4 build, so H2O runs beside Spark, not in it.
 """
 
 from __future__ import annotations
@@ -34,15 +36,31 @@ EXACT_MAX_CELLS = 64_000_000  # rows × features for the in-process exact optimu
 SKLEARN_SOLVERS = ("lbfgs", "newton-cholesky")
 
 
+def _h2o_python(a) -> str | None:
+    """The Python that runs bench/h2o_anchor.py when ``h2o`` imports there, else None."""
+    import subprocess
+
+    python = getattr(a, "h2o_python", None) or sys.executable
+    env = {**os.environ, **({"PYTHONPATH": a.h2o_path} if getattr(a, "h2o_path", None) else {})}
+    ok = subprocess.run([python, "-c", "import h2o"], env=env, capture_output=True).returncode == 0
+    return python if ok else None
+
+
 def _sklearn(bench, a, data_dir, l2, solver, name):
     from run import run_process
 
     out = os.path.join(bench.work, f"{name}.json")
-    cmd = [sys.executable, os.path.join(BENCH_DIR, "sklearn_anchor.py"), "--input", data_dir, "--l2", repr(l2),
-           "--solver", solver, "--out", out]
-    env = {**os.environ, "PYTHONPATH": REPO}
+    if solver == "h2o":
+        cmd = [_h2o_python(a), os.path.join(BENCH_DIR, "h2o_anchor.py"), "--input", data_dir, "--l2", repr(l2),
+               "--out", out]
+        path = os.pathsep.join(p for p in (REPO, getattr(a, "h2o_path", None)) if p)
+    else:
+        cmd = [sys.executable, os.path.join(BENCH_DIR, "sklearn_anchor.py"), "--input", data_dir, "--l2", repr(l2),
+               "--solver", solver, "--out", out]
+        path = REPO
+    env = {**os.environ, "PYTHONPATH": path}
     rec = run_process(cmd, name, bench.work, env, a.timeout, a.sample_interval)
-    rec["kind"] = f"sklearn_{solver}"
+    rec["kind"] = f"sklearn_{solver}" if solver != "h2o" else "h2o"
     if rec["ok"] and os.path.exists(out):
         with open(out) as f:
             rec["anchor"] = json.load(f)
@@ -78,6 +96,10 @@ def run_anchors(a, bench):
     failures_before = len(bench.failures)
     runs = []
     sides = ["ours"] + [f"sklearn_{s}" for s in SKLEARN_SOLVERS]
+    if _h2o_python(a):
+        sides.append("sklearn_h2o")  # run by _sklearn with bench/h2o_anchor.py
+    else:
+        log("h2o not importable (pip install h2o; or --h2o-python / --h2o-path): H2O GLM not run")
     for r in range(a.repeats):
         for side in sides[r % len(sides):] + sides[:r % len(sides)]:
             if side == "ours":
@@ -124,7 +146,8 @@ def markdown(result: dict) -> str:
     d, s, exact = result["dataset"]["params"], result["summary"], result.get("exact_objective")
     f = lambda v, spec=".3g": "—" if v is None else format(v, spec)  # noqa: E731
     names = {"ours": "ours (jobs/train.py, spark-submit)", "sklearn_lbfgs": "scikit-learn lbfgs (one process)",
-             "sklearn_newton-cholesky": "scikit-learn newton-cholesky (one process)"}
+             "sklearn_newton-cholesky": "scikit-learn newton-cholesky (one process)",
+             "sklearn_h2o": "H2O GLM IRLSM (one process, its own H2O JVM; whole process includes h2o.init)"}
     ours = (s.get("ours") or {}).get("wall_seconds")
     lines = [f"## Anchors — {d['rows']:,} × {d['features']} × {d['classes']}, λ = {result['meta']['args']['l2']:g}",
              "", "| | whole process s | fit s | J | (J − J*)/|J*| | whole process / ours |",
@@ -137,5 +160,6 @@ def markdown(result: dict) -> str:
         lines.append(f"| {names.get(side, side)} | {f(v.get('wall_seconds'))} | {f(v.get('fit_seconds'))} | "
                      f"{f(v.get('objective'), '.12g')} | {f(v.get('gap'), '.2e')} | {rel} |")
     lines += ["", f"J* (numpy Newton at tol 1e-20 on the same rows): {f(exact, '.12g')}. Medians over "
-              f"{max((v.get('runs') or 0) for v in s.values())} repeats. H2O GLM not run (bench/anchors.py says why)."]
+              f"{max((v.get('runs') or 0) for v in s.values())} repeats."
+              + ("" if "sklearn_h2o" in s else " H2O GLM not run: `h2o` not importable (bench/anchors.py).")]
     return "\n".join(lines) + "\n"

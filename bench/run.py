@@ -756,6 +756,8 @@ def parse_args(argv=None):
     g.add_argument("--driver-memory", default="8g", help="spark-submit --driver-memory (both sides)")
     g.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --conf for both sides (repeatable)")
+    g.add_argument("--h2o-python", default=None, help="anchors workload: a Python that imports h2o (default: this one)")
+    g.add_argument("--h2o-path", default=None, help="anchors workload: extra PYTHONPATH where h2o is installed")
     g.add_argument("--timeout", type=float, default=7200.0, help="seconds per process")
     g.add_argument("--sample-interval", type=float, default=0.2, help="memory sampling period, s")
     g = p.add_argument_group("output")
