@@ -5,7 +5,9 @@ once per fold (PySpark's default fits each map separately: one ingest each). Her
 that differ only in ``regParam`` (pure L2: elasticNetParam 0) form a *path*: the training rows are
 ingested once, the maps are fitted in order of decreasing penalty (strongest first, ties in the
 given order), each from the previous model (warm start), all on the same executor-local blocks
-and the same ``DistributedLoss``. Maps the path does not cover (an L1 part, sgd, early stopping,
+and the same ``DistributedLoss`` — or, when the training rows are small enough for the driver
+(``maxDriverBytes``, the rule of a single fit: ``driver_data``), collected once (one JVM job) and
+the whole path solved in the driver with no Python worker. Maps the path does not cover (an L1 part, sgd, early stopping,
 checkpoints, an initial model) are fitted separately, as before.
 
 Tolerance: a map whose ``tol`` is set keeps it; with ``tol`` unset (MLlib's default 1e-6) each path
