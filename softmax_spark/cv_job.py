@@ -13,7 +13,8 @@ metadata under ``cross_validation``, and the MLlib copy unless --no-write-mllib)
   metric, mean, std (over folds, ddof 0), stdErr (ddof 1 / √K),
   fold_0 … fold_{K−1}, nonZeros, iterations (the slowest fold's), passes, chosen;
 - ``cv_path.txt``: the same as a text table (also printed);
-- ``cv_curve.png``: the validation curve with the chosen λ marked (``plots.plot_validation_curve``).
+- ``cv_curve.png``: the validation curve with the chosen λ marked (``plots.plot_validation_curve``);
+  with several α (``--cv-elastic-net``), the chosen α's path against regParam.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def _write_outputs(rows: list, metric: str, chosen: int, tmp: str) -> None:
     pq.write_table(pa.Table.from_pylist(rows), os.path.join(tmp, "cv_path.parquet"))
     with open(os.path.join(tmp, "cv_path.txt"), "w") as f:
         f.write(format_path_table(rows) + "\n")
+    # several α: the curve of the chosen point's α path, against regParam (one line per path)
+    alpha = rows[chosen]["elasticNetParam"]
+    same = [r for r in rows if r["elasticNetParam"] == alpha]
+    if len(same) < len(rows):
+        curve = [{"regParam": r["regParam"], "mean": r["mean"], "std": r["std"]} for r in same]
+        plot_validation_curve(curve, os.path.join(tmp, "cv_curve.png"), same.index(rows[chosen]), metric)
+        return
     plot_validation_curve(rows, os.path.join(tmp, "cv_curve.png"), chosen, metric)
 
 
