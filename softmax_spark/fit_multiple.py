@@ -89,21 +89,38 @@ def fit_all(estimator, dataset, param_maps) -> list:
     ests = [estimator.copy(pm) for pm in param_maps]
     models: list = [None] * len(ests)
     groups: dict = {}
+    tables: dict = {}
+
+    def shared_table(est):
+        """The training columns collected to the driver once per (columns, limits) for all the maps
+        (``SoftmaxRegression._collect_small``; None: too large, ingest as usual)."""
+        key = (est.getFeaturesCol(), est.getLabelCol(), est._value(est.weightCol) or None,
+               est.getOrDefault(est.maxDriverBytes), est._value(est.validationIndicatorCol),
+               est.getOrDefault(est.validationFraction))
+        if key not in tables:
+            tables[key] = est._collect_small(dataset)
+        return tables[key]
+
+    def fit_one(est):
+        est._shared_driver_table = shared_table(est)
+        return est.fit(dataset)
+
     for i, est in enumerate(ests):
         if _pathable(est):
             groups.setdefault(_group_key(est), []).append(i)
         else:
-            models[i] = est.fit(dataset)
+            models[i] = fit_one(est)
     for indices in groups.values():
         if len(indices) == 1:
-            models[indices[0]] = ests[indices[0]].fit(dataset)
+            models[indices[0]] = fit_one(ests[indices[0]])
             continue
-        for i, model in zip(indices, fit_path([ests[i] for i in indices], dataset)):
+        path = [ests[i] for i in indices]
+        for i, model in zip(indices, fit_path(path, dataset, shared_table(path[0]))):
             models[i] = model
     return models
 
 
-def fit_path(ests, dataset) -> list:
+def fit_path(ests, dataset, table=False) -> list:
     """``SoftmaxRegression`` estimators differing only in regParam, fitted on ``dataset`` from one
     ingest, strongest penalty first, each warm-started from the previous; models in the given order.
     As ``SoftmaxRegression._fit``: the package shipped to workers that lack it, progress at DEBUG
@@ -113,10 +130,10 @@ def fit_path(ests, dataset) -> list:
 
     ensure_workers(dataset.sparkSession)
     with quiet_fit(ests[0].getOrDefault(ests[0].verbose)), workers_python(dataset.sparkSession):
-        return _fit_path(ests, dataset)
+        return _fit_path(ests, dataset, table)
 
 
-def _fit_path(ests, dataset) -> list:
+def _fit_path(ests, dataset, table=False) -> list:
     from .connect_backend import default_parallelism
     from .loop import TrainingLoop
     from .ml import SoftmaxRegressionModel, resolve_classes
@@ -131,7 +148,8 @@ def _fit_path(ests, dataset) -> list:
         est._check_params()
     # small data: the training rows collected to the driver once (one JVM job, no Python worker) and
     # the whole path solved there, as SoftmaxRegression._fit_dataframe does for one fit (driver_data)
-    table = first._collect_small(dataset)
+    if table is False:  # not collected by the caller (fit_all shares one collect among the maps)
+        table = first._collect_small(dataset)
     values = None
     if table is not None:
         from .driver_data import table_classes

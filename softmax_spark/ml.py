@@ -568,7 +568,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         from .training import fit_dataframe
 
         self._check_params()
-        table = self._collect_small(dataset)  # small data: read once, classes from it (driver_data)
+        shared = self.__dict__.pop("_shared_driver_table", False)  # fitMultiple's one collect per dataset
+        table = self._collect_small(dataset) if shared is False else shared  # small data: read once (driver_data)
         values = None
         if table is not None:
             from .driver_data import table_classes
