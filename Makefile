@@ -62,3 +62,4 @@ dist: setup
 BENCH_ARGS ?=
 bench: setup
 	$(PY) bench/run.py --name latest $(BENCH_ARGS)
+	$(PY) bench/run.py --name latest --workloads anchors $(BENCH_ARGS)

@@ -179,7 +179,7 @@ def update(results: list[dict], commit: str | None = None, path: str = RESULTS_M
     for r in results:
         sections[r.get("meta", {}).get("workload", "unknown")] = section(r, commit)
     head = text[: _SECTION.search(text).start()] if _SECTION.search(text) else text
-    order = ["dense", "dense32", "sparse", "wide", "manyclasses", "small", "scaling", "solvers", "connect"]
+    order = ["dense", "dense32", "sparse", "wide", "manyclasses", "small", "scaling", "solvers", "connect", "anchors"]
     names = sorted(sections, key=lambda n: (order.index(n) if n in order else len(order), n))
     out = head.rstrip() + "\n\n" + "\n".join(sections[n] for n in names)
     tmp = path + ".tmp"

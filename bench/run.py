@@ -754,6 +754,8 @@ def parse_args(argv=None):
     g.add_argument("--driver-memory", default="8g", help="spark-submit --driver-memory (both sides)")
     g.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --conf for both sides (repeatable)")
+    g.add_argument("--h2o-python", default=None, help="anchors workload: a Python that imports h2o (default: this one)")
+    g.add_argument("--h2o-path", default=None, help="anchors workload: extra PYTHONPATH where h2o is installed")
     g.add_argument("--timeout", type=float, default=7200.0, help="seconds per process")
     g.add_argument("--sample-interval", type=float, default=0.2, help="memory sampling period, s")
     g = p.add_argument_group("output")
@@ -1018,6 +1020,8 @@ WORKLOADS = {
                     "skip_sgd": True},
     # issue 13: each solver on hard small data sets against the exact optimum (bench/solvers.py)
     "solvers": {"l2": 1e-4},
+    # issue 28: what a user would run instead (scikit-learn in one process) on the same data and J (bench/anchors.py)
+    "anchors": {"skip_scaling": True, "skip_sgd": True},
     # our trainer on a classic session vs Spark Connect, fixed iterations (bench/connect.py)
     "connect": {"rows": 200_000, "max_iter": 20, "optimizer": "lbfgs", "skip_scaling": True},
 }
@@ -1102,6 +1106,10 @@ def main(argv=None) -> int:
             from connect import run_connect
 
             result, code = run_connect(bench.a, bench)
+        elif name == "anchors":  # scikit-learn beside ours (bench/anchors.py)
+            from anchors import run_anchors
+
+            result, code = run_anchors(bench.a, bench)
         else:
             result, code = (solvers.run_workload if name == "solvers" else run_workload)(bench.a, bench)
         results.append(result)

@@ -204,7 +204,7 @@ def test_bad_params(frame):
 
     df, _, _ = frame
     with pytest.raises(InputError, match="elasticNetParams"):
-        SoftmaxRegressionCV(regParams=[0.1], elasticNetParams=[0.5]).fit(df)
+        SoftmaxRegressionCV(regParams=[0.1], elasticNetParams=[1.5]).fit(df)
     with pytest.raises(InputError, match="foldCol 'fold'"):
         SoftmaxRegressionCV(regParams=[0.1], foldCol="fold", numFolds=2).fit(df)
     with pytest.raises(InputError, match="metric"):

@@ -9,10 +9,12 @@ atomically: the chosen λ refit on all rows (the model files ``training`` writes
 metadata under ``cross_validation``, and the MLlib copy unless --no-write-mllib) plus
 
 - ``cv_path.csv`` and ``cv_path.parquet``: the path table, one row per λ in the order given —
-  l2, regParam, elasticNetParam, metric, mean, std (over folds, ddof 0), stdErr (ddof 1 / √K),
+  l2, l1 (λ₂ and λ₁ of each point: (1−α)·regParam/2 and α·regParam), regParam, elasticNetParam,
+  metric, mean, std (over folds, ddof 0), stdErr (ddof 1 / √K),
   fold_0 … fold_{K−1}, nonZeros, iterations (the slowest fold's), passes, chosen;
 - ``cv_path.txt``: the same as a text table (also printed);
-- ``cv_curve.png``: the validation curve with the chosen λ marked (``plots.plot_validation_curve``).
+- ``cv_curve.png``: the validation curve with the chosen λ marked (``plots.plot_validation_curve``);
+  with several α (``--cv-elastic-net``), the chosen α's path against regParam.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _refuse_unsupported(cfg) -> None:
                    (cfg.validation_input or cfg.validation_fraction, "--validation-input / --validation-fraction"),
                    (cfg.checkpoint_dir, "--checkpoint-dir"), (cfg.init_model, "--init-model"),
                    (cfg.class_weight is not None, "--class-weight"), (cfg.classes, "--classes"),
-                   (cfg.parametrization != "full", "--parametrization reference")]
+                   (cfg.parametrization != "full", "--parametrization reference"),
+                   (cfg.l1 > 0, "--l1 (give the α path with --cv-elastic-net)")]
     for bad, what in unsupported:
         if bad:
             raise InputError(f"{what} is not supported with --cv-folds")
@@ -51,7 +54,9 @@ def path_rows(model, K: int) -> list:
     """The path table's rows (dicts) from a ``SoftmaxRegressionCVModel`` fitted with regParam = 2λ."""
     rows = []
     for i, r in enumerate(model.path):
-        row = {"l2": r["regParam"] / 2.0, "regParam": r["regParam"], "elasticNetParam": r["elasticNetParam"],
+        alpha = r["elasticNetParam"]
+        row = {"l2": (1.0 - alpha) * r["regParam"] / 2.0, "l1": alpha * r["regParam"], "regParam": r["regParam"],
+               "elasticNetParam": alpha,
                "metric": r["metric"], "mean": r["mean"], "std": r["std"], "stdErr": r["stdErr"]}
         row.update({f"fold_{k}": v for k, v in enumerate(r["foldMetrics"])})
         row.update(nonZeros=r["nonZeros"], iterations=r["iterations"], passes=r["passes"],
@@ -62,10 +67,10 @@ def path_rows(model, K: int) -> list:
 
 def format_path_table(rows: list) -> str:
     """A fixed-width text table of the path (one line per λ, the chosen one starred)."""
-    head = f"{'':1} {'l2':>12} {'mean':>14} {'std':>12} {'nonZeros':>9} {'iters':>6} {'passes':>6}"
+    head = f"{'':1} {'l2':>12} {'l1':>12} {'mean':>14} {'std':>12} {'nonZeros':>9} {'iters':>6} {'passes':>6}"
     lines = [head]
     for r in rows:
-        lines.append(f"{'*' if r['chosen'] else ' ':1} {r['l2']:>12.6g} {r['mean']:>14.10g} {r['std']:>12.4g} "
+        lines.append(f"{'*' if r['chosen'] else ' ':1} {r['l2']:>12.6g} {r['l1']:>12.6g} {r['mean']:>14.10g} {r['std']:>12.4g} "
                      f"{r['nonZeros']:>9.1f} {r['iterations']:>6d} {r['passes']:>6d}")
     return "\n".join(lines)
 
@@ -82,6 +87,13 @@ def _write_outputs(rows: list, metric: str, chosen: int, tmp: str) -> None:
     pq.write_table(pa.Table.from_pylist(rows), os.path.join(tmp, "cv_path.parquet"))
     with open(os.path.join(tmp, "cv_path.txt"), "w") as f:
         f.write(format_path_table(rows) + "\n")
+    # several α: the curve of the chosen point's α path, against regParam (one line per path)
+    alpha = rows[chosen]["elasticNetParam"]
+    same = [r for r in rows if r["elasticNetParam"] == alpha]
+    if len(same) < len(rows):
+        curve = [{"regParam": r["regParam"], "mean": r["mean"], "std": r["std"]} for r in same]
+        plot_validation_curve(curve, os.path.join(tmp, "cv_curve.png"), same.index(rows[chosen]), metric)
+        return
     plot_validation_curve(rows, os.path.join(tmp, "cv_curve.png"), chosen, metric)
 
 
@@ -104,6 +116,8 @@ def run_cv(spark, cfg):
         params["numPartitions"] = cfg.num_partitions
     if cfg.cv_fold_col:
         params["foldCol"] = cfg.cv_fold_col
+    if cfg.cv_elastic_net:
+        params["elasticNetParams"] = [float(a) for a in cfg.cv_elastic_net]
     if cfg.l2_path:
         params["regParams"] = [2.0 * v for v in cfg.l2_path]  # multinomial: regParam = 2λ
     else:
@@ -111,8 +125,9 @@ def run_cv(spark, cfg):
     model = SoftmaxRegressionCV(**params).fit(df)
     rows = path_rows(model, cfg.cv_folds)
     best = model.bestModel.softmaxModel
-    chosen_l2 = model.bestRegParam / 2.0
-    best.metadata.setdefault("options", {}).update({**dataclasses.asdict(cfg), "l2": chosen_l2})
+    alpha = model.bestElasticNetParam
+    chosen_l2, chosen_l1 = (1.0 - alpha) * model.bestRegParam / 2.0, alpha * model.bestRegParam
+    best.metadata.setdefault("options", {}).update({**dataclasses.asdict(cfg), "l2": chosen_l2, "l1": chosen_l1})
     best.metadata["l2"] = chosen_l2
     best.metadata["cross_validation"]["path"] = rows
     text = format_path_table(rows)
@@ -125,6 +140,6 @@ def run_cv(spark, cfg):
             write_mllib_model(best, os.path.join(tmp, "mllib"))
 
     save_model(best, cfg.model_dir, overwrite=cfg.overwrite, extra_writer=extra, spark=spark)
-    log.info("chose --l2 %.6g (%s %.8g); model written to %s", chosen_l2, cfg.cv_metric,
-             model.cvMetrics[model.bestIndex], cfg.model_dir)
+    log.info("chose --l2 %.6g --l1 %.6g (α %g; %s %.8g); model written to %s", chosen_l2, chosen_l1, alpha,
+             cfg.cv_metric, model.cvMetrics[model.bestIndex], cfg.model_dir)
     return model

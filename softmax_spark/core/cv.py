@@ -48,6 +48,7 @@ from softmax_spark.core.loss import softmax
 from softmax_spark.core.penalty import L2Penalty, feature_weights
 from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import ProblemBase
+from softmax_spark.core.penalty import L1Penalty, l1_feature_weights
 
 __all__ = ["SlotsKernel", "MomentsKernel", "MetricKernel", "FoldProblem", "LockstepPasses", "FoldMoments",
            "metric_value", "regparam_max", "regparam_grid", "one_standard_error_index", "FOLD_HESSIAN_MAX_DOUBLES",
@@ -121,7 +122,6 @@ def _xt(X, M):
 
 class MomentsAccumulator:
     """Per fold and class: Σ w and Σ w (x − m); per fold: Σ w (x − m)² and the row count."""
-
     __slots__ = ("wsum", "xsum", "x2sum", "rows")
 
     def __init__(self, n_folds, n_classes, n_features):
@@ -251,7 +251,6 @@ def metric_value(acc: MetricAccumulator, metric: str) -> float:
 class FoldMoments(NamedTuple):
     """Weighted moments of a row set: rows, Σ w, Σ w per class (C,), mean (D,), population
     variance (D,)."""
-
     rows: int
     weight_sum: float
     class_weight_sums: np.ndarray
@@ -282,23 +281,27 @@ class FoldMoments(NamedTuple):
 
 
 def build_fold_problem(passes, slot, moments: FoldMoments, n_classes, lam, standardize, fit_intercept,
-                       reference=False, precondition=True, seed=0):
+                       reference=False, precondition=True, seed=0, l1=0.0):
     """The ``FoldProblem`` of one slot, with the penalty and preconditioner ``training.build_problem``
-    gives a separate fit on the same rows."""
+    gives a separate fit on the same rows; ``l1`` > 0 adds the L1 part λ₁ Σ ω_j |w_cj| as the
+    problem's ``nonsmooth`` term (``penalty.L1Penalty``, ω_j = σ_j under standardization)."""
     D = moments.mean.shape[0]
     penalty = L2Penalty(lam, feature_weights(D, standardize, moments.col_std()), centred=reference,
                         standardize=standardize)
     second = moments.var if fit_intercept else moments.var + moments.mean**2
     precond = Preconditioner(n_classes, D, moments.mean, second, penalty, fit_intercept, reference,
                              enabled=precondition)
-    return FoldProblem(passes, slot, precond, penalty, seed)
+    problem = FoldProblem(passes, slot, precond, penalty, seed)
+    if l1 > 0:
+
+        problem.nonsmooth = L1Penalty(l1, l1_feature_weights(D, standardize, moments.col_std())).in_theta(precond)
+    return problem
 
 
 class FoldProblem(ProblemBase):
     """J of one slot (a fold's training rows, or all rows): its passes are requests to a
     ``LockstepPasses``, run together with the other folds' (see the module docstring).
     ``slot`` = (mode, fold), as ``SlotsKernel``'s."""
-
     def __init__(self, passes: "LockstepPasses", slot, precond, penalty, seed: int = 0):
         super().__init__(precond, penalty, seed)
         self.lockstep = passes

@@ -186,6 +186,7 @@ class TrainConfig(_FeatureSource):
     cv_fold_col: str | None = _opt(None, "with --cv-folds: integer column in [0, K) giving each row's fold (default: a hash of the row seeded by --seed)", resume=RESUME_IF_SET)
     cv_metric: str = _opt("logLoss", "with --cv-folds: validation metric, logLoss, accuracy or f1 (as MLlib's MulticlassClassificationEvaluator)", resume=RESUME_IF_SET)
     cv_one_standard_error: bool = _opt(False, "with --cv-folds: choose the largest λ within one standard error of the best mean metric (glmnet's lambda.1se)", resume=RESUME_IF_SET)
+    cv_elastic_net: list[float] | None = _opt(None, "with --cv-folds: comma-separated α values (MLlib's elasticNetParam, in [0, 1]); each α its own path, the penalty at (λ, α) being λ₁ = 2αλ, λ₂ = (1−α)λ (MLlib's regParam = 2λ); default 0 (pure L2). For α > 0 the default path starts at glmnet's λ_max, where every coefficient is zero", resume=RESUME_IF_SET)
 
     def validate(self) -> "TrainConfig":
         if not self.input:
@@ -201,6 +202,7 @@ class TrainConfig(_FeatureSource):
             (0 <= self.validation_fraction < 1, f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"),
             (not (self.validation_input and self.validation_fraction), "give --validation-input or --validation-fraction, not both"),
             (0 < self.cv_l2_ratio <= 1, f"--cv-l2-ratio must be in (0, 1], got {self.cv_l2_ratio}"),
+            (not self.cv_elastic_net or all(0 <= v <= 1 for v in self.cv_elastic_net), f"--cv-elastic-net values must be in [0, 1], got {self.cv_elastic_net}"),
             (self.cv_metric in ("logLoss", "accuracy", "f1"), f"--cv-metric must be logLoss, accuracy or f1, got {self.cv_metric!r}"),
             (not self.l2_path or all(v >= 0 for v in self.l2_path), f"--l2-path values must be ≥ 0, got {self.l2_path}"),
         ]

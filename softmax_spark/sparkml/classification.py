@@ -271,7 +271,8 @@ class SoftmaxRegression(Estimator, _SoftmaxRegressionParams, MLWritable, MLReada
         (``_penalty``), the validation split (``_split``), training (``_train``: the shared
         ``fit.training.fit_dataframe``), MLlib's centring (``_mllib_centred``), the Model."""
         self._check_params()
-        table = self._collect_small(dataset)  # small data: read once, classes from it (driver_data)
+        shared = self.__dict__.pop("_shared_driver_table", False)  # fitMultiple's one collect per dataset
+        table = self._collect_small(dataset) if shared is False else shared  # small data: read once (driver_data)
         classes, mllib_labels, binomial = self._classes(dataset, table)
         lam, l1 = self._penalty(binomial)
         bounds = self._bounds_config(len(classes), self._num_features(dataset), binomial)

@@ -5,7 +5,9 @@ once per fold (PySpark's default fits each map separately: one ingest each). Her
 that differ only in ``regParam`` (pure L2: elasticNetParam 0) form a *path*: the training rows are
 ingested once, the maps are fitted in order of decreasing penalty (strongest first, ties in the
 given order), each from the previous model (warm start), all on the same executor-local blocks
-and the same ``DistributedLoss``. Maps the path does not cover (an L1 part, sgd, early stopping,
+and the same ``DistributedLoss`` — or, when the training rows are small enough for the driver
+(``maxDriverBytes``, the rule of a single fit: ``driver_data``), collected once (one JVM job) and
+the whole path solved in the driver with no Python worker. Maps the path does not cover (an L1 part, sgd, early stopping,
 checkpoints, an initial model) are fitted separately, as before.
 
 Tolerance: a map whose ``tol`` is set keeps it; with ``tol`` unset (MLlib's default 1e-6) each path
@@ -39,6 +41,7 @@ from softmax_spark.fit.training import TrainingData, _class_weights, _read, buil
 from softmax_spark.spark.losses import make_loss
 from softmax_spark.core.errors import InputError
 from softmax_spark.spark.schema import storage_dtype
+from softmax_spark.spark.driver_data import table_classes
 
 __all__ = ["fit_multiple", "PATH_SOLVERS"]
 
@@ -100,35 +103,60 @@ def fit_all(estimator, dataset, param_maps) -> list:
     ests = [estimator.copy(pm) for pm in param_maps]
     models: list = [None] * len(ests)
     groups: dict = {}
+    tables: dict = {}
+
+    def shared_table(est):
+        """The training columns collected to the driver once per (columns, limits) for all the maps
+        (``SoftmaxRegression._collect_small``; None: too large, ingest as usual)."""
+        key = (est.getFeaturesCol(), est.getLabelCol(), est._value(est.weightCol) or None,
+               est.getOrDefault(est.maxDriverBytes), est._value(est.validationIndicatorCol),
+               est.getOrDefault(est.validationFraction))
+        if key not in tables:
+            tables[key] = est._collect_small(dataset)
+        return tables[key]
+
+    def fit_one(est):
+        est._shared_driver_table = shared_table(est)
+        return est.fit(dataset)
+
     for i, est in enumerate(ests):
         if _pathable(est):
             groups.setdefault(_group_key(est), []).append(i)
         else:
-            models[i] = est.fit(dataset)
+            models[i] = fit_one(est)
     for indices in groups.values():
         if len(indices) == 1:
-            models[indices[0]] = ests[indices[0]].fit(dataset)
+            models[indices[0]] = fit_one(ests[indices[0]])
             continue
-        for i, model in zip(indices, fit_path([ests[i] for i in indices], dataset)):
+        path = [ests[i] for i in indices]
+        for i, model in zip(indices, fit_path(path, dataset, shared_table(path[0]))):
             models[i] = model
     return models
 
 
-def fit_path(ests, dataset) -> list:
+def fit_path(ests, dataset, table=False) -> list:
     """``SoftmaxRegression`` estimators differing only in regParam, fitted on ``dataset`` from one
     ingest, strongest penalty first, each warm-started from the previous; models in the given order.
     As ``SoftmaxRegression._fit``: the package shipped to workers that lack it, progress at DEBUG
     unless the first estimator's ``verbose`` is set."""
     ensure_workers(dataset.sparkSession)
     with quiet_fit(ests[0].getOrDefault(ests[0].verbose)), workers_python(dataset.sparkSession):
-        return _fit_path(ests, dataset)
+        return _fit_path(ests, dataset, table)
 
 
-def _fit_path(ests, dataset) -> list:
+def _fit_path(ests, dataset, table=False) -> list:
     first = ests[0]
     for est in ests:
         est._check_params()
-    classes, _ = resolve_classes(dataset, first.getLabelCol(), first.getOrDefault(first.labelIndexing))
+    # small data: the training rows collected to the driver once (one JVM job, no Python worker) and
+    # the whole path solved there, as SoftmaxRegression._fit_dataframe does for one fit (driver_data)
+    if table is False:  # not collected by the caller (fit_all shares one collect among the maps)
+        table = first._collect_small(dataset)
+    values = None
+    if table is not None:
+
+        values = table_classes(table, first.getLabelCol())
+    classes, _ = resolve_classes(dataset, first.getLabelCol(), first.getOrDefault(first.labelIndexing), values)
     n_classes = len(classes)
     family = first.getFamily()
     if family == "binomial" and n_classes > 2:
@@ -152,7 +180,7 @@ def _fit_path(ests, dataset) -> list:
     order = sorted(range(len(ests)), key=lambda i: (-cfgs[i].l2, i))
     models: list = [None] * len(ests)
     n_partitions = cfg0.num_partitions or default_parallelism(spark)
-    with TrainingData(cfgs[0], classes, n_partitions) as data:
+    with TrainingData(cfgs[0], classes, n_partitions, first.getOrDefault(first.maxDriverBytes), table) as data:
         summary = data.add("train", df, files).summary
         if cfg0.weight_col and summary.weight_sum <= 0:
             raise InputError(f"column '{cfg0.weight_col}': every sample weight is 0")
@@ -189,6 +217,25 @@ def _fit_path(ests, dataset) -> list:
             model = SoftmaxRegressionModel(fitted, binomial=binomial)
             model._resetUid(est.uid)
             est._copyValues(model)
-            model._summary = training_summary(model, dataset, fitted.history, result.reason)
+            model._summary = _LazySummary(model, dataset, fitted.history, result.reason)
             models[i] = model
     return models
+
+
+class _LazySummary:
+    """A path model's training summary, built (``summary.training_summary``) on first use: the
+    tuning loops never read it, and building it plans a scoring of the training rows (about 40 ms
+    a model on 2,000 rows)."""
+    def __init__(self, model, dataset, history, stop_reason):
+        self._args = (model, dataset, history, stop_reason)
+        self._built = None
+
+    def _real(self):
+        if self._built is None:
+
+            self._built = training_summary(*self._args)
+            self._args = None
+        return self._built
+
+    def __getattr__(self, name):
+        return getattr(self._real(), name)

@@ -21,7 +21,12 @@ Params (MLlib / scikit-learn names):
   or, unset, ``numRegParams`` (20) values from regParam_max down to regParam_max·``regParamRatio``
   (1e-4), log-spaced; regParam_max = max_cj |∂/∂w_cj of the mean log-loss at W = 0, b = log
   priors| / max(α, 1e-3) (glmnet's start of an α = 0 path; ``cv.regparam_max``);
-- ``elasticNetParams``: [0.0] (L2) — the only value accepted until the elastic-net penalty lands;
+- ``elasticNetParams``: the α grid ([0.0], pure L2, by default), values in [0, 1]: the penalty is
+  MLlib's regParam·(α‖W‖₁ + (1−α)/2‖W‖²); each α has its own path (the regParams given, or
+  ``numRegParams`` values from that α's regParam_max — for α > 0 the exact point where every
+  coefficient is zero, glmnet's λ_max), warm-started strongest first; the L1 points run
+  prox-newton (where K fold Hessians fit) or OWL-QN, as a single ``SoftmaxRegression`` fit picks;
+  ``bestElasticNetParam`` is the chosen α;
 - ``numFolds`` (3, as CrossValidator); ``foldCol``: an integer column in [0, numFolds) (as
   CrossValidator's ``foldCol``); unset: fold = pmod(xxhash64(seed, features, label[, weight]),
   numFolds) — a seeded hash of each row, so the same rows get the same folds on any partitioning;
@@ -52,6 +57,7 @@ import time
 import numpy as np
 from pyspark.ml.base import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
 from softmax_spark.core import cv
 from softmax_spark.core.errors import InputError
@@ -72,6 +78,7 @@ from softmax_spark.sparkml.model import SoftmaxRegressionModel
 from softmax_spark.sparkml.summary import SoftmaxRegressionTrainingSummary
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.solvers import make_solver
+from softmax_spark.sparkml.cv_io import CVEstimatorWriter, CVModelReader, CVModelWriter
 
 __all__ = ["SoftmaxRegressionCV", "SoftmaxRegressionCVModel"]
 
@@ -92,7 +99,7 @@ class _SoftmaxRegressionCVParams(_SharedParams):
                          typeConverter=TypeConverters.toInt)
     regParamRatio = Param(Params._dummy(), "regParamRatio", "smallest / largest regParam of the default grid",
                           typeConverter=TypeConverters.toFloat)
-    elasticNetParams = Param(Params._dummy(), "elasticNetParams", "the α grid; [0.0] (L2) only for now",
+    elasticNetParams = Param(Params._dummy(), "elasticNetParams", "the α grid (MLlib's elasticNetParam values in [0, 1]); each α its own regParam path",
                              typeConverter=TypeConverters.toListFloat)
     numFolds = Param(Params._dummy(), "numFolds", "number of folds K ≥ 2", typeConverter=TypeConverters.toInt)
     foldCol = Param(Params._dummy(), "foldCol", "integer column in [0, numFolds) giving each row's fold; "
@@ -109,7 +116,7 @@ class _SoftmaxRegressionCVParams(_SharedParams):
                          metric="logLoss", oneStandardErrorRule=False)
 
 
-class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
+class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams, MLWritable, MLReadable):
     """Cross-validated regParam path (see the module docstring). Raises ``InputError`` for bad
     Params or data (one line naming the Param or column)."""
 
@@ -124,6 +131,14 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
     def setParams(self, **kwargs):
         return self._set(**kwargs)
 
+    def write(self) -> MLWriter:
+        """The Params, in Spark ML's layout (``sparkml.cv_io``)."""
+        return CVEstimatorWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return DefaultParamsReader(cls)
+
     def _check_params(self) -> None:
         K = self.getOrDefault(self.numFolds)
         if K < 2:
@@ -132,9 +147,8 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         if metric not in cv.METRICS:
             raise InputError(f"metric must be one of {', '.join(cv.METRICS)}, got {metric!r}")
         alphas = self.getOrDefault(self.elasticNetParams)
-        if list(alphas) != [0.0]:
-            raise InputError(f"elasticNetParams={list(alphas)}: only [0.0] (L2) is supported until the "
-                             "elastic-net penalty lands")
+        if not alphas or any(not 0.0 <= a <= 1.0 for a in alphas):
+            raise InputError(f"elasticNetParams must be a non-empty list of values in [0, 1], got {list(alphas)}")
         if self.isSet(self.regParams):
             grid = self.getOrDefault(self.regParams)
             if not grid or any(not (r >= 0 and np.isfinite(r)) for r in grid):
@@ -254,12 +268,18 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         train_moments = [cv.FoldMoments.of(macc, shift, k, exclude=True) for k in range(K)]
         all_moments = cv.FoldMoments.of(macc, shift, None, exclude=False)
 
-        if self.isSet(self.regParams):
-            grid = [float(r) for r in self.getOrDefault(self.regParams)]
-        else:
-            top = cv.regparam_max(all_moments, cfg.standardize, 0.0)
-            grid = cv.regparam_grid(top, self.getOrDefault(self.numRegParams), self.getOrDefault(self.regParamRatio))
-        alpha = 0.0
+        # the grid: for each α, the regParams (given, or log-spaced from that α's regParam_max); the
+        # points in the order α by α, each α's regParams in their order
+        grid, alphas = [], []
+        for a in (float(v) for v in self.getOrDefault(self.elasticNetParams)):
+            if self.isSet(self.regParams):
+                rs = [float(r) for r in self.getOrDefault(self.regParams)]
+            else:
+                rs = cv.regparam_grid(cv.regparam_max(all_moments, cfg.standardize, a),
+                                      self.getOrDefault(self.numRegParams), self.getOrDefault(self.regParamRatio))
+            grid += rs
+            alphas += [a] * len(rs)
+        l1_cfg = dataclasses.replace(cfg, l1=1.0)  # any L1 part: the proximal solvers' rule
 
         # -- the solver: the single fit's rule, and Newton only where K Hessians fit ---------------
         n_train = int(np.mean([m.rows for m in train_moments]))
@@ -270,10 +290,17 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
                                          "no per-fold Hessians; L-BFGS")
         if solver_name not in ("newton", "lbfgs"):
             solver_name = "lbfgs"
+        l1_solver = None
+        if any(a > 0 for a in alphas):  # the L1 points: prox-newton (fold Hessians permitting) or OWL-QN
+            l1_solver, l1_why = resolve_optimizer(l1_cfg, n_train, C, D, getattr(summary, "density", 1.0) or 1.0)
+            if l1_solver == "prox-newton" and K * P * P > cv.FOLD_HESSIAN_MAX_DOUBLES:
+                l1_solver, l1_why = "owlqn", f"K·P² = {K}·{P}² > {cv.FOLD_HESSIAN_MAX_DOUBLES} doubles: OWL-QN"
+            why = f"{why}; with an L1 part {l1_solver} ({l1_why})"
         log.info("cv: %d folds (%s), %d regParams, solver %s (%s)", K, fold_source, len(grid), solver_name, why)
 
         # -- the path: strongest penalty first, every fold warm-started from its previous model ---
-        order = sorted(range(len(grid)), key=lambda i: (-grid[i], i))
+        alpha_rank = {a: j for j, a in reversed(list(enumerate(alphas)))}  # α paths in their given order
+        order = sorted(range(len(grid)), key=lambda i: (alpha_rank[alphas[i]], -grid[i], i))
         models = [(np.zeros((C, D)), np.zeros(C)) for _ in range(K)]
         fold_models: dict = {}
         iterations = np.zeros((len(grid), K), dtype=int)
@@ -282,14 +309,29 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         pending_metric = None
 
         def fold_fit(problem, theta0):
+            if problem.nonsmooth is not None:
+                return lambda: TrainingLoop(make_solver(l1_cfg, l1_solver), problem, cfg.max_iter).run(theta0)
             return lambda: TrainingLoop(make_solver(cfg, solver_name), problem, cfg.max_iter).run(theta0)
 
+        def penalties(i):  # (λ₂, λ₁) of point i, as SoftmaxRegression._fit_dataframe maps regParam and α
+            return (1.0 - alphas[i]) * to_lambda(grid[i]), alphas[i] * grid[i]
+
+        def model_of(problem, theta):  # (coef, intercept); coordinates the L1 part zeroed exactly zero
+            coef, b = problem.to_model(theta)
+            if problem.nonsmooth is not None:
+                coef, b = problem.nonsmooth.snap(theta, coef, b)
+            return coef, b
+
+        previous_alpha = None
         for i in order:
-            lam = to_lambda(grid[i])
+            if alphas[i] != previous_alpha:  # a new α: its path starts from W = 0
+                models = [(np.zeros((C, D)), np.zeros(C)) for _ in range(K)]
+                previous_alpha = alphas[i]
+            lam, l1 = penalties(i)
             problems = {("train", k): cv.build_fold_problem(lockstep, ("train", k), train_moments[k], C, lam,
                                                              cfg.standardize, cfg.fit_intercept,
                                                              cfg.parametrization == "reference", cfg.precondition,
-                                                             cfg.seed) for k in range(K)}
+                                                             cfg.seed, l1=l1) for k in range(K)}
             fits = {s: fold_fit(p, p.from_model(*models[s[1]])) for s, p in problems.items()}
             before = lockstep.passes
             results = lockstep.run(fits)
@@ -298,7 +340,7 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
             passes_at[i] = lockstep.passes - before
             for s, res in results.items():
                 k = s[1]
-                models[k] = problems[s].to_model(res.theta)
+                models[k] = model_of(problems[s], res.theta)
                 iterations[i, k] = len(res.history)
             fold_models[i] = [(c.copy(), b.copy()) for c, b in models]
             for k in range(K):
@@ -311,22 +353,27 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         stats = [cv.fold_std(folds[i]) for i in range(len(grid))]
         larger = cv.METRICS[metric]
         best = cv.best_index(means, larger)
-        chosen = (cv.one_standard_error_index(means, [s[1] for s in stats], grid, larger)
-                  if self.getOrDefault(self.oneStandardErrorRule) else best)
+        chosen = best
+        if self.getOrDefault(self.oneStandardErrorRule):  # glmnet's lambda.1se along the best point's α path
+            same = [i for i in range(len(grid)) if alphas[i] == alphas[best]]
+            pick = cv.one_standard_error_index(means[same], [stats[i][1] for i in same], [grid[i] for i in same],
+                                               larger)
+            chosen = same[pick]
         path_passes = lockstep.passes
 
         # -- the refit on all rows at the chosen regParam, from the mean of its fold models --------
-        lam = to_lambda(grid[chosen])
+        lam, l1 = penalties(chosen)
         problem = cv.build_fold_problem(lockstep, ("all", -1), all_moments, C, lam, cfg.standardize,
                                         cfg.fit_intercept, cfg.parametrization == "reference", cfg.precondition,
-                                        cfg.seed)
+                                        cfg.seed, l1=l1)
         coef0 = np.mean([c for c, _ in fold_models[chosen]], axis=0)
         b0 = np.mean([b for _, b in fold_models[chosen]], axis=0)
         refit = lockstep.run({("all", -1): fold_fit(problem, problem.from_model(coef0, b0))})[("all", -1)]
+        refit_solver = solver_name if problem.nonsmooth is None else l1_solver
         for record in refit.history:
-            record.setdefault("solver", solver_name)
-        coef, intercept = problem.to_model(refit.theta)
-        path = [{"regParam": grid[i], "elasticNetParam": alpha, "metric": metric, "mean": float(means[i]),
+            record.setdefault("solver", refit_solver)
+        coef, intercept = model_of(problem, refit.theta)
+        path = [{"regParam": grid[i], "elasticNetParam": alphas[i], "metric": metric, "mean": float(means[i]),
                  "std": stats[i][0], "stdErr": stats[i][1], "foldMetrics": [float(v) for v in folds[i]],
                  "nonZeros": float(np.mean([np.count_nonzero(c) for c, _ in fold_models[i]])),
                  "iterations": int(iterations[i].max()), "foldIterations": [int(v) for v in iterations[i]],
@@ -334,15 +381,21 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         seconds = time.perf_counter() - t_start
         meta_cv = {"folds": K, "fold_source": fold_source, "metric": metric, "best_index": best,
                    "chosen_index": chosen, "one_standard_error_rule": bool(self.getOrDefault(self.oneStandardErrorRule)),
-                   "solver": solver_name, "path_passes": int(path_passes), "passes": int(lockstep.passes),
+                   "solver": solver_name, "l1_solver": l1_solver, "elasticNetParams": sorted(set(alphas)),
+                   "path_passes": int(path_passes), "passes": int(lockstep.passes),
                    "seconds": seconds, "path": path}
         metadata = {"l2": lam, "fit_intercept": cfg.fit_intercept, "stop_reason": refit.reason,
                     COLUMNS: columns_record(cfg.feature_spec, cfg.label_col, cfg.weight_col),
-                    "solver": solver_name, "passes": problem.passes, "penalty": problem.penalty.to_dict(),
-                    "options": {**dataclasses.asdict(cfg), "l2": lam, "stop_reason": refit.reason},
+                    "solver": refit_solver, "passes": problem.passes, "penalty": problem.penalty.to_dict(),
+                    "options": {**dataclasses.asdict(cfg), "l2": lam, "l1": l1, "stop_reason": refit.reason},
                     "cross_validation": meta_cv}
-        fitted = SoftmaxModel(coef, intercept, classes, history=refit.history, metadata=metadata).centered()
+        if l1 > 0:
+            metadata["l1"] = l1
+        fitted = SoftmaxModel(coef, intercept, classes, history=refit.history, metadata=metadata)
+        centred = fitted.centered()  # as SoftmaxRegression: with an L1 part only the intercepts are centred
+        fitted = centred if l1 == 0 else fitted._with(fitted.coef, centred.intercept)
         est = self._estimator(grid[chosen])
+        est._set(elasticNetParam=alphas[chosen])
         best_model = SoftmaxRegressionModel(fitted, binomial=binomial)
         est._copyValues(best_model)
         best_model._summary = SoftmaxRegressionTrainingSummary(refit.history, refit.reason)
@@ -355,7 +408,7 @@ class SoftmaxRegressionCV(Estimator, _SoftmaxRegressionCVParams):
         return model
 
 
-class SoftmaxRegressionCVModel(Model, _SoftmaxRegressionCVParams):
+class SoftmaxRegressionCVModel(Model, _SoftmaxRegressionCVParams, MLWritable, MLReadable):
     """The cross-validated path and the refit model; ``transform`` delegates to ``bestModel``.
 
     Attributes: ``bestModel`` (SoftmaxRegressionModel), ``bestRegParam``, ``regParams`` (the grid, in
@@ -364,6 +417,7 @@ class SoftmaxRegressionCVModel(Model, _SoftmaxRegressionCVParams):
     table: one dict per regParam with regParam, elasticNetParam, mean, std, stdErr, foldMetrics,
     nonZeros (mean over the fold models), iterations (the slowest fold's), foldIterations, passes),
     ``foldModels`` (regParam index → K (coef (C, D), intercept (C,)) pairs).
+    ``write()`` / ``load(path)``: Spark ML's layout, nothing pickled (``sparkml.cv_io``).
     """
 
     def __init__(self, bestModel=None, regParams=None, cvMetrics=None, stdMetrics=None, path=None, bestIndex=0,
@@ -387,6 +441,11 @@ class SoftmaxRegressionCVModel(Model, _SoftmaxRegressionCVParams):
     def bestRegParam(self) -> float:
         return float(self.regParams[self.bestIndex])
 
+    @property
+    def bestElasticNetParam(self) -> float:
+        """α of the chosen point (the path table's elasticNetParam; 0.0 for a pure L2 grid)."""
+        return float(self.path[self.bestIndex]["elasticNetParam"]) if self.path else 0.0
+
     def pathTable(self, spark=None):
         """The path table as a Spark DataFrame (one row per regParam, in the given order)."""
         from pyspark.sql import SparkSession
@@ -397,6 +456,13 @@ class SoftmaxRegressionCVModel(Model, _SoftmaxRegressionCVParams):
     def _transform(self, dataset):
         return self.bestModel.transform(dataset)
 
+    def write(self) -> MLWriter:
+        """bestModel, the path table, cvMetrics, stdMetrics and the fold models (``sparkml.cv_io``)."""
+        return CVModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return CVModelReader(cls)
 
 # the class path saved metadata records (see softmax_spark.ml)
 SoftmaxRegressionCV.__module__ = SoftmaxRegressionCVModel.__module__ = "softmax_spark.ml"
