@@ -66,11 +66,12 @@ def path_rows(model, K: int) -> list:
 
 
 def format_path_table(rows: list) -> str:
-    """A fixed-width text table of the path (one line per λ, the chosen one starred)."""
+    """A fixed-width text table of the path (one line per λ, the chosen one starred; a row without
+    ``l1`` is an L2 point, l1 = 0)."""
     head = f"{'':1} {'l2':>12} {'l1':>12} {'mean':>14} {'std':>12} {'nonZeros':>9} {'iters':>6} {'passes':>6}"
     lines = [head]
     for r in rows:
-        lines.append(f"{'*' if r['chosen'] else ' ':1} {r['l2']:>12.6g} {r['l1']:>12.6g} {r['mean']:>14.10g} {r['std']:>12.4g} "
+        lines.append(f"{'*' if r['chosen'] else ' ':1} {r['l2']:>12.6g} {r.get('l1', 0.0):>12.6g} {r['mean']:>14.10g} {r['std']:>12.4g} "
                      f"{r['nonZeros']:>9.1f} {r['iterations']:>6d} {r['passes']:>6d}")
     return "\n".join(lines)
 
