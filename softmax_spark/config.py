@@ -100,7 +100,7 @@ class TrainConfig(_FeatureSource):
                           "newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; --batch-fraction 1 "
                           "= gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate descent) or owlqn "
                           "(L1/bounds: orthant-wise L-BFGS)",
-                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"))
+                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn", "qn-newton-cg"))
     l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)")
     l1: float = _opt(0.0, "λ₁ in J = mean weighted log-loss + λ₁ Σ ω_j|w_cj| + λ₂‖W‖² (λ₁ ≥ 0; ω_j = 1, or σ_j "
                      "with --standardize; intercept not penalised; see docs/elastic-net-and-bounds.md)", resume=RESUME_IF_SET)
@@ -226,7 +226,7 @@ class TrainConfig(_FeatureSource):
                                  "(MLlib: bounds on intercepts need fitIntercept)")
         if (self.l1 > 0 or self.has_bounds) and self.optimizer in ("newton-cg", "sgd"):
             raise InputError(f"--optimizer {self.optimizer} does not handle --l1 or bounds; use auto, prox-newton "
-                             "or owlqn")
+                             "owlqn or qn-newton-cg")
         if self.l1 > 0 and self.parametrization == "reference":
             raise InputError("--l1 needs --parametrization full (the L1 penalty is not shift invariant)")
         if self.kkt_tol is not None and not self.kkt_tol >= 0:

@@ -6,6 +6,8 @@
 - ``sgd``: ``SGD`` — minibatch SGD with schedule, momentum, iterate averaging and a full-data stop test.
 - ``prox-newton``: ``ProxNewton`` — L1 / bounds: exact Hessian, coordinate descent on the quadratic model.
 - ``owlqn``: ``OWLQN`` — L1 / bounds when the Hessian does not fit: orthant-wise L-BFGS (MLlib's method).
+- ``qn-newton-cg``: ``OrthantNewtonCG`` — L-BFGS / OWL-QN, then an (orthant-wise, projected) Newton-CG finish;
+  ``auto``'s choice above the Newton bound, with or without L1 / bounds.
 - ``auto`` (the default): one of the first three by the problem's shape (``auto.choose_solver``); with an L1
   part or bounds, prox-newton or owlqn (``auto.choose_nonsmooth_solver``).
 
@@ -19,12 +21,13 @@ from .auto import choose_nonsmooth_solver, choose_solver
 from .lbfgs import LBFGS
 from .newton import Newton
 from .newton_cg import NewtonCG
+from .orthant_newton import OrthantNewtonCG
 from .owlqn import OWLQN
 from .prox_newton import ProxNewton
 from .sgd import SGD
 
 __all__ = ["make_solver", "resolve_optimizer", "Solver", "SolverStop", "LBFGS", "SGD", "Newton", "NewtonCG", "ProxNewton",
-           "OWLQN", "solver_result", "state_to_checkpoint",
+           "OWLQN", "OrthantNewtonCG", "solver_result", "state_to_checkpoint",
            "state_from_checkpoint"]
 
 
@@ -32,7 +35,7 @@ def resolve_optimizer(cfg, n_rows: int, n_classes: int, n_features: int, density
     """(solver name, why): ``cfg.optimizer`` itself, or for ``auto`` the choice of
     ``auto.choose_solver`` from the data's shape."""
     if getattr(cfg, "nonsmooth", False):  # an L1 part or bounds: the proximal solvers
-        if cfg.optimizer in ("prox-newton", "owlqn"):
+        if cfg.optimizer in ("prox-newton", "owlqn", "qn-newton-cg"):
             return cfg.optimizer, "chosen by --optimizer"
         if cfg.optimizer == "newton":
             return "prox-newton", "--optimizer newton with an L1 part or bounds: its proximal form"
@@ -60,6 +63,8 @@ def make_solver(cfg, name: str | None = None) -> Solver:
             return ProxNewton(kkt_tol=1e-4 * mllib_tol)
         elif name == "owlqn":
             return OWLQN(memory=cfg.lbfgs_memory, kkt_tol=1e-3 * mllib_tol, tol=min(mllib_tol, 1.0) ** 2)
+        elif name == "qn-newton-cg":
+            return OrthantNewtonCG(kkt_tol=1e-3 * mllib_tol, memory=cfg.lbfgs_memory)
     if name == "newton":
         return Newton(**tol)
     if name == "newton-cg":
@@ -72,9 +77,12 @@ def make_solver(cfg, name: str | None = None) -> Solver:
     if name == "owlqn":
         kkt = {} if getattr(cfg, "kkt_tol", None) is None else {"kkt_tol": cfg.kkt_tol}
         return OWLQN(memory=cfg.lbfgs_memory, **kkt, **tol)
+    if name == "qn-newton-cg":
+        kkt = {} if getattr(cfg, "kkt_tol", None) is None else {"kkt_tol": cfg.kkt_tol}
+        return OrthantNewtonCG(memory=cfg.lbfgs_memory, **kkt)
     if name == "sgd":
         return SGD(learning_rate=cfg.learning_rate, schedule=cfg.schedule, power_t=cfg.power_t,
                    decay_rate=cfg.decay_rate, decay_every=cfg.decay_every, momentum=cfg.momentum,
                    nesterov=cfg.nesterov, average=cfg.average, batch_fraction=cfg.batch_fraction,
                    n_iter_no_change=cfg.n_iter_no_change, **tol)
-    raise ValueError(f"unknown optimizer {name!r}; expected auto, newton, newton-cg, lbfgs, sgd, prox-newton or owlqn")
+    raise ValueError(f"unknown optimizer {name!r}; expected auto, newton, newton-cg, lbfgs, sgd, prox-newton, owlqn or qn-newton-cg")
