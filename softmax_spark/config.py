@@ -95,11 +95,12 @@ class TrainConfig(_FeatureSource):
     resident_tasks: bool = _opt(True, "under a local master, keep one task per core "
                                 "running for the whole fit and send it every pass (the same sums; see "
                                 "softmax_spark/resident.py); --no-resident-tasks runs each pass as a Spark job")
-    optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
-                          "with --l1 or bounds: prox-newton or owlqn; see solvers/auto.py), newton (exact Hessian), "
+    optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, qn-newton-cg when "
+                          "C·D̃ > 4096, else lbfgs; with --l1 or bounds: prox-newton or qn-newton-cg; see solvers/auto.py), newton (exact Hessian), "
                           "newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; --batch-fraction 1 "
                           "= gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate descent) or owlqn "
-                          "(L1/bounds: orthant-wise L-BFGS)",
+                          "(L1/bounds: orthant-wise L-BFGS) or qn-newton-cg (L-BFGS / OWL-QN, then an orthant-wise Newton-CG "
+                          "finish: exact above the Newton bound)",
                           choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn", "qn-newton-cg"))
     l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)")
     l1: float = _opt(0.0, "λ₁ in J = mean weighted log-loss + λ₁ Σ ω_j|w_cj| + λ₂‖W‖² (λ₁ ≥ 0; ω_j = 1, or σ_j "
@@ -113,8 +114,8 @@ class TrainConfig(_FeatureSource):
     mllib_tol: float | None = _opt(None, "MLlib's tol as the Spark ML Estimator passes it: each solver maps it to its "
                                    "own rule (newton: decrement ≤ 1e-4·tol², prox-newton: KKT ≤ 1e-4·tol; see "
                                    "softmax_spark/ml.py); overrides --tol / --kkt-tol for those solvers", resume=RESUME_IF_SET)
-    kkt_tol: float | None = _opt(None, "prox-newton / owlqn: stop when the KKT residual (model coordinates) ≤ "
-                                 "kkt_tol (default: prox-newton 1e-10, owlqn 1e-9)", resume=RESUME_IF_SET)
+    kkt_tol: float | None = _opt(None, "prox-newton / owlqn / qn-newton-cg: stop when the KKT residual (model "
+                                 "coordinates) ≤ kkt_tol (default: prox-newton 1e-10, owlqn and qn-newton-cg 1e-9)", resume=RESUME_IF_SET)
     fit_intercept: bool = _opt(True, "fit the intercept b")
     standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)")
     parametrization: str = _opt("full", "full (C rows) or reference (C−1 free rows, last row pinned to 0; the penalty is on the centred rows, so both give the same probabilities)",

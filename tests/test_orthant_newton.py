@@ -133,3 +133,86 @@ def test_resume_takes_the_same_steps(bow, tmp_path):
     resumed = run(200, ckpt)
     np.testing.assert_array_equal(resumed.theta, whole.theta)
     assert len(resumed.history) == len(whole.history)
+
+
+# -- Spark: the CLI's defaults above the Newton bound, and bounds against MLlib's L-BFGS-B ---------------
+
+
+def _wide_bow():
+    X, y = make_bow(1500, 1200, 4, seed=5, mean_length=30, topic_words=60)  # P = 4 · 1201 = 4804 > 4096
+    Xte, _ = make_bow(600, 1200, 4, seed=6, mean_length=30, topic_words=60)
+    return X, y, Xte
+
+
+def _reference(X, y, l2, l1):
+    """An exact reference in numpy (no Spark): certified by the KKT residual recomputed here ≤ 1e-10."""
+    global C, D
+    saved = C, D
+    C, D = 4, X.shape[1]
+    try:
+        W, b, _, _ = _fit(X, y, OrthantNewtonCG(kkt_tol=1e-12, step_tol=1e-10), l2, l1, max_iter=300)
+        assert _kkt(X, y, W, b, l2, l1, False) <= 1e-10
+    finally:
+        C, D = saved
+    return W, b
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("l1", [0.0, 5e-4])
+def test_cli_defaults_above_the_newton_bound_reach_the_optimum(spark, tmp_path, l1):
+    from test_sparse import csr_vectors, write_vectors
+
+    from softmax_spark.config import TrainConfig
+    from softmax_spark.training import train
+
+    X, y, Xte = _wide_bow()
+    l2 = 1e-3 if l1 == 0 else 2.5e-4
+    path = write_vectors(tmp_path / "bow.parquet", csr_vectors(X), y)
+    model = train(spark, TrainConfig(input=path, model_dir=str(tmp_path / "m"), l2=l2, l1=l1, write_mllib=False))
+    assert model.metadata["solver"] == "qn-newton-cg"
+    W, b = model.coef, model.intercept
+    Wr, br = _reference(X, y, l2, l1)
+    assert np.abs(_softmax(Xte @ W.T + b) - _softmax(Xte @ Wr.T + br)).max() <= 1e-6
+    kkt = max(h["kkt_residual"] for h in model.history[-1:])
+    assert kkt <= 1e-6
+    if l1:
+        assert model.metadata["kkt_residual"] <= 1e-6
+        np.testing.assert_array_equal(W != 0, Wr != 0)
+
+
+@pytest.mark.spark
+def test_bounded_finish_against_mllib_lbfgsb(spark):
+    """Bounds (non-negative coefficients, wine, standardization on): our qn-newton-cg against MLlib's
+    L-BFGS-B run to convergence (maxIter 10000, tol 1e-12) and the exact prox-newton."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import DenseMatrix, Vectors
+    from sklearn.datasets import load_wine
+
+    from softmax_spark.ml import SoftmaxRegression
+
+    X, y = load_wine(return_X_y=True)
+    df = spark.createDataFrame([(Vectors.dense(r), float(k)) for r, k in zip(X, y)], ["features", "label"]).cache()
+    lower = DenseMatrix(3, 13, [0.0] * 39)
+    kw = dict(regParam=0.02, lowerBoundsOnCoefficients=lower)
+    ours = SoftmaxRegression(solver="qn-newton-cg", **kw).fit(df)
+    exact = SoftmaxRegression(solver="prox-newton", **kw).fit(df)
+    peer = LogisticRegression(family="multinomial", maxIter=10000, tol=1e-12, **kw).fit(df)
+
+    def proba(m):
+        return np.array([r[0] for r in m.transform(df).select(vector_to_array("probability")).collect()])
+
+    def kkt(W, b):  # MLlib's objective: mean log-loss + regParam/2 Σ σ_j² w², W ≥ 0
+        sig = X.std(0, ddof=1)
+        R = _softmax(X @ W.T + b) - np.eye(3)[y]
+        G = R.T @ X / len(y) + 0.02 * W * sig**2
+        res = np.where(W <= 0, np.maximum(-G, 0), np.abs(G))
+        return float(max(res.max(), np.abs(R.mean(0)).max()))
+
+    W, b = ours.coefficientMatrix.toArray(), ours.interceptVector.toArray()
+    Wp, bp = peer.coefficientMatrix.toArray(), peer.interceptVector.toArray()
+    assert (W >= 0).all() and (W == 0).any()
+    assert kkt(W, b) <= 1e-6 and ours.softmaxModel.metadata["kkt_residual"] <= 1e-6
+    assert kkt(W, b) <= kkt(Wp, bp)
+    assert np.abs(proba(ours) - proba(exact)).max() <= 1e-6
+    assert np.abs(proba(ours) - proba(peer)).max() <= 1e-2  # MLlib's L-BFGS-B stops short (KKT ~1e-3)
