@@ -114,6 +114,20 @@ def test_auto_picks_the_finish_above_the_newton_bound():
     assert choose_solver(1_000_000, 10, 64, True)[0] == "lbfgs"  # many rows, modest P: unchanged
 
 
+def test_estimator_auto_never_ends_on_plain_lbfgs():
+    """At MLlib's tol the Estimator promises the optimum: where auto would pick lbfgs (a Hessian pass too
+    dear: 2,548 one-hot rows × 540 × 3, issue 26), it runs the Newton-CG finish; the CLI keeps lbfgs."""
+    from types import SimpleNamespace
+
+    from softmax_spark.solvers import resolve_optimizer
+
+    cli = SimpleNamespace(optimizer="auto", fit_intercept=True, nonsmooth=False, mllib_tol=None)
+    est = SimpleNamespace(optimizer="auto", fit_intercept=True, nonsmooth=False, mllib_tol=1e-6)
+    assert resolve_optimizer(cli, 2548, 3, 540)[0] == "lbfgs"
+    assert resolve_optimizer(est, 2548, 3, 540)[0] == "qn-newton-cg"
+    assert resolve_optimizer(est, 1797, 10, 64)[0] == "newton"
+
+
 def test_resume_takes_the_same_steps(bow, tmp_path):
     X, y, _ = bow
 

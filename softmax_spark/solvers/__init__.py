@@ -46,7 +46,12 @@ def resolve_optimizer(cfg, n_rows: int, n_classes: int, n_features: int, density
         raise ValueError(f"--optimizer {cfg.optimizer} is for problems with --l1 or bounds; this one has neither")
     if cfg.optimizer != "auto":
         return cfg.optimizer, "chosen by --optimizer"
-    return choose_solver(n_rows, n_classes, n_features, cfg.fit_intercept, density)
+    name, why = choose_solver(n_rows, n_classes, n_features, cfg.fit_intercept, density)
+    if name == "lbfgs" and getattr(cfg, "mllib_tol", None) is not None:
+        # the Estimator promises the optimum's probabilities to 1e-6 at MLlib's tol; L-BFGS's own rule at
+        # tol 1e-6 stops 1e-4–1e-3 away on one-hot data (bench/onehot_l2.py): finish with Newton-CG
+        return "qn-newton-cg", why + "; then a Newton-CG finish (the Estimator's tol promises the optimum)"
+    return name, why
 
 
 def make_solver(cfg, name: str | None = None) -> Solver:
