@@ -101,13 +101,13 @@ def main(argv=None):
         train, test = assemble(df, cat_cols)
         X, y = arrays(train)
         for std in (True, False):
-            kw = dict(regParam=0.01, standardization=std)
+            kw = dict(regParam=0.01, standardization=std, family="multinomial")
             ref = SoftmaxRegression(maxIter=1000, tol=1e-14, **kw).fit(train)
             t = time.perf_counter()
             ours = SoftmaxRegression(maxIter=100, tol=1e-6, **kw).fit(train)
             t_ours = time.perf_counter() - t
             t = time.perf_counter()
-            peer = LogisticRegression(family="multinomial", maxIter=100, tol=1e-6, **kw).fit(train)
+            peer = LogisticRegression(maxIter=100, tol=1e-6, **kw).fit(train)
             t_peer = time.perf_counter() - t
             p_ref = proba(ref, test)
             meta = ours.softmaxModel.metadata
