@@ -59,7 +59,8 @@ __all__ = ["OrthantNewtonCG", "OrthantNewtonState", "smooth_term", "pcg"]
 
 C1 = 1e-4
 NOISE_REL = 1e-13  # relative noise of a difference of two evaluations of J (sums over many rows)
-SETTLE_KKT = 1e-3  # the support-settled switch needs at least this KKT residual
+SETTLE_KKT = 1e-3
+FLAT_REL = 1e-10  # a coordinate whose ∇²F diagonal is ≤ this × the largest is flat (rounding only)  # the support-settled switch needs at least this KKT residual
 
 
 class OrthantNewtonState(NamedTuple):
@@ -204,11 +205,17 @@ class OrthantNewtonCG:
         pg = pseudo_gradient(theta, g, term)
         gamma = term.gamma
         fixed = (((theta == 0) & (gamma > 0)) | (theta <= term.lo) | (theta >= term.hi)) & (pg == 0)
-        free = np.flatnonzero(~fixed)
-        if free.size == 0 or not np.any(pg):
+        if not np.any(pg):
             raise SolverStop(f"pseudo-gradient is zero (KKT residual {state.kkt:.3g})")
         kkt0 = state.kkt0 if np.isfinite(state.kkt0) else state.kkt
         diag = np.abs(np.asarray(problem.hessian_diag(theta, iteration=iteration), dtype=np.float64))
+        # a flat coordinate (a column constant in the data and unpenalised: its centred values are rounding
+        # noise) is left where it is; CG over it would only amplify that noise
+        flat = diag <= FLAT_REL * float(diag.max(initial=0.0))
+        fixed = fixed | flat
+        free = np.flatnonzero(~fixed)
+        if free.size == 0:
+            raise SolverStop(f"no free coordinate with curvature (KKT residual {state.kkt:.3g})")
         diag = np.maximum(diag, 1e-12 * max(float(diag.max(initial=0.0)), 1e-300))
         M = diag[free]
         eta = min(0.5, math.sqrt(max(state.kkt, 0.0) / kkt0)) if kkt0 > 0 else 0.5
