@@ -189,7 +189,7 @@ def test_auto_picks_prox_newton_or_owlqn():
     from softmax_spark.solvers.auto import choose_nonsmooth_solver
 
     assert choose_nonsmooth_solver(10_000, 3, 13, True)[0] == "prox-newton"
-    assert choose_nonsmooth_solver(500_000, 20, 2**17, True, density=1e-3)[0] == "owlqn"
+    assert choose_nonsmooth_solver(500_000, 20, 2**17, True, density=1e-3)[0] == "qn-newton-cg"
 
 
 # -- Spark: the Estimator against MLlib, and the CLI path --------------------------------------------

@@ -193,7 +193,7 @@ def test_choose_solver():
     assert choose_solver(58_000, 7, 9, True)[0] == "newton"
     assert choose_solver(1_000_000, 10, 64, True)[0] == "lbfgs"
     assert choose_solver(1797, 10, 64, True)[0] == "newton"
-    assert choose_solver(50_000, 20, 5000, True, density=0.01)[0] == "lbfgs"
+    assert choose_solver(50_000, 20, 5000, True, density=0.01)[0] == "qn-newton-cg"
 
 
 @pytest.mark.parametrize("name", ["scaled_80pct_5c", pytest.param("scaled_corr_7c", marks=pytest.mark.long),

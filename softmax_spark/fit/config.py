@@ -127,12 +127,13 @@ class TrainConfig(_FeatureSource):
     resident_tasks: bool = _opt(True, "under a local master, keep one task per core "
                                 "running for the whole fit and send it every pass (the same sums; see "
                                 "softmax_spark/spark/resident.py); --no-resident-tasks runs each pass as a Spark job", param="residentTasks", param_doc="under a local master, one task per core stays for the whole fit and runs every pass (the same sums); false: a Spark job per pass")
-    optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, else lbfgs; "
-                          "with --l1 or bounds: prox-newton or owlqn; see solvers/auto.py), newton (exact Hessian), "
-                          "newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; --batch-fraction 1 "
-                          "= gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate descent) or owlqn "
-                          "(L1/bounds: orthant-wise L-BFGS)",
-                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"), param="solver", param_kind=PARAM_MLLIB, param_default="option")
+    optimizer: str = _opt("auto", "auto (newton when C·D̃ ≤ 4096 and a Hessian pass is affordable, qn-newton-cg when "
+                          "C·D̃ > 4096, else lbfgs; with --l1 or bounds: prox-newton or qn-newton-cg; see solvers/auto.py), "
+                          "newton (exact Hessian), newton-cg (Hessian-vector products), lbfgs (full batch), sgd (minibatch; "
+                          "--batch-fraction 1 = gradient descent), prox-newton (L1/bounds: exact Hessian + coordinate "
+                          "descent), owlqn (L1/bounds: orthant-wise L-BFGS) or qn-newton-cg (L-BFGS / OWL-QN, then an "
+                          "orthant-wise Newton-CG finish: exact above the Newton bound)",
+                          choices=("auto", "newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn", "qn-newton-cg"), param="solver", param_kind=PARAM_MLLIB, param_default="option")
     l2: float = _opt(1e-4, "λ in J = mean weighted log-loss + λ‖W‖²_F (λ ≥ 0; intercept not penalised)", param="regParam", param_kind=PARAM_MLLIB, at_least=0)
     l1: float = _opt(0.0, "λ₁ in J = mean weighted log-loss + λ₁ Σ ω_j|w_cj| + λ₂‖W‖² (λ₁ ≥ 0; ω_j = 1, or σ_j "
                      "with --standardize; intercept not penalised; see docs/elastic-net-and-bounds.md)", resume=RESUME_IF_SET)
@@ -145,8 +146,9 @@ class TrainConfig(_FeatureSource):
     mllib_tol: float | None = _opt(None, "MLlib's tol as the Spark ML Estimator passes it: each solver maps it to its "
                                    "own rule (newton: decrement ≤ 1e-4·tol², prox-newton: KKT ≤ 1e-4·tol; see "
                                    "softmax_spark/sparkml/classification.py); overrides --tol / --kkt-tol for those solvers", resume=RESUME_IF_SET)
-    kkt_tol: float | None = _opt(None, "prox-newton / owlqn: stop when the KKT residual (model coordinates) ≤ "
-                                 "kkt_tol (default: prox-newton 1e-10, owlqn 1e-9)", resume=RESUME_IF_SET, solvers=("prox-newton", "owlqn"))
+    kkt_tol: float | None = _opt(None, "prox-newton / owlqn / qn-newton-cg: stop when the KKT residual (model "
+                                 "coordinates) ≤ kkt_tol (default: prox-newton 1e-10, owlqn and qn-newton-cg 1e-9)",
+                                 resume=RESUME_IF_SET, solvers=("prox-newton", "owlqn", "qn-newton-cg"))
     fit_intercept: bool = _opt(True, "fit the intercept b", param="fitIntercept", param_kind=PARAM_MLLIB)
     standardize: bool = _opt(False, "penalise standardised coefficients, λ Σ (σ_j w_cj)² (MLlib standardization=True)", param="standardization", param_kind=PARAM_MLLIB)
     parametrization: str = _opt("full", "full (C rows) or reference (C−1 free rows, last row pinned to 0; the penalty is on the centred rows, so both give the same probabilities)",
@@ -159,7 +161,7 @@ class TrainConfig(_FeatureSource):
     max_iter: int = _opt(1000, "maximum iterations (≥ 1)", resume=RESUME_IGNORE, param="maxIter", param_kind=PARAM_MLLIB, at_least=1)
     tol: float | None = _opt(None, "stopping tolerance; default by solver — newton: 1e-16, newton-cg: 1e-14 on the Newton decrement ½gᵀH⁻¹g / max(|J|, 1); lbfgs: 1e-9, stop when the decrease over the last 5 iterations and the predicted remaining decrease ½gᵀH⁻¹g, both divided by max(|J_past|, |J|, 1), are ≤ tol; sgd: when the full-data J (one extra pass every ⌈1/batch-fraction⌉ iterations, at the averaged parameters; never a minibatch J) has not dropped below best − tol·max(|best|,1) for --n-iter-no-change checks; 0 disables", param="tol", param_kind=PARAM_MLLIB, at_least=0)
     gtol: float = _opt(1e-9, "lbfgs also stops when the largest gradient component (in the optimizer's coordinates) ≤ gtol", param="gtol", param_doc="lbfgs also stops when the largest gradient component is ≤ gtol", solvers=("lbfgs",), at_least=0)
-    lbfgs_memory: int = _opt(10, "L-BFGS history size", param="lbfgsMemory", solvers=("lbfgs", "owlqn"), at_least=1)
+    lbfgs_memory: int = _opt(10, "L-BFGS history size", param="lbfgsMemory", solvers=("lbfgs", "owlqn", "qn-newton-cg"), at_least=1)
     batch_fraction: float = _opt(1.0, "sgd: fraction of rows per step, in (0, 1]", param="batchFraction", solvers=("sgd",))
     learning_rate: float | None = _opt(None, "sgd: step size η (default: 1/L, L Böhning's curvature bound: from the covariance when D ≤ 512, else by power iteration)", param="learningRate", param_doc="sgd: step size η (unset: 1/L, L the curvature bound computed at ingest)", solvers=("sgd",))
     schedule: str = _opt("constant", "sgd: constant, invscaling (η/(t+1)^power_t) or step (η·decay_rate^⌊t/decay_every⌋)",
@@ -247,8 +249,8 @@ class TrainConfig(_FeatureSource):
                 raise InputError(f"{name} given with --no-fit-intercept: there is no intercept to bound "
                                  "(MLlib: bounds on intercepts need fitIntercept)")
         if (self.l1 > 0 or self.has_bounds) and self.optimizer in ("newton-cg", "sgd"):
-            raise InputError(f"--optimizer {self.optimizer} does not handle --l1 or bounds; use auto, prox-newton "
-                             "or owlqn")
+            raise InputError(f"--optimizer {self.optimizer} does not handle --l1 or bounds; use auto, prox-newton, "
+                             "owlqn or qn-newton-cg")
         if self.l1 > 0 and self.parametrization == "reference":
             raise InputError("--l1 needs --parametrization full (the L1 penalty is not shift invariant)")
         if self.kkt_tol is not None and not self.kkt_tol >= 0:

@@ -6,6 +6,8 @@
 - ``sgd``: ``SGD`` — minibatch SGD with schedule, momentum, iterate averaging and a full-data stop test.
 - ``prox-newton``: ``ProxNewton`` — L1 / bounds: exact Hessian, coordinate descent on the quadratic model.
 - ``owlqn``: ``OWLQN`` — L1 / bounds when the Hessian does not fit: orthant-wise L-BFGS (MLlib's method).
+- ``qn-newton-cg``: ``OrthantNewtonCG`` — L-BFGS / OWL-QN, then an (orthant-wise, projected) Newton-CG finish;
+  ``auto``'s choice above the Newton bound, with or without L1 / bounds.
 - ``auto`` (the default): one of the first three by the problem's shape (``auto.choose_solver``); with an L1
   part or bounds, prox-newton or owlqn (``auto.choose_nonsmooth_solver``).
 
@@ -21,6 +23,7 @@ from softmax_spark.solvers.auto import choose_nonsmooth_solver, choose_solver
 from softmax_spark.solvers.lbfgs import LBFGS
 from softmax_spark.solvers.newton import Newton
 from softmax_spark.solvers.newton_cg import NewtonCG
+from softmax_spark.solvers.orthant_newton import OrthantNewtonCG
 from softmax_spark.solvers.owlqn import OWLQN
 from softmax_spark.solvers.prox_newton import ProxNewton
 from softmax_spark.solvers.sgd import SGD
@@ -28,7 +31,7 @@ from softmax_spark.solvers.registry import SolverSpec, _check_solver, build_solv
 from softmax_spark.core.penalties import requested_penalties
 
 __all__ = ["make_solver", "resolve_optimizer", "SolverSpec", "register_solver", "solver_names", "Solver", "SolverStop", "LBFGS", "SGD", "Newton", "NewtonCG", "ProxNewton",
-           "OWLQN", "solver_result", "state_to_checkpoint",
+           "OWLQN", "OrthantNewtonCG", "solver_result", "state_to_checkpoint",
            "state_from_checkpoint"]
 
 
@@ -41,6 +44,10 @@ def resolve_optimizer(cfg, n_rows: int, n_classes: int, n_features: int, density
     if cfg.optimizer == "auto":
         choose = choose_nonsmooth_solver if any(p.kind == "separable" for p in wanted) else choose_solver
         name, why = choose(n_rows, n_classes, n_features, cfg.fit_intercept, density)
+        if name == "lbfgs" and getattr(cfg, "mllib_tol", None) is not None:
+            # the Estimator promises the optimum's probabilities to 1e-6 at MLlib's tol; L-BFGS's own rule at
+            # tol 1e-6 stops 1e-4–1e-3 away on one-hot data (bench/onehot_l2.py): finish with Newton-CG
+            name, why = "qn-newton-cg", why + "; then a Newton-CG finish (the Estimator's tol promises the optimum)"
         _check_solver(name, wanted)
         return name, why
     name, why = _check_solver(cfg.optimizer, wanted)

@@ -10,7 +10,11 @@ The rule (``choose_solver``), with P = C·D̃ parameters (D̃ = D + 1 with an in
    a ratio ≤ 6 makes Newton no slower than an L-BFGS run of ~90 passes, and exact on the hard ones.
    P ≤ 4096 keeps the Hessian (P² float64 = 128 MiB at the bound) and the driver's Cholesky
    (P³/3 flops, ~2 s) small.
-2. **lbfgs** otherwise: P > 4096 (the Hessian no longer fits), or many rows with a modest P, where
+2. **qn-newton-cg** when P > 4096 (the Hessian no longer fits): L-BFGS, then a Newton-CG finish whose
+   Hessian-vector products are distributed passes (``solvers/orthant_newton.py``) — L-BFGS alone at
+   tol 1e-9 stopped 1e-5 (synthetic bag of words, tests/bow_data.py) to 2.3e-4 (a real one, issue 26)
+   from the optimum's probabilities;
+3. **lbfgs** otherwise: many rows with a modest P, where
    a Hessian pass costs tens of gradient passes (the 1M × 64 × 10 benchmark: ~60×, so Newton's ~12
    passes would take ~5 minutes against L-BFGS's 26 passes × 0.5 s). ``newton-cg`` is not picked
    automatically: each of its Hessian-vector products is a distributed pass, and it needed 121–923
@@ -88,8 +92,8 @@ def choose_solver(n_rows: int, n_classes: int, n_features: int, fit_intercept: b
     grad, hess = pass_seconds(n_rows, n_classes, n_features, fit_intercept, density)
     ratio = hess / grad
     if P > NEWTON_MAX_PARAMS:
-        return "lbfgs", (f"C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; L-BFGS's passes are the cheapest "
-                         f"(--optimizer newton-cg for a badly conditioned wide problem)")
+        return "qn-newton-cg", (f"C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; L-BFGS's cheap passes, then a "
+                                f"Newton-CG finish (Hessian-vector passes) to the exact optimum")
     if ratio <= NEWTON_MAX_PASS_RATIO:
         return "newton", (f"C·D̃ = {P} ≤ {NEWTON_MAX_PARAMS} and a Hessian pass ≈ {ratio:.1f}× a gradient pass "
                           f"(≤ {NEWTON_MAX_PASS_RATIO:g}): ~12 exact Newton passes")
@@ -107,9 +111,10 @@ def choose_nonsmooth_solver(n_rows: int, n_classes: int, n_features: int, fit_in
     grad, hess = pass_seconds(n_rows, n_classes, n_features, fit_intercept, density)
     ratio = hess / grad
     if P > NEWTON_MAX_PARAMS:
-        return "owlqn", f"L1/bounds with C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; OWL-QN's gradient passes"
+        return "qn-newton-cg", (f"L1/bounds with C·D̃ = {P} > {NEWTON_MAX_PARAMS}: no dense Hessian; OWL-QN's gradient "
+                                f"passes, then an orthant-wise Newton-CG finish to the exact optimum")
     if ratio <= PROX_NEWTON_MAX_PASS_RATIO:
         return "prox-newton", (f"L1/bounds, C·D̃ = {P} ≤ {NEWTON_MAX_PARAMS} and a Hessian pass ≈ {ratio:.1f}× a "
                                f"gradient pass (≤ {PROX_NEWTON_MAX_PASS_RATIO:g}): ~10 exact proximal Newton passes")
-    return "owlqn", (f"L1/bounds, a Hessian pass ≈ {ratio:.0f}× a gradient pass (> {PROX_NEWTON_MAX_PASS_RATIO:g}) "
-                     f"over {n_rows} rows: OWL-QN's cheap passes win")
+    return "qn-newton-cg", (f"L1/bounds, a Hessian pass ≈ {ratio:.0f}× a gradient pass (> {PROX_NEWTON_MAX_PASS_RATIO:g}) "
+                            f"over {n_rows} rows: OWL-QN's cheap passes, then an orthant-wise Newton-CG finish")

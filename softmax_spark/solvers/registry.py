@@ -25,6 +25,7 @@ from softmax_spark.solvers.base import Solver
 from softmax_spark.solvers.lbfgs import LBFGS
 from softmax_spark.solvers.newton import Newton
 from softmax_spark.solvers.newton_cg import NewtonCG
+from softmax_spark.solvers.orthant_newton import OrthantNewtonCG
 from softmax_spark.solvers.owlqn import OWLQN
 from softmax_spark.solvers.prox_newton import ProxNewton
 from softmax_spark.solvers.sgd import SGD
@@ -167,6 +168,13 @@ def _build_owlqn(cfg) -> OWLQN:
     return OWLQN(memory=cfg.lbfgs_memory, **_kkt(cfg), **_tol(cfg))
 
 
+def _build_orthant_newton(cfg) -> OrthantNewtonCG:
+    m = _mllib_tol(cfg)
+    if m is not None:
+        return OrthantNewtonCG(kkt_tol=1e-3 * m, memory=cfg.lbfgs_memory)
+    return OrthantNewtonCG(memory=cfg.lbfgs_memory, **_kkt(cfg))
+
+
 def _build_sgd(cfg) -> SGD:
     return SGD(learning_rate=cfg.learning_rate, schedule=cfg.schedule, power_t=cfg.power_t,
                decay_rate=cfg.decay_rate, decay_every=cfg.decay_every, momentum=cfg.momentum,
@@ -190,3 +198,5 @@ register_solver(SolverSpec("prox-newton", _build_prox_newton, SMOOTH_AND_SEPARAB
                            summary="proximal Newton (L1 / bounds)"))
 register_solver(SolverSpec("owlqn", _build_owlqn, SMOOTH_AND_SEPARABLE, needs_separable=True,
                            summary="orthant-wise L-BFGS (L1 / bounds)"))
+register_solver(SolverSpec("qn-newton-cg", _build_orthant_newton, SMOOTH_AND_SEPARABLE,
+                           summary="L-BFGS / OWL-QN, then an orthant-wise projected Newton-CG finish"))

@@ -28,7 +28,9 @@ upperBoundsOnIntercepts) follow MLlib's shapes and rules — see docs/elastic-ne
 relative change of the objective (``TrainConfig.mllib_tol``): newton / newton-cg stop when the Newton
 decrement ½gᵀH⁻¹g/max(|J|,1) ≤ 1e-4·tol² (1e-16 at the default: J within ~1e-16 of its minimum,
 the probabilities to ~1e-8), prox-newton when the KKT residual ≤ 1e-4·tol, owlqn when it is
-≤ 1e-3·tol (or J's relative decrease over 5 iterations ≤ tol²), lbfgs and sgd with ``tol`` itself.
+≤ 1e-3·tol (or J's relative decrease over 5 iterations ≤ tol²), qn-newton-cg when it is ≤ 1e-3·tol and
+its last Newton step moved θ by ≤ 1e-7 (``solver="auto"`` runs it wherever it would pick lbfgs), lbfgs
+and sgd with ``tol`` itself.
 
 Labels. MLlib's convention — a numeric label holding integers 0..K−1, K = max + 1, or K from the
 column's ML attribute metadata (``StringIndexer`` output) — works as in MLlib: classes are
