@@ -11,9 +11,9 @@ def test_pass_seconds_grow_with_rows_and_the_hessian_costs_more():
 
 def test_the_newton_bound_and_the_reasons():
     name, why = auto.choose_solver(1000, 10, 500, True)  # P = 5010 > 4096
-    assert name == "lbfgs" and "no dense Hessian" in why
+    assert name == "qn-newton-cg" and "no dense Hessian" in why  # L-BFGS, then a Newton-CG finish
     name, why = auto.choose_solver(2000, 5, 20, True)
     assert name == "newton" and "Hessian pass ≈" in why
-    assert auto.choose_nonsmooth_solver(1000, 10, 500, True)[0] == "owlqn"
+    assert auto.choose_nonsmooth_solver(1000, 10, 500, True)[0] == "qn-newton-cg"
     # sparser data makes both passes cheaper by the same factor, the driver's factorisation does not shrink
     assert auto.pass_seconds(10_000, 5, 20, density=0.1)[0] < auto.pass_seconds(10_000, 5, 20)[0]

@@ -282,7 +282,7 @@ CORE = ("__init__", "core/__init__", "io/__init__", "core/model", "core/loss", "
         "core/penalties/base", "core/penalties/l2", "core/penalties/l1", "core/penalties/bounds",
         "core/penalties/separable", "solvers/registry",
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
-        "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "core/curvature",
+        "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "solvers/orthant_newton", "core/curvature",
         "io/storage",  # storage imports pyspark only inside its Hadoop-backend functions
         "core/labels", "version",
         "io/mllib_io", "io/spark_ml_io")  # the format registry's readers (model_io.FORMATS): pyarrow, no Spark

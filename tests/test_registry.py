@@ -9,7 +9,7 @@ from softmax_spark.solvers.registry import check_solver, solver_names, solver_sp
 
 
 def test_every_solver_is_registered_once():
-    assert solver_names() == ["newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn"]
+    assert solver_names() == ["newton", "newton-cg", "lbfgs", "sgd", "prox-newton", "owlqn", "qn-newton-cg"]
     for name in solver_names():
         assert make_solver(TrainConfig(optimizer=name)).name == name
 
@@ -37,7 +37,7 @@ def test_proximal_solvers_need_a_separable_part_and_unknown_names_are_listed():
     with pytest.raises(ValueError, match="--optimizer owlqn is for problems with --l1 or bounds; this one has neither"):
         check_solver("owlqn", [L2Penalty])
     with pytest.raises(ValueError, match="unknown optimizer 'adam'; expected auto, newton, newton-cg, lbfgs, sgd, "
-                                         "prox-newton or owlqn"):
+                                         "prox-newton, owlqn or qn-newton-cg"):
         solver_spec("adam")
 
 
