@@ -309,7 +309,7 @@ def test_not_an_mllib_lr_model_is_a_model_format_error(rng, tmp_path, case):
 def _declaring_model(path, n_features, binomial=True):
     """An MLlib directory (a few KB) whose binomial sparse coefficient row declares ``n_features``
     features and holds one value, as issue 24 item 6 reproduced."""
-    from softmax_spark.io import mllib_io as mio
+    from softmax_spark.io import mllib_layout as mio
 
     write_mllib_model(_random_model(np.random.default_rng(0), 2, 3, True), path)
     coefficients = pa.StructArray.from_arrays(

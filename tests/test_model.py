@@ -283,9 +283,10 @@ CORE = ("__init__", "core/__init__", "io/__init__", "core/model", "core/loss", "
         "core/penalties/separable", "solvers/registry",
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
         "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "solvers/orthant_newton", "core/curvature",
-        "io/storage",  # storage imports pyspark only inside its Hadoop-backend functions
+        "io/storage", "io/uris", "io/local_storage", "io/publish",
+        "io/hadoop_storage",  # imports py4j / pyspark only inside its functions
         "core/labels", "version",
-        "io/mllib_io", "io/spark_ml_io")  # the format registry's readers (model_io.FORMATS): pyarrow, no Spark
+        "io/mllib_io", "io/mllib_layout", "io/spark_ml_io")  # the format registry's readers (model_io.FORMATS): pyarrow, no Spark
 
 
 def _module_level_imports(tree):

@@ -21,8 +21,10 @@ import pytest
 
 from helpers import make_data, write_parquet
 from softmax_spark import InputError, ModelFormatError, SoftmaxModel, load_model, save_model
-from softmax_spark.io import storage
+from softmax_spark.io import publish, storage
 from softmax_spark.io.checkpoint import finish_run, latest_checkpoint, run_directory, save_checkpoint
+from softmax_spark.io.hadoop_storage import HadoopStorage
+from softmax_spark.io.local_storage import LocalStorage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -435,10 +437,10 @@ _KILL_SCRIPT = """
 import os, sys
 import numpy as np
 from softmax_spark import SoftmaxModel, save_model
-from softmax_spark.io import storage
+from softmax_spark.io import publish
 path, step, atomic = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-storage._use_renameat2 = atomic
-storage._crash_hook = lambda name: os._exit(17) if name == step else None
+publish._use_renameat2 = atomic
+publish._crash_hook = lambda name: os._exit(17) if name == step else None
 save_model(SoftmaxModel(np.full((3, 4), 2.0), np.zeros(3), ["a", "b", "c"]), path, overwrite=True)
 os._exit(3)  # the step was never reached
 """
@@ -468,7 +470,7 @@ def test_every_kill_point_of_an_overwrite_leaves_a_loadable_model(tmp_path, atom
 @pytest.mark.parametrize("atomic", [True, False])
 def test_overwrite_false_is_checked_again_at_publish(tmp_path, monkeypatch, atomic):
     """A model published by another job while this one ran is not replaced silently."""
-    monkeypatch.setattr(storage, "_use_renameat2", atomic)
+    monkeypatch.setattr(publish, "_use_renameat2", atomic)
     path = str(tmp_path / "m")
     with pytest.raises(InputError) as info:
         with storage.atomic_directory(path, overwrite=False, what="model directory") as local:
@@ -479,17 +481,17 @@ def test_overwrite_false_is_checked_again_at_publish(tmp_path, monkeypatch, atom
 
 
 def test_an_error_in_the_rename_in_puts_the_old_model_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage, "_use_renameat2", False)
+    monkeypatch.setattr(publish, "_use_renameat2", False)
     path = str(tmp_path / "m")
     save_model(_model(seed=1), path)
-    rename = storage.LocalStorage.rename
+    rename = LocalStorage.rename
 
     def failing(self, source, target):
         if ".tmp-" in source:
             raise OSError(f"rename {source}: simulated I/O error")
         rename(self, source, target)
 
-    monkeypatch.setattr(storage.LocalStorage, "rename", failing)
+    monkeypatch.setattr(LocalStorage, "rename", failing)
     with pytest.raises(OSError, match="simulated"):
         save_model(_model(seed=2), path, overwrite=True)
     np.testing.assert_array_equal(load_model(path).coef, _model(seed=1).coef)
@@ -511,14 +513,14 @@ def test_viewfs_replacement_recovers_and_rolls_back(spark, store, monkeypatch):
     save_model(_model(seed=2), uri, overwrite=True)
     assert not [n for n in visible(target) if ".old-" in n]
 
-    rename = storage.HadoopStorage.rename
+    rename = HadoopStorage.rename
 
     def failing(self, source, target_uri):
         if ".tmp-" in source:
             raise OSError(f"rename {source}: simulated")
         rename(self, source, target_uri)
 
-    monkeypatch.setattr(storage.HadoopStorage, "rename", failing)
+    monkeypatch.setattr(HadoopStorage, "rename", failing)
     with pytest.raises(OSError, match="simulated"):
         save_model(_model(seed=3), uri, overwrite=True)
     monkeypatch.undo()

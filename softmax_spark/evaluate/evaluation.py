@@ -19,7 +19,7 @@ Every path (``--model-dir``, ``--output``, ``--metrics-out``, ``--plots-dir``) i
 4. If the input has the label column: one more ``mapInArrow`` over the written ``probability``
    and label columns fills a ``MetricsAccumulator`` per partition; the partitions' states are
    merged with ``treeAggregate``. Metrics JSON and plots are published atomically.
-5. Rename the temporary output into place (``storage.publish``), last — an output that exists is
+5. Rename the temporary output into place (``publish.publish``), last — an output that exists is
    complete and its metrics are already written.
 
 Output columns
@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from softmax_spark.io import storage
 from softmax_spark.io.model_io import load_scoring_model
+from softmax_spark.io.publish import publish
 from softmax_spark.fit.config import EvaluateConfig
 from softmax_spark.spark.backend import backend_for
 from softmax_spark.spark.input_files import read_parquet
@@ -462,7 +463,7 @@ def run(spark, cfg: EvaluateConfig) -> EvaluationResult:
         write(score(spark, cfg, plan, weights), staged, cfg.partition_by)
         metrics, rows_scored = compute_metrics(spark, cfg, plan, staged, schema)
         plot_files = write_plots(spark, plan, metrics)
-        storage.publish(staged, plan.output, spark)
+        publish(staged, plan.output, storage.filesystem(plan.output, spark))
     finally:
         try:
             storage.delete(stage_root, spark)

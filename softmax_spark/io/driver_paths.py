@@ -31,7 +31,7 @@ def spark_local_path(path: str) -> str | None:
     otherwise), this answers *whether* Spark would read ``path`` from this machine's disk, before
     any session exists: what the jobs' fail-fast checks and ``parquet_input`` need.
     """
-    kind = storage.scheme(path)  # the one scheme rule (``storage._SCHEME``)
+    kind = storage.scheme(path)  # the one scheme rule (``uris._SCHEME``)
     if kind == "":
         return path if _default_fs_is_local() else None
     if kind != "file":

@@ -44,7 +44,9 @@ from softmax_spark.core.errors import InputError, ModelFormatError
 from softmax_spark.core.labels import class_key, value_family  # labels compare as everywhere: 1 == 1.0, "1" != 1, True is not 1
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.io import spark_ml_io, storage
-from softmax_spark.io.mllib_io import MLLIB_LR_MODEL_CLASS, read_mllib_model, write_mllib_model
+from softmax_spark.io.mllib_io import read_mllib_model, write_mllib_model
+from softmax_spark.io.mllib_layout import MLLIB_LR_MODEL_CLASS
+from softmax_spark.io.publish import recover
 
 FORMAT = "softmax_spark.model"
 FORMAT_VERSION = 1
@@ -183,7 +185,7 @@ def load_model(path: str, spark=None) -> SoftmaxModel:
 
 def _recovered(path: str, spark) -> bool:
     try:
-        return storage.recover(path, spark)
+        return recover(path, storage.filesystem(path, spark))
     except OSError:
         return False
 
