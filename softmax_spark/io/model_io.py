@@ -280,7 +280,7 @@ def register(fmt: ModelFormat) -> ModelFormat:
 
 register(ModelFormat("softmax_spark", "softmax_spark model", read=load_model, write=save_model, marker="metadata.json"))
 register(ModelFormat("ml", ML_MODEL_CLASS, read=spark_ml_io.read_spark_ml_model, spark_ml_class=ML_MODEL_CLASS))
-register(ModelFormat("mllib", f"Spark MLlib {MLLIB_MODEL_CLASS}", read=read_mllib_model, write=write_mllib_model,
+register(ModelFormat("mllib", "MLlib LogisticRegressionModel", read=read_mllib_model, write=write_mllib_model,
                      spark_ml_class=MLLIB_MODEL_CLASS, records_classes=False))
 
 
