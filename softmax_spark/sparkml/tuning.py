@@ -57,7 +57,7 @@ import time
 import numpy as np
 from pyspark.ml.base import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
 from softmax_spark.core import cv
 from softmax_spark.core.errors import InputError
