@@ -11,20 +11,20 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
 
 from softmax_spark.core.errors import InputError, ModelFormatError
 from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.io.spark_ml_io import FORMAT_NAME, FORMAT_VERSION, MODEL_CLASS, read_local_parts
+from softmax_spark.io.spark_ml_io import check_metadata as _check_metadata
+from softmax_spark.io.spark_ml_io import model_from_row as _softmax_model
 from softmax_spark.sparkml.params import jsonable_params
 from softmax_spark.spark.backend import backend_for
 from softmax_spark.sparkml.summary import loaded_summary
 
 __all__ = ["read_model_dir", "FORMAT_NAME", "FORMAT_VERSION", "MODEL_CLASS"]
 
-FORMAT_NAME = "softmax_spark.ml.SoftmaxRegressionModel"
-FORMAT_VERSION = 1
-MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"
+# the saved layout is read by io.spark_ml_io (also without Spark): its constants, its checks
 
 def _hadoop_exists(spark, path: str) -> bool:
     jvm = spark.sparkContext._jvm
@@ -134,34 +134,6 @@ def _read_saved(path: str, spark) -> tuple[dict, dict]:
     return metadata, rows[0].asDict()
 
 
-def _check_metadata(metadata: dict, path: str) -> None:
-    if metadata.get("class") != MODEL_CLASS or metadata.get("softmaxSparkFormat") != FORMAT_NAME:
-        raise ModelFormatError(f"{path} holds {metadata.get('class')!r}, expected a saved {MODEL_CLASS}")
-    if metadata.get("softmaxSparkFormatVersion") != FORMAT_VERSION:
-        raise ModelFormatError(f"{path}: format version {metadata.get('softmaxSparkFormatVersion')!r}, "
-                               f"this softmax_spark reads version {FORMAT_VERSION}")
-
-
-def _softmax_model(metadata: dict, row: dict, path: str) -> SoftmaxModel:
-    """SoftmaxModel from the data row, its shapes and values checked."""
-    try:
-        n_classes, n_features = int(row["numClasses"]), int(row["numFeatures"])
-        coef = np.asarray(row["coefficients"], dtype=np.float64)
-        intercept = np.asarray(row["intercept"], dtype=np.float64)
-        classes = json.loads(row["classes"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{path}/data: unreadable model data ({exc})") from None
-    if coef.shape != (n_classes * n_features,) or intercept.shape != (n_classes,) or len(classes) != n_classes:
-        raise ModelFormatError(f"{path}/data: shapes do not match {n_classes} classes × {n_features} features")
-    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
-        raise ModelFormatError(f"{path}/data: non-finite coefficients")
-    meta = {"ml_params": {**metadata.get("defaultParamMap", {}), **metadata.get("paramMap", {})},
-            "binomial": bool(row["isBinomial"]), "stop_reason": row.get("stopReason"),
-            "certificate": json.loads(row.get("certificate") or "null")}
-    return SoftmaxModel(coef.reshape(n_classes, n_features), intercept, classes,
-                        history=json.loads(row.get("history") or "[]"), metadata=meta)
-
-
 def read_model_dir(path: str, spark=None) -> SoftmaxModel:
     """A saved ``SoftmaxRegressionModel`` directory → ``softmax_spark.SoftmaxModel``.
 
@@ -181,24 +153,11 @@ def read_model_dir(path: str, spark=None) -> SoftmaxModel:
 
 
 def _read_saved_local(path: str) -> tuple[dict, dict]:
-    import glob
-
-    import pyarrow.parquet as pq
-
+    """(metadata, data row) of a saved model at a local ``path`` (or file:// URI), without Spark."""
     local = path[len("file://"):] if path.startswith("file://") else path
     if "://" in local or local.startswith("file:"):
         raise ModelFormatError(f"{path}: reading a non-local model directory needs a SparkSession")
-    parts = sorted(glob.glob(os.path.join(local, "metadata", "part-*")))
-    text = next((open(p).read().strip() for p in parts if os.path.getsize(p) > 0), None)
-    if text is None:
-        raise ModelFormatError(f"{path} is not a saved SoftmaxRegressionModel (no metadata)")
-    metadata = json.loads(text.splitlines()[0])
-    _check_metadata(metadata, path)
-    files = sorted(glob.glob(os.path.join(local, "data", "*.parquet")))
-    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
-    if len(rows) != 1:
-        raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
-    return metadata, rows[0]
+    return read_local_parts(local, path)
 
 
 def _metadata_class(spark, path: str) -> str | None:
