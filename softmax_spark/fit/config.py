@@ -100,6 +100,7 @@ class _FeatureSource:
 
     @property
     def feature_spec(self):
+        # lazy: the options load before the SparkContext starts (no numpy / pyarrow at a job's start-up)
         from softmax_spark.core.features import FeatureSpec
 
         if self.feature_cols:
@@ -318,7 +319,7 @@ class EvaluateConfig(_FeatureSource):
         columns (``feature_cols``, else ``features``) when neither ``features_col`` nor
         ``feature_cols`` is set, and ``label_col`` when unset. Returns one phrase per setting taken
         (for the log)."""
-        from softmax_spark.core.model_record import model_columns, model_feature_spec
+        from softmax_spark.core.model_record import model_columns, model_feature_spec  # lazy: see feature_spec
 
         taken = []
         spec = model_feature_spec(metadata)

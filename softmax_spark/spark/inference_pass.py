@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from softmax_spark.core.inference import InferenceKernel, check_size, coefficient_table, format_table
+from softmax_spark.core.penalty import feature_weights
+from softmax_spark.spark.losses import make_loss
 
 __all__ = ["inference_sums", "table_from_sums", "write_inference"]
 
 
 def _penalty_weights(model, ingest_summary) -> np.ndarray:
-    from softmax_spark.core.penalty import feature_weights
-
     options = model.metadata.get("options") or {}
     n = max(ingest_summary.n_rows, 2)  # MLlib's standardization: the unbiased sample std (as training.build_problem)
     col_std = np.sqrt(np.asarray(ingest_summary.col_var) * n / (n - 1))
@@ -28,8 +28,6 @@ def _penalty_weights(model, ingest_summary) -> np.ndarray:
 def inference_sums(data, model, cfg) -> dict:
     """``InferenceSums.result()`` at ``model`` over ``data.sets["train"]`` (one pass), plus the
     penalty weights p_j under key ``penalty_weights``."""
-    from softmax_spark.spark.losses import make_loss
-
     fit_intercept = bool(cfg.fit_intercept)
     check_size(model.n_classes, model.n_features + (1 if fit_intercept else 0))
     ingested = data.sets["train"]

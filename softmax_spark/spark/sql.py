@@ -27,6 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from softmax_spark.core.errors import InputError
+from softmax_spark.core.model import SoftmaxModel
+from softmax_spark.spark.scoring import check_thresholds
+from softmax_spark.spark.scoring import score_arrays
+from softmax_spark.spark.shipping import our_tasks
 
 __all__ = ["register"]
 
@@ -35,9 +39,6 @@ def _model_parts(model):
     """(coef (C, D), intercept (C,), thresholds or None, binomial) of a ``softmax_spark.sparkml.classification``
     ``SoftmaxRegressionModel`` (its Params decide thresholds / binomial, as in ``transform``) or a
     plain ``softmax_spark.SoftmaxModel``."""
-    from softmax_spark.core.model import SoftmaxModel
-    from softmax_spark.spark.scoring import check_thresholds
-
     if isinstance(model, SoftmaxModel):
         return np.asarray(model.coef, np.float64), np.asarray(model.intercept, np.float64), None, False
     inner = getattr(model, "softmaxModel", None)
@@ -81,7 +82,6 @@ def register(spark, model, name: str = "softmax_predict") -> list[str]:
     from pyspark.sql import types as T
     from pyspark.sql.functions import udf
 
-    from softmax_spark.spark.scoring import score_arrays
 
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"register: name must be a SQL identifier (letters, digits, _), got {name!r}")
@@ -105,7 +105,6 @@ def register(spark, model, name: str = "softmax_predict") -> list[str]:
     names = [name, f"{name}_proba", f"{name}_raw"]
     kinds = [("prediction", T.DoubleType()), ("probability", T.ArrayType(T.DoubleType(), False)),
              ("raw", T.ArrayType(T.DoubleType(), False))]
-    from softmax_spark.spark.shipping import our_tasks
 
     with our_tasks(spark):  # a function keeps the workers' Python it was registered with
         for function, (what, return_type) in zip(names, kinds):

@@ -35,6 +35,7 @@ from pyspark.ml.param.shared import (
 
 from softmax_spark.fit import config
 from softmax_spark.fit.config import PARAM_OURS, TrainConfig
+from softmax_spark.spark.driver_data import DRIVER_MAX_BYTES
 
 __all__ = ["options_from_params", "param_names", "generated_param", "jsonable_params", "LABEL_INDEXING", "FAMILIES"]
 
@@ -171,7 +172,6 @@ class _SharedParams(
 ):
     """The Params of one fit that ``SoftmaxRegression`` and ``SoftmaxRegressionCV`` share (the CV
     passes them on to each fold's ``SoftmaxRegression``: ``tuning._SHARED``)."""
-
     family = Param(Params._dummy(), "family",
                    "label distribution: auto (binomial for ≤ 2 classes, else multinomial), binomial or multinomial",
                    typeConverter=TypeConverters.toString)
@@ -202,7 +202,6 @@ class _SoftmaxRegressionParams(
 ):
     """Params of ``SoftmaxRegression`` and ``SoftmaxRegressionModel`` (see ``classification``'s
     docstring); the options' Params are generated (``_declare``)."""
-
     predictedLabelCol = Param(Params._dummy(), "predictedLabelCol",
                               "output column holding the predicted original label (not produced when unset or '')",
                               typeConverter=TypeConverters.toString)
@@ -231,7 +230,6 @@ class _SoftmaxRegressionParams(
 
     def __init__(self, *args):
         super().__init__(*args)
-        from softmax_spark.spark.driver_data import DRIVER_MAX_BYTES
 
         # MLlib's LogisticRegression defaults for its Params (the options' are set by _SharedParams)
         self._setDefault(regParam=0.0, tol=1e-6, threshold=0.5, maxBlockSizeInMB=0.0)
