@@ -542,7 +542,7 @@ def gated_job(argv) -> int:
 
     train: ``fit_dataframe`` on the gated DataFrame — the rows come from Spark (the notebook
     path, ``SoftmaxRegression.fit(df)``); give ``--classes`` so the first pass is the ingest.
-    evaluate: ``jobs/evaluate.py``'s ``main`` with ``ingest.read_parquet`` returning the gated
+    evaluate: ``jobs/evaluate.py``'s ``main`` with ``evaluation.read_parquet`` returning the gated
     frame, so the first pass is the scoring-and-write of the output."""
     import importlib.util
 
@@ -568,7 +568,9 @@ def gated_job(argv) -> int:
             return 0
 
         return run_job("softmax_spark-gated-train", TrainConfig, run, rest)
-    ingest_module.read_parquet = gated_read  # evaluation.run imports it when it runs
+    from softmax_spark.evaluate import evaluation
+
+    evaluation.read_parquet = gated_read  # the name evaluation.run reads its input with
     spec = importlib.util.spec_from_file_location("evaluate_job", REPO / "jobs" / "evaluate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
