@@ -27,6 +27,7 @@ import numpy as np
 from softmax_spark.core.errors import ModelFormatError
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.io import storage
+from softmax_spark.io.mllib_io import expansion_limit
 
 __all__ = ["MODEL_CLASS", "FORMAT_NAME", "FORMAT_VERSION", "read_spark_ml_model", "read_local_parts",
            "check_metadata", "model_from_row"]
@@ -34,6 +35,7 @@ __all__ = ["MODEL_CLASS", "FORMAT_NAME", "FORMAT_VERSION", "read_spark_ml_model"
 MODEL_CLASS = "softmax_spark.ml.SoftmaxRegressionModel"  # the class path DefaultParamsWriter records
 FORMAT_NAME = "softmax_spark.ml.SoftmaxRegressionModel"  # metadata "softmaxSparkFormat"
 FORMAT_VERSION = 1  # metadata "softmaxSparkFormatVersion"
+METADATA_MAX_BYTES = 16 * 2**20  # the most read of a metadata part file
 
 
 def check_metadata(metadata: dict, path: str) -> None:
@@ -88,7 +90,11 @@ def read_local_parts(local: str, path: str | None = None) -> tuple[dict, dict]:
     text = None
     for part in _visible_files(os.path.join(local, "metadata")):
         with open(part, "rb") as f:
-            text = f.read().decode("utf-8", "replace").strip() or None
+            raw = f.read(METADATA_MAX_BYTES + 1)  # bounded: a saved model's Params are kilobytes
+        if len(raw) > METADATA_MAX_BYTES:
+            raise ModelFormatError(f"{path}/metadata: {part} is over {METADATA_MAX_BYTES} bytes; not a saved "
+                                   "SoftmaxRegressionModel's metadata")
+        text = raw.decode("utf-8", "replace").strip() or None
         if text is not None:
             break
     if text is None:
@@ -101,7 +107,19 @@ def read_local_parts(local: str, path: str | None = None) -> tuple[dict, dict]:
         raise ModelFormatError(f"{path}/metadata is not a JSON object")
     check_metadata(metadata, path)
     files = [f for f in _visible_files(os.path.join(local, "data")) if f.endswith(".parquet")]
-    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+    rows = []
+    for part in files:  # bounded as the MLlib reader's: declared uncompressed size ≤ expansion_limit
+        try:
+            parquet = pq.ParquetFile(part)
+            declared = sum(parquet.metadata.row_group(g).total_byte_size for g in range(parquet.num_row_groups))
+            if declared > expansion_limit(os.path.getsize(part)):
+                raise ModelFormatError(f"{path}/data: {part} declares {declared} bytes of uncompressed data, more "
+                                       "than its size allows; the file is damaged or not a saved model")
+            rows += parquet.read().to_pylist()
+        except ModelFormatError:
+            raise
+        except Exception as exc:  # not Parquet, truncated, unreadable
+            raise ModelFormatError(f"{path}/data: {part} is not a readable Parquet file ({exc})") from None
     if len(rows) != 1:
         raise ModelFormatError(f"{path}/data holds {len(rows)} rows, expected 1")
     return metadata, rows[0]
