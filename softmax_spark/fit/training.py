@@ -57,7 +57,7 @@ from softmax_spark.solvers import make_solver, resolve_optimizer
 log = logging.getLogger("softmax_spark")
 
 __all__ = ["train", "fit_dataframe", "TrainingData", "build_problem", "model_metadata", "read_inputs", "class_weights",
-           "fingerprint_options", "class_weight_sums"]
+           "training_class_weights", "fingerprint_options", "class_weight_sums"]
 
 CHECKPOINT_STATE_FORMAT = 2  # checkpoints hold solver state by field name (solvers.base)
 
@@ -79,6 +79,18 @@ def class_weight_sums(dist: DistributedLoss) -> np.ndarray:
     result = dist(np.zeros((dist.n_classes, dist.n_features)), np.zeros(dist.n_classes))
     sums = result.weight_sum * (1.0 / dist.n_classes - result.grad_intercept)
     return np.where(sums > 1e-12 * result.weight_sum, sums, 0.0)  # rounding of an absent class
+
+
+def training_class_weights(cfg: TrainConfig, data, summary, n_classes: int) -> np.ndarray | None:
+    """``class_weights`` for the ingested ``data.sets["train"]``: with ``balanced`` and a weight
+    column, the per-class weight sums come from one pass at W = 0 (``class_weight_sums``); else
+    from the summary's counts. Shape (C,) or None."""
+    class_sums = None
+    if cfg.class_weight == "balanced" and cfg.weight_col:
+        plain = make_loss(data.sets["train"].blocks, n_classes, summary.n_features, True,
+                          cfg.aggregation_depth, rebuild=data.rebuilder("train"), resident=cfg.resident_tasks)
+        class_sums = class_weight_sums(plain)
+    return class_weights(cfg, summary, class_sums)
 
 
 def class_weights(cfg: TrainConfig, summary, class_sums=None) -> np.ndarray | None:
@@ -285,12 +297,7 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
                  ingest_seconds, cfg.dtype)
 
         # -- problem ----------------------------------------------------------------------------
-        class_sums = None
-        if cfg.class_weight == "balanced" and cfg.weight_col:
-            plain = make_loss(data.sets["train"].blocks, len(classes), summary.n_features, True,
-                              cfg.aggregation_depth, rebuild=data.rebuilder("train"), resident=cfg.resident_tasks)
-            class_sums = class_weight_sums(plain)
-        class_weight = class_weights(cfg, summary, class_sums)
+        class_weight = training_class_weights(cfg, data, summary, len(classes))
         problem, validation_loss = build_problem(cfg, data, class_weight)
         coef0, intercept0 = _initial_model(cfg, classes, summary.n_features)
 
@@ -397,8 +404,3 @@ def train(spark, cfg: TrainConfig) -> SoftmaxModel:
     """The job's entry: validate the config, train on ``cfg.input``, write ``cfg.model_dir``."""
     cfg.validate()
     return fit_dataframe(spark, cfg)
-
-
-# the old private names, still imported by softmax_spark.sparkml.fit_multiple (remove when it uses the public ones)
-_class_weights = class_weights
-_read = read_inputs

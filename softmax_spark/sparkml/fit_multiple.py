@@ -37,8 +37,7 @@ from softmax_spark.sparkml.model import SoftmaxRegressionModel
 from softmax_spark.sparkml.summary import training_summary
 from softmax_spark.core.model import SoftmaxModel
 from softmax_spark.solvers import make_solver, resolve_optimizer
-from softmax_spark.fit.training import TrainingData, _class_weights, _read, build_problem, class_weight_sums, model_metadata
-from softmax_spark.spark.losses import make_loss
+from softmax_spark.fit.training import TrainingData, build_problem, model_metadata, read_inputs, training_class_weights
 from softmax_spark.core.errors import InputError
 from softmax_spark.spark.schema import storage_dtype
 from softmax_spark.spark.driver_data import table_classes
@@ -173,7 +172,7 @@ def _fit_path(ests, dataset, table=False) -> list:
         cfgs.append(cfg)
     spark = dataset.sparkSession
     cfg0 = cfgs[0]
-    df, files, _, _, classes = _read(spark, cfg0, dataset)
+    df, files, _, _, classes = read_inputs(spark, cfg0, dataset)
 
     dtype = storage_dtype(cfg0.dtype, df.schema, cfg0.feature_spec)
     cfgs = [dataclasses.replace(c, dtype=dtype) for c in cfgs]
@@ -184,12 +183,7 @@ def _fit_path(ests, dataset, table=False) -> list:
         summary = data.add("train", df, files).summary
         if cfg0.weight_col and summary.weight_sum <= 0:
             raise InputError(f"column '{cfg0.weight_col}': every sample weight is 0")
-        class_sums = None
-        if cfg0.class_weight == "balanced" and cfg0.weight_col:
-            plain = make_loss(data.sets["train"].blocks, len(classes), summary.n_features, True,
-                              cfg0.aggregation_depth, rebuild=data.rebuilder("train"), resident=cfg0.resident_tasks)
-            class_sums = class_weight_sums(plain)
-        class_weight = _class_weights(cfg0, summary, class_sums)
+        class_weight = training_class_weights(cfg0, data, summary, len(classes))
         density = getattr(summary, "density", 1.0) or 1.0
         solver_name, solver_reason = resolve_optimizer(cfg0, summary.n_rows, len(classes), summary.n_features, density)
         log.info("fitMultiple: %d regParams on one ingest, warm-started strongest first; optimizer %s (%s)",
