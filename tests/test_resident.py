@@ -294,9 +294,13 @@ def test_intruders_on_the_drivers_socket_get_nothing_and_do_not_disturb_the_fit(
         assert on_tasks.loss == by_job.loss and np.array_equal(on_tasks.grad_coef, by_job.grad_coef)
         directory = os.path.dirname(pool.address)
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-        # a connection after the start is never answered
+        # a connection after the start is never answered: it waits in the backlog, or the accept
+        # loop's last turn (up to 0.2 s after the start) closes it unread
         late = connect(pool.address)
-        late.sendall(_framed(resident._HELLO + secrets.token_bytes(32)))
+        try:
+            late.sendall(_framed(resident._HELLO + secrets.token_bytes(32)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         assert _read_for(late, 0.5) == b""
         assert loss(*_params(1)).loss == DistributedLoss(ingested, 3, 5, resident=False)(*_params(1)).loss
         for thread in threads:

@@ -350,7 +350,7 @@ class _Pool:
                 conn.close()
             raise
         finally:
-            accepting.clear()  # later connections stay unanswered in the backlog until close()
+            accepting.clear()  # later connections: closed unread, or left unanswered in the backlog until close()
         return conns
 
     def fresh(self) -> bool:
