@@ -17,3 +17,13 @@ def test_the_newton_bound_and_the_reasons():
     assert auto.choose_nonsmooth_solver(1000, 10, 500, True)[0] == "qn-newton-cg"
     # sparser data makes both passes cheaper by the same factor, the driver's factorisation does not shrink
     assert auto.pass_seconds(10_000, 5, 20, density=0.1)[0] < auto.pass_seconds(10_000, 5, 20)[0]
+
+
+def test_the_nonsmooth_choice_sub_samples_the_hessian_on_many_rows():
+    """1M × 64 × 10 (bench enet-dense): proximal Newton on a sub-sampled Hessian, estimated far
+    cheaper than qn-newton-cg's gradient passes; a small set keeps the exact Hessian."""
+    name, why = auto.choose_nonsmooth_solver(1_000_000, 10, 64, True)
+    plan = auto.hessian_plan(1_000_000, 10, 64, True)
+    assert name == "prox-newton" and plan.stride > 1 and f"every {plan.stride}th row" in why
+    assert auto.hessian_plan(178, 3, 13, True) == (1, 0.0, auto.hessian_plan(178, 3, 13, True).seconds)
+    assert -(-1_000_000 // plan.stride) >= auto.HESSIAN_SAMPLE_PER_PARAM * 650

@@ -126,3 +126,22 @@ def test_certificate_in_metadata_log_and_summary(spark, caplog, tmp_path):
     saved = load_model(str(tmp_path / "m"))
     assert saved.metadata["certificate"]["status"] == "certified"
     assert saved.optimality_gap_bound == saved.metadata["certificate"]["bound"]
+
+
+def test_the_fit_skips_a_certificate_that_does_not_apply_or_costs_more_than_its_share():
+    """An L1 part or bounds: the KKT residual is the certificate (∇F ≠ 0 at the optimum); a Hessian
+    pass estimated dearer than max(5 s, ¼ of the fit) (1M × 64 × 10 after a 10 s fit): not computed."""
+    from types import SimpleNamespace
+
+    from core_helpers import numpy_problem, softmax_data
+    from softmax_spark.fit.training import _certificate
+
+    X, y = softmax_data(n=200, d=3, c=3, seed=1)
+    l1 = numpy_problem(X, y, l2=1e-3, l1=1e-2)
+    assert "KKT residual" in _certificate(l1, np.zeros(l1.n_params))["status"]
+    smooth = numpy_problem(X, y, l2=1e-3)
+    big = SimpleNamespace(n_rows=1_000_000, n_features=64)
+    cert = _certificate(smooth, np.zeros(smooth.n_params), big, 10, 1.0, fit_seconds=10.0)
+    assert cert["bound"] is None and cert["status"].startswith("not computed: its exact Hessian pass")
+    small = SimpleNamespace(n_rows=200, n_features=3)
+    assert _certificate(smooth, np.zeros(smooth.n_params), small, 3, 1.0, fit_seconds=0.1)["status"] != cert["status"]

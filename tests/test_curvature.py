@@ -183,3 +183,21 @@ def test_null_directions_are_flat(l2):
     Q = np.linalg.qr(np.hstack([N, np.eye(precond.size)]))[0][:, N.shape[1]:]
     assert np.linalg.eigvalsh(Q.T @ H @ Q).min() > 0
     assert null_directions(make_precond(X, w, 3, l2, True, True), l2).shape[1] == 0
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_strided_hessian_is_the_mean_over_every_kth_row_of_each_block(sparse):
+    """HessianKernel(stride=k): loss and gradient over every row, the Hessian the weighted mean over
+    rows 0, k, 2k, … of each block (chunk) it is given — fixed by the blocks, so a retry sums the same rows."""
+    X, y, w, coef, intercept = kernel_data(weighted=True, sparse=sparse)
+    C, D = coef.shape
+    k = 3
+    loss, gW, gb, H = run(HessianKernel(True, stride=k), (coef, intercept), X, y, w, C, D, pieces=2)
+    ref_loss, ref_gW, ref_gb, _ = run(HessianKernel(True), (coef, intercept), X, y, w, C, D, pieces=2)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(gW, ref_gW, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(gb, ref_gb, rtol=1e-10, atol=1e-13)
+    bounds = np.linspace(0, X.shape[0], 3).astype(int)
+    rows = np.concatenate([np.arange(a, b)[::k] for a, b in zip(bounds[:-1], bounds[1:])])
+    *_, H_rows = run(HessianKernel(True), (coef, intercept), X[rows], y[rows], w[rows], C, D, pieces=1)
+    np.testing.assert_allclose(H, H_rows, rtol=1e-10, atol=1e-13)

@@ -280,7 +280,7 @@ def test_to_sklearn_predict_proba_matches(n_classes):
 CORE = ("__init__", "core/__init__", "io/__init__", "core/model", "core/loss", "io/model_io", "core/optim",
         "core/precondition", "core/errors", "core/penalty", "core/problem", "core/penalties/__init__",
         "core/penalties/base", "core/penalties/l2", "core/penalties/l1", "core/penalties/bounds",
-        "core/penalties/separable", "solvers/registry",
+        "core/penalties/separable", "core/class_shift", "solvers/registry",
         "solvers/__init__", "solvers/base", "solvers/lbfgs", "solvers/sgd", "solvers/newton",
         "solvers/newton_cg", "solvers/auto", "solvers/prox_newton", "solvers/owlqn", "solvers/orthant_newton", "core/curvature",
         "io/storage", "io/uris", "io/local_storage", "io/publish",

@@ -43,6 +43,9 @@ class ProblemBase:
         # the non-smooth part (L1 and/or bounds, ``penalty.ThetaTerm``) that the proximal solvers add to
         # J; None for a smooth problem. value_and_grad / hessian always return the smooth part only.
         self.nonsmooth = None
+        # the data's shape for solvers that plan their passes by it (``ProxNewton.plan``); None: unknown
+        self.n_rows = None
+        self.density = 1.0
 
     def curvature_bound(self) -> float:
         """L ≥ the largest Hessian eigenvalue of J in θ (see ``curvature_bound``); 1/L is the default
@@ -98,14 +101,17 @@ class ProblemBase:
         Hessian is singular there and Newton steps are taken in the complement."""
         return null_directions(self.precond, self.penalty)
 
-    def hessian(self, theta, iteration: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
+    def hessian(self, theta, iteration: int = 0, stride: int = 1) -> tuple[float, np.ndarray, np.ndarray]:
         """(J, ∇J, ∇²J) in θ, ∇²J dense of shape (n_params, n_params); one pass.
 
         The data term's exact Hessian Σ_i s_i (diag(p_i) − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ / Σ s_i comes from
         ``curvature.HessianKernel`` in (W, b) coordinates; the penalty's (``L2Penalty.hessian``) is
-        added there and the sum mapped to θ by ``curvature.hessian_in_theta`` (θ → (W, b) is linear)."""
+        added there and the sum mapped to θ by ``curvature.hessian_in_theta`` (θ → (W, b) is linear).
+        ``stride`` k > 1: the data term's Hessian is the mean over every k-th row of each block
+        (``HessianKernel``); J and ∇J stay exact."""
         coef, intercept = self.precond.to_model(theta)
-        loss, grad_coef, grad_intercept, H = self._curvature_pass(HessianKernel(self.fit_intercept), (coef, intercept), iteration)
+        kernel = HessianKernel(self.fit_intercept, stride)
+        loss, grad_coef, grad_intercept, H = self._curvature_pass(kernel, (coef, intercept), iteration)
         C, D = coef.shape
         width = D + (1 if self.fit_intercept else 0)
         if not self.penalty.is_zero():
@@ -199,6 +205,9 @@ class NumpyProblem(ProblemBase):
         self.n_classes = precond.n_classes
         self.block_rows = block_rows
         self.moments = weighted_moments(np.asarray(X, dtype=np.float64), sample_weight, keep_covariance)
+        self.n_rows = int(X.shape[0])
+        if getattr(X, "nnz", None) is not None:
+            self.density = X.nnz / max(1, X.shape[0] * X.shape[1])
 
     def _data_term(self, coef, intercept, iteration, batch_fraction):
         n = self.X.shape[0]

@@ -53,6 +53,7 @@ from softmax_spark.core.model_record import COLUMNS, columns_record
 from softmax_spark.core.precondition import Preconditioner
 from softmax_spark.core.problem import Problem
 from softmax_spark.solvers import make_solver, resolve_optimizer
+from softmax_spark.solvers.auto import pass_seconds
 
 log = logging.getLogger("softmax_spark")
 
@@ -215,6 +216,7 @@ def build_problem(cfg: TrainConfig, data: TrainingData, class_weight=None):
                      resident=cfg.resident_tasks)
     problem = Problem(dist, precond, penalty, cfg.seed,
                       moments=(summary.covariance, summary.col_mean, summary.col_var))
+    problem.n_rows, problem.density = summary.n_rows, getattr(summary, "density", 1.0) or 1.0
     if nonsmooth is not None:
         problem.nonsmooth = nonsmooth.in_theta(precond)
     if "validation" not in data.sets:
@@ -308,10 +310,12 @@ def fit_dataframe(spark, cfg: TrainConfig, df=None, validation_df=None, write=Tr
         run_fingerprint = fingerprint_options(cfg, summary)
         loop = TrainingLoop(make_solver(cfg, solver_name), problem, cfg.max_iter, validation_loss, cfg.patience,
                             cfg.checkpoint_dir, cfg.checkpoint_every, run_fingerprint)
+        fit_started = time.monotonic()
         result = loop.run(problem.from_model(coef0, intercept0))
+        fit_seconds = time.monotonic() - fit_started
         for record in result.history:
             record.setdefault("solver", solver_name)
-        certificate = _certificate(problem, result.theta)
+        certificate = _certificate(problem, result.theta, summary, len(classes), density, fit_seconds)
         inference_table = _inference_table(cfg, data, problem, result, classes, class_weight) \
             if cfg.inference and write else None
 
@@ -367,9 +371,32 @@ def model_metadata(cfg: TrainConfig, summary, result, solver_name: str, solver_r
     }
 
 
-def _certificate(problem, theta) -> dict:
-    """``certificate.certify`` at the returned θ (one Hessian pass; none above its size limit),
-    logged; a failure to certify never fails the fit (the status records it)."""
+# the certificate's exact Hessian pass is skipped when estimated dearer than this share of the fit (or
+# CERTIFICATE_MIN_SECONDS, whichever is larger): at 1M × 64 × 10 it is ~175 gradient passes (issue 26)
+CERTIFICATE_FIT_SHARE = 0.25
+CERTIFICATE_MIN_SECONDS = 5.0
+
+
+def _certificate(problem, theta, summary=None, n_classes=None, density=1.0, fit_seconds=None) -> dict:
+    """``certificate.certify`` at the returned θ (one exact Hessian pass; none above its size limit),
+    logged; a failure to certify never fails the fit (the status records it). Not computed for an L1
+    part or bounds (∇F ≠ 0 at their optimum: the KKT residual is their certificate), nor when the
+    pass is estimated (``auto.pass_seconds``) dearer than max(``CERTIFICATE_MIN_SECONDS``,
+    ``CERTIFICATE_FIT_SHARE`` × the fit's seconds)."""
+    if problem.nonsmooth is not None:
+        cert = {"bound": None, "status": "not computed: an L1 part or bounds, whose certificate is the KKT "
+                                         "residual (kkt_residual)"}
+        log.info("%s", describe(cert))
+        return cert
+    if summary is not None and fit_seconds is not None:
+        _, hessian_pass = pass_seconds(summary.n_rows, n_classes, summary.n_features, problem.fit_intercept, density)
+        budget = max(CERTIFICATE_MIN_SECONDS, CERTIFICATE_FIT_SHARE * fit_seconds)
+        if hessian_pass > budget:
+            cert = {"bound": None, "status": f"not computed: its exact Hessian pass ≈ {hessian_pass:.3g} s estimated "
+                                             f"> {budget:.3g} s (max({CERTIFICATE_MIN_SECONDS:g} s, "
+                                             f"{CERTIFICATE_FIT_SHARE:g} × the fit's {fit_seconds:.3g} s))"}
+            log.info("%s", describe(cert))
+            return cert
     try:
         cert = certify(problem, theta)
     except Exception as exc:  # noqa: BLE001 — the model is fine; only its certificate is missing

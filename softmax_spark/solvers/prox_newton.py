@@ -37,7 +37,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from softmax_spark.core.class_shift import ShiftStep
 from softmax_spark.core.errors import NoProgressError
+from softmax_spark.solvers.auto import hessian_plan
 from softmax_spark.solvers.newton import EPS, NOISE_REL, STALL_DECREMENT, newton_direction
 
 __all__ = ["ProxNewton", "ProxNewtonState", "solve_quadratic_model"]
@@ -117,10 +119,11 @@ def _polish(H, r, z, gamma, lo, hi, null_space):
     return True
 
 
-def solve_quadratic_model(grad, hessian, theta, term, tol, max_rounds: int = 200, null_space=None):
+def solve_quadratic_model(grad, hessian, theta, term, tol, max_rounds: int = 200, null_space=None, shift=None):
     """argmin_z ∇Fᵀ(z−θ) + ½(z−θ)ᵀH(z−θ) + R(z) to the subproblem's KKT residual ≤ ``tol`` (θ-space).
 
-    Returns (z, Δ = q(z) − q(θ) ≤ 0, rounds used). ``term`` is a ``penalty.ThetaTerm``."""
+    Returns (z, Δ = q(z) − q(θ) ≤ 0, rounds used). ``term`` is a ``penalty.ThetaTerm``; ``shift`` a
+    ``class_shift.ShiftStep`` taken after each sweep (q along a class shift is the penalty's own)."""
     P = theta.size
     H = np.ascontiguousarray(hessian)
     diag_raw = np.diag(H).copy()
@@ -135,6 +138,8 @@ def solve_quadratic_model(grad, hessian, theta, term, tol, max_rounds: int = 200
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         _cd_sweep(H, diag, r, z, glist, lolist, hilist, order)
+        if shift is not None:
+            z[:] = shift.apply(z, extra=r)[0]
         _polish(H, r, z, gamma, lo, hi, null_space)
         if float(np.max(term.residual(z, r), initial=0.0)) <= tol:
             break
@@ -152,16 +157,53 @@ class ProxNewton:
     kkt_tol : stop when the model-space KKT residual ≤ kkt_tol (default 1e-10)
     tol : also stop when the predicted decrease −Δ / max(|J|, 1) ≤ tol (default ε²: J's rounding floor)
     max_backtracks : trial step lengths per iteration before ``NoProgressError``
+    hessian_stride : k ≥ 1 — the quadratic model's Hessian from every k-th row of each block
+        (``curvature.HessianKernel``); J, ∇F and the KKT residual stay exact, so the optimum is
+        the same and only the rate changes (linear with a small constant instead of quadratic).
+        None (default): ``auto.hessian_plan`` from the problem's ``n_rows`` (1 when unknown)
+    reuse_ratio : keep the last Hessian for the next step while a full step cuts the KKT residual
+        to ≤ this fraction (the trial point then costs a gradient pass, not a Hessian pass); 0: a new
+        Hessian at every iterate. None (default): ``auto.hessian_plan``'s
     """
 
     name = "prox-newton"
 
     def __init__(self, kkt_tol: float = 1e-10, tol: float = EPS * EPS, max_backtracks: int = 30,
-                 max_rounds: int = 200):
+                 max_rounds: int = 200, hessian_stride: int | None = None, reuse_ratio: float | None = None):
         self.kkt_tol = float(kkt_tol)
         self.tol = float(tol)
         self.max_backtracks = int(max_backtracks)
         self.max_rounds = int(max_rounds)
+        self.hessian_stride = None if hessian_stride is None else max(1, int(hessian_stride))
+        self.reuse_ratio = None if reuse_ratio is None else float(reuse_ratio)
+
+    def plan(self, problem) -> tuple[int, float]:
+        """(stride, reuse_ratio) on ``problem``: the explicit settings, else ``auto.hessian_plan`` from
+        the problem's shape (``n_rows``, ``density``; exact and never reused when the rows are unknown)."""
+        stride, reuse = self.hessian_stride, self.reuse_ratio
+        if stride is None or reuse is None:
+            n_rows = getattr(problem, "n_rows", None)
+            if n_rows:
+                pre = problem.precond
+                auto = hessian_plan(int(n_rows), pre.n_classes, pre.n_features, pre.fit_intercept,
+                                    getattr(problem, "density", 1.0))
+                stride = auto.stride if stride is None else stride
+                reuse = auto.reuse_ratio if reuse is None else reuse
+        return (1 if stride is None else stride), (0.0 if reuse is None else reuse)
+
+    @staticmethod
+    def _shifted(shift, theta, f, g):
+        """(θ, F, ∇F) after the exact class-shift step (``class_shift``), which lowers only the L2 part."""
+        if shift is None:
+            return theta, f, g
+        theta, d_value, d_grad, _ = shift.apply(theta)
+        return (theta, f, g) if d_grad is None else (theta, f + d_value, g + d_grad)
+
+    def _hessian(self, problem, theta, iteration: int = 0):
+        stride = self.plan(problem)[0]
+        if stride == 1:
+            return problem.hessian(theta, iteration=iteration)
+        return problem.hessian(theta, iteration=iteration, stride=stride)
 
     @staticmethod
     def _term(problem):
@@ -178,29 +220,37 @@ class ProxNewton:
 
     def init(self, theta, problem) -> ProxNewtonState:
         theta = self._term(problem).project(np.asarray(theta, dtype=np.float64))
-        f, g, h = problem.hessian(theta)
+        f, g, h = self._hessian(problem, theta)
         return self._state(problem, theta, f, g, h)
 
     def step(self, problem, state: ProxNewtonState, iteration: int):
         term = self._term(problem)
         if state.hessian.size == 0:
-            f, g, h = problem.hessian(state.theta, iteration=iteration)
+            f, g, h = self._hessian(problem, state.theta, iteration)
             state = self._state(problem, state.theta, f, g, h, state.decrement)
         theta, J0, g0 = state.theta, state.objective, state.grad
         r_theta = float(np.max(term.residual(theta, g0), initial=0.0))
         inner_tol = max(INNER_ETA * r_theta * min(1.0, r_theta), 1e-15 * max(1.0, float(np.max(np.abs(g0)))))
+        shift = ShiftStep.of(problem, term)
         z, delta, rounds = solve_quadratic_model(g0, state.hessian, theta, term, inner_tol, self.max_rounds,
-                                                 getattr(problem, "null_space", None))
+                                                 getattr(problem, "null_space", None), shift)
         d = z - theta
         decrement = -delta / max(abs(J0), 1.0)
         noise = NOISE_REL * max(abs(J0), 1.0)
         allowance = noise if -delta <= noise else 0.0
         extras = {"kkt_residual": state.kkt, "decrement": decrement, "cd_rounds": rounds,
                   "nonzeros": term.nonzeros(z)}
-        f, g, h = problem.hessian(z, iteration=iteration)
+        reuse = self.plan(problem)[1]
+        if reuse > 0:  # the trial point's pass is a gradient pass; its Hessian is the one just used
+            f, g = problem.value_and_grad(z, iteration=iteration)
+            h = state.hessian
+        else:
+            f, g, h = self._hessian(problem, z, iteration)
         J = f + term.value(z)
         if np.isfinite(J) and J <= J0 + C1 * delta + allowance:
-            new = self._state(problem, z, f, g, h, decrement)
+            new = self._state(problem, *self._shifted(shift, z, f, g), h, decrement)
+            if reuse > 0 and not new.kkt <= reuse * state.kkt:
+                new = new._replace(hessian=np.zeros((0, 0)))  # slow progress: a new Hessian next step
             extras.update(step=1.0, objective=new.objective, kkt_residual=new.kkt)
             return new, extras
         alpha = 1.0
@@ -210,7 +260,7 @@ class ProxNewton:
             f, g = problem.value_and_grad(trial, iteration=iteration)
             J = f + term.value(trial)
             if np.isfinite(J) and J < J0 + C1 * alpha * delta:
-                new = self._state(problem, trial, f, g, np.zeros((0, 0)), decrement)
+                new = self._state(problem, *self._shifted(shift, trial, f, g), np.zeros((0, 0)), decrement)
                 extras.update(step=alpha, objective=new.objective, kkt_residual=new.kkt)
                 return new, extras
         raise NoProgressError(f"prox-newton: no decrease of J = {J0:.17g} along the proximal Newton direction after "
@@ -223,9 +273,12 @@ class ProxNewton:
             return (f"predicted decrease {state.decrement:.3g} ≤ {max(self.tol, EPS * EPS):.3g} "
                     f"(KKT residual {state.kkt:.3g})")
         previous = history[-2].get("decrement", np.nan) if len(history) >= 2 else np.nan
+        previous_kkt = history[-2].get("kkt_residual", np.nan) if len(history) >= 2 else np.nan
         if (np.isfinite(state.decrement) and state.decrement <= STALL_DECREMENT and np.isfinite(previous)
-                and state.decrement >= 0.1 * previous):
-            # quadratic convergence would have cut it by orders of magnitude: J's rounding noise
+                and state.decrement >= 0.1 * previous and not state.kkt < 0.5 * previous_kkt):
+            # quadratic convergence would have cut it by orders of magnitude, and the KKT residual (from
+            # the gradient, free of J's rounding) no longer falls either: J's rounding noise. (A sub-sampled
+            # or reused Hessian converges linearly: its decrement falls slower, its KKT residual still does)
             return (f"predicted decrease {state.decrement:.3g} stalls at the rounding floor of J's sums "
                     f"(was {previous:.3g}); KKT residual {state.kkt:.3g}")
         return None
