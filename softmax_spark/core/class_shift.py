@@ -12,7 +12,7 @@ a convex piecewise quadratic whose minimiser ``optimal_shifts`` finds exactly (a
 data's curvature of the others; with small λ₂ (or a feature whose raw scale is large and
 ``standardization`` off, so a_j = λ p_j / s_j² is tiny) coordinate descent and Newton steps creep along
 them: on 20,000 rows × 64 badly scaled columns (1e-2…1e3) × 10 classes, α = 0.5, prox-newton's
-coordinate descent used its 200 rounds per iteration and the KKT residual fell 1 % per iteration.
+coordinate descent used its 200 rounds per iteration and the KKT residual fell 1–2 % per iteration.
 glmnet takes the same exact step for its multinomial fits (Friedman, Hastie & Tibshirani, J. Stat.
 Softw. 33, 2010, §4: the coefficients of each feature re-centred to minimise the elastic-net penalty,
 the likelihood being unchanged).
