@@ -284,7 +284,8 @@ def build_fold_problem(passes, slot, moments: FoldMoments, n_classes, lam, stand
                        reference=False, precondition=True, seed=0, l1=0.0):
     """The ``FoldProblem`` of one slot, with the penalty and preconditioner ``training.build_problem``
     gives a separate fit on the same rows; ``l1`` > 0 adds the L1 part λ₁ Σ ω_j |w_cj| as the
-    problem's ``nonsmooth`` term (``penalty.L1Penalty``, ω_j = σ_j under standardization)."""
+    problem's ``nonsmooth`` term (``penalty.L1Penalty``, ω_j = σ_j under standardization).
+    The problem's ``n_rows`` is the slot's row count (prox-newton plans its Hessian by it)."""
     D = moments.mean.shape[0]
     penalty = L2Penalty(lam, feature_weights(D, standardize, moments.col_std()), centred=reference,
                         standardize=standardize)
@@ -292,8 +293,8 @@ def build_fold_problem(passes, slot, moments: FoldMoments, n_classes, lam, stand
     precond = Preconditioner(n_classes, D, moments.mean, second, penalty, fit_intercept, reference,
                              enabled=precondition)
     problem = FoldProblem(passes, slot, precond, penalty, seed)
+    problem.n_rows = int(moments.rows)  # for the solvers that plan their passes by it (prox-newton)
     if l1 > 0:
-
         problem.nonsmooth = L1Penalty(l1, l1_feature_weights(D, standardize, moments.col_std())).in_theta(precond)
     return problem
 
