@@ -53,3 +53,15 @@ def sklearn_reference(X, y, l2, sample_weight=None, fit_intercept=True):
 def sklearn_C(l2: float, weight_sum: float, n_classes: int) -> float:
     """scikit-learn's C for our λ (``sklearn_reference``): 1/(λ Σ s_i) for 2 classes, else 1/(2λ Σ s_i)."""
     return 1.0 / (l2 * weight_sum) if n_classes == 2 else 1.0 / (2.0 * l2 * weight_sum)
+
+
+def load_job(name: str):
+    """``jobs/<name>.py`` loaded as a module, so a test calls its ``main(argv, spark=…)`` in process."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jobs", name + ".py")
+    spec = importlib.util.spec_from_file_location(f"softmax_spark_{name}_job", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import load_job
 
 pytestmark = pytest.mark.slow
 
@@ -178,13 +179,9 @@ def rebuild_checks_stamps(spark, tmp: str) -> dict:
 def job_with_remote_model_dir(spark, data: str) -> dict:
     """jobs/train.py on this session with a viewfs:// --model-dir: (exit code, stdout, stderr)."""
     import contextlib
-    import importlib.util
     import io
 
-    job = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jobs", "train.py")
-    spec = importlib.util.spec_from_file_location("softmax_spark_train_job", job)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_job("train")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = module.main(["--input", data, "--model-dir", "viewfs://default/models/m1", "--l2", "0.01"],

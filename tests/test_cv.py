@@ -5,6 +5,7 @@ import pytest
 
 from softmax_spark.core import cv
 from softmax_spark.core.kernels import LossGradKernel
+from helpers import load_job
 
 
 def _data(n=600, D=4, C=3, seed=0, scale=True):
@@ -229,17 +230,13 @@ def test_fit_multiple_equals_separate_fits(frame):
 
 def test_train_job_cv_folds_writes_path_table_plot_and_model(spark, tmp_path, frame):
     import csv
-    import importlib.util
     import json
     import os
 
     df, X, _ = frame
     data = str(tmp_path / "data.parquet")
     df.write.parquet(data)
-    spec = importlib.util.spec_from_file_location("train_job", os.path.join(os.path.dirname(__file__), "..", "jobs",
-                                                                             "train.py"))
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = load_job("train")
     out = str(tmp_path / "model")
     rc = job.main(["--input", data, "--model-dir", out, "--cv-folds", "3", "--cv-fold-col", "fold",
                    "--l2-path", ",".join(str(r / 2) for r in GRID)], spark=spark)

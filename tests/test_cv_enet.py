@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import load_job
 
 N, K = 450, 3
 
@@ -61,14 +62,10 @@ def test_default_l1_grid_starts_where_every_coefficient_is_zero(frame):
 
 def test_train_job_cv_elastic_net_path_and_l1_refused(spark, tmp_path, frame):
     import csv
-    import importlib.util
 
     data = str(tmp_path / "data.parquet")
     frame.write.parquet(data)
-    spec = importlib.util.spec_from_file_location("train_job", os.path.join(os.path.dirname(__file__), "..", "jobs",
-                                                                             "train.py"))
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = load_job("train")
     out = str(tmp_path / "model")
     rc = job.main(["--input", data, "--model-dir", out, "--cv-folds", "3", "--cv-fold-col", "fold",
                    "--l2-path", "0.02,0.002", "--cv-elastic-net", "0,0.5", "--no-write-mllib"], spark=spark)
