@@ -7,7 +7,9 @@ Per iteration (Lee, Sun & Saunders, "Proximal Newton-type methods for minimizing
 functions", SIAM J. Optim. 24, 2014; the L1 case is newGLMNET, Yuan, Ho & Lin, "An improved GLMNET
 for L1-regularized logistic regression", JMLR 13, 2012):
 
-1. F, ∇F and the exact ∇²F at θ from one distributed pass (``problem.hessian``, as ``newton``);
+1. F, ∇F and ∇²F at θ from one distributed pass (``problem.hessian``, as ``newton``); on many rows
+   ∇²F is the mean over every k-th row and may be kept for later steps (``hessian_stride``,
+   ``reuse_ratio``, planned by ``auto.hessian_plan``) — F and ∇F always cover every row;
 2. on the driver, the quadratic model  q(z) = ∇Fᵀ(z−θ) + ½(z−θ)ᵀ∇²F(z−θ) + R(z)  is minimised by
    cyclic coordinate descent (each coordinate's minimiser is a soft-threshold then a clip, exact),
    alternated with a Newton solve on the coordinates that are off zero and off their bounds (with
@@ -15,9 +17,12 @@ for L1-regularized logistic regression", JMLR 13, 2012):
    bound, so q never rises). CD finds which coordinates are zero / at a bound, the solve gives the
    others exactly, so the subproblem is solved to its own KKT residual ≤ η·min(1, r)·r (r the
    outer residual in θ, η = 0.1): the inexact-Newton condition of superlinear convergence;
-3. line search on the true J along d = z − θ: α = 1 (the trial point's pass is a Hessian pass, so an
-   accepted full step costs one pass per iteration), else backtracking until
-   J(θ + αd) ≤ J(θ) + c₁ α Δ,  Δ = ∇Fᵀd + R(z) − R(θ) < 0 (θ + αd stays inside the box).
+3. line search on the true J along d = z − θ: α = 1 (the trial point's pass is a Hessian pass, or a
+   gradient pass while the Hessian is reused, so an accepted full step costs one pass per
+   iteration), else backtracking until
+   J(θ + αd) ≤ J(θ) + c₁ α Δ,  Δ = ∇Fᵀd + R(z) − R(θ) < 0 (θ + αd stays inside the box);
+4. after each accepted step and each coordinate-descent sweep, the exact class-shift step
+   (``core.class_shift``) along the directions where only the penalty moves J.
 
 Stopping (``stop_reason``): the KKT residual in model coordinates (``penalty.kkt_residual``: the
 largest distance of −∇F to the subdifferential of R / normal cone of the bounds, over every
@@ -200,10 +205,7 @@ class ProxNewton:
         return (theta, f, g) if d_grad is None else (theta, f + d_value, g + d_grad)
 
     def _hessian(self, problem, theta, iteration: int = 0):
-        stride = self.plan(problem)[0]
-        if stride == 1:
-            return problem.hessian(theta, iteration=iteration)
-        return problem.hessian(theta, iteration=iteration, stride=stride)
+        return problem.hessian(theta, iteration=iteration, stride=self.plan(problem)[0])
 
     @staticmethod
     def _term(problem):
